@@ -1,0 +1,45 @@
+# The README's two commands: `make report` (main job, embedded CPU grid) and `make test`.
+# Both create .venv on a fresh machine, install the project and register its Jupyter kernel.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KERNEL ?= nlpdl-report
+GRID ?= params/cpu.yaml
+WORKERS ?= 1
+RUNS ?= runs
+BUILD ?= build
+
+# The real datasets live in ../shared/data on the team's machines and in CI (never copied here).
+SHARED_DATA := $(abspath ../shared/data)
+ifeq ($(origin NLPDL_DATA_DIR), undefined)
+ifneq ($(wildcard $(SHARED_DATA)/SemEval14-res/train.json),)
+export NLPDL_DATA_DIR := $(SHARED_DATA)
+endif
+endif
+
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test report lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+report: venv
+	@echo "make report: not implemented yet (grid runner, analysis notebook and report land in later issues)" >&2
+	@exit 2
+
+clean:
+	rm -rf $(BUILD) .pytest_cache

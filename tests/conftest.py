@@ -1,0 +1,48 @@
+"""Shared fixtures: the real data folder, tiny random models of the real architectures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_real_data() -> Path | None:
+    """$NLPDL_DATA_DIR, else ../shared/data beside the project, else ./data."""
+    candidates = []
+    if os.environ.get("NLPDL_DATA_DIR"):
+        candidates.append(Path(os.environ["NLPDL_DATA_DIR"]))
+    candidates += [PROJECT_ROOT.parent / "shared" / "data", PROJECT_ROOT / "data"]
+    for c in candidates:
+        if (c / "SemEval14-res" / "train.json").is_file():
+            return c.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    found = find_real_data()
+    if found is None:
+        msg = ("real datasets not found: set NLPDL_DATA_DIR or place them in ../shared/data "
+               "(see README, 'Data')")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {msg}")
+        pytest.skip(msg)
+    return found
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    from helpers.tiny import make_tiny_model
+
+    return make_tiny_model("bert", tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> Path:
+    from helpers.tiny import make_tiny_model
+
+    return make_tiny_model("roberta", tmp_path_factory.mktemp("tiny_roberta"))
