@@ -120,6 +120,9 @@ def load(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -
             split: _read_split(folder, source, shipped)
             for split, shipped in SHIPPED_SPLITS.items()
         }
+    for split, rows in splits.items():
+        if not rows:
+            raise DataError(f"Dataset '{name}': split '{split}' is empty (files in {folder}).")
     label = ClassLabel(names=list(source.labels))
     features = FEATURES.copy()
     features["label"] = label
@@ -128,9 +131,6 @@ def load(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -
     )
     if kind == "fs":
         dd["train"] = few_shot(dd["train"])
-    for split, ds in dd.items():
-        if len(ds) == 0:
-            raise DataError(f"Dataset '{name}': split '{split}' is empty (files in {folder}).")
     return dd
 
 
