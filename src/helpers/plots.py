@@ -1,0 +1,174 @@
+"""The report's figures (seaborn), drawn from :func:`helpers.analysis.load_runs` frames.
+
+Bands are min-max over seeds: ``errorbar=("pi", 100)`` is seaborn's percentile interval from
+the 0th to the 100th percentile, i.e. exactly the smallest and largest seed, around the mean.
+With 3-5 seeds a min-max band shows every run; a standard-error band would hide the outliers
+that matter on ACL-ARC, whose test set has 5-7 examples in three of its classes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from .analysis import (
+    LABELS,
+    METHOD_LABELS,
+    SCORES,
+    display_model,
+    order_datasets,
+    order_models,
+    peft_model,
+)
+from .config import METHODS
+
+#: The min-max band: seaborn's percentile interval over 100% of the seeds.
+MIN_MAX = ("pi", 100)
+EPOCH_METRICS = SCORES
+
+
+def short_label(model: str) -> str:
+    """A tick-sized model name: roberta, bert, scibert, MiniLM."""
+    name = display_model(model)
+    if "MiniLM" in name:
+        return "MiniLM"
+    return name.replace("_", "-").split("-")[0]
+
+
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+
+
+def _curve(ax, data: pd.DataFrame, x: str, hue: str | None, title: str, ylabel: str,
+           hue_order: Sequence[str] | None = None) -> None:
+    if data.empty:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+    else:
+        sns.lineplot(data=data, x=x, y="value", hue=hue, hue_order=hue_order, estimator="mean",
+                     errorbar=MIN_MAX, marker="o" if x == "epoch" else None, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("training step" if x == "step" else "epoch")
+    ax.set_ylabel(ylabel)
+    if x == "epoch":
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def pick_curve_cell(summary: pd.DataFrame, model: str | None = None,
+                    dataset: str | None = None, method: str = "full") -> tuple[str, str]:
+    """Figure 1's model and dataset: those given, else the report's first that has runs."""
+    have = summary[summary["method"] == method]
+    if model is None:
+        candidates = have if dataset is None else have[have["dataset"] == dataset]
+        model = order_models(candidates["model"])[0] if not candidates.empty else None
+    if dataset is None:
+        candidates = have[have["model"] == model]
+        dataset = order_datasets(candidates["dataset"])[0] if not candidates.empty else None
+    if model is None or dataset is None:
+        raise ValueError(f"no {method} runs to draw learning curves from; run a grid first.")
+    return model, dataset
+
+
+def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str = "full",
+                    splits: Sequence[str] = ("validation", "test")) -> Figure:
+    """Figure 1: training loss against step; accuracy, macro-F1, micro-F1 against epoch.
+
+    Mean over seeds with a min-max band; one line per evaluation split.
+    """
+    _theme()
+    runs = history[(history["model"] == model) & (history["dataset"] == dataset)
+                   & (history["method"] == method)]
+    n = runs["run_id"].nunique()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    loss = runs[(runs["split"] == "train") & (runs["metric"] == "loss")]
+    _curve(axes[0, 0], loss, "step", None, "training loss", "loss")
+    for ax, metric in zip(axes.flat[1:], EPOCH_METRICS, strict=True):
+        evals = runs[runs["split"].isin(splits) & (runs["metric"] == metric)]
+        _curve(ax, evals, "epoch", "split", LABELS[metric], LABELS[metric],
+               hue_order=list(splits))
+    fig.suptitle(f"{display_model(model)} on {dataset}, {METHOD_LABELS.get(method, method)}: "
+                 f"mean and min-max over {n} seed(s)")
+    return fig
+
+
+def peft_curves(history: pd.DataFrame, model: str | None = None,
+                datasets: Sequence[str] | None = None, split: str = "test",
+                metrics: Sequence[str] = ("accuracy", "macro_f1")) -> Figure:
+    """Figure 2: full fine-tuning vs adapter vs LoRA of one model, one row per dataset.
+
+    Columns: training loss against step, then each metric on ``split`` against epoch.
+    """
+    _theme()
+    if model is None:
+        model = peft_model(history.drop_duplicates("run_id"))
+    runs = history[history["model"] == model]
+    if datasets is None:
+        datasets = order_datasets(runs.loc[runs["method"] != "full", "dataset"])
+    datasets = list(datasets) or ["(none)"]
+    methods = [m for m in METHODS if m in set(runs["method"])]
+    ncols = 1 + len(metrics)
+    fig, axes = plt.subplots(len(datasets), ncols, figsize=(4 * ncols, 3.2 * len(datasets)),
+                             constrained_layout=True, squeeze=False)
+    for row, dataset in zip(axes, datasets, strict=True):
+        d = runs[runs["dataset"] == dataset]
+        loss = d[(d["split"] == "train") & (d["metric"] == "loss")]
+        _curve(row[0], loss, "step", "method", f"{dataset}: training loss", "loss", methods)
+        for ax, metric in zip(row[1:], metrics, strict=True):
+            evals = d[(d["split"] == split) & (d["metric"] == metric)]
+            _curve(ax, evals, "epoch", "method", f"{dataset}: {split} {LABELS[metric]}",
+                   LABELS[metric], methods)
+        for ax in row[1:]:
+            if ax.get_legend():
+                ax.get_legend().remove()
+    name = display_model(model) if model else "no PEFT runs"
+    fig.suptitle(f"{name}: full fine-tuning vs PEFT, mean and min-max over seeds")
+    return fig
+
+
+def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "macro_f1"),
+                datasets: Sequence[str] | None = None) -> Figure:
+    """Every run's test score as a point, per dataset and model/method; the dash is the mean."""
+    _theme()
+    datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
+    fig, axes = plt.subplots(len(metrics), len(datasets),
+                             figsize=(max(4.0, 3.8 * len(datasets)), 3.4 * len(metrics)),
+                             constrained_layout=True, squeeze=False)
+    data = summary.assign(cell=[f"{short_label(m)}\n{meth}"
+                                for m, meth in zip(summary["model"], summary["method"],
+                                                   strict=True)])
+    for j, dataset in enumerate(datasets):
+        d = data[data["dataset"] == dataset]
+        order = [f"{short_label(m)}\n{meth}" for m in order_models(d["model"])
+                 for meth in METHODS if ((d["model"] == m) & (d["method"] == meth)).any()]
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            if d.empty:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+            else:
+                sns.stripplot(data=d, x="cell", y=metric, order=order, hue="cell",
+                              hue_order=order, legend=False, jitter=0.15, size=6, ax=ax)
+                sns.pointplot(data=d, x="cell", y=metric, order=order, estimator="mean",
+                              errorbar=None, linestyle="none", markers="_", markersize=18,
+                              color="black", ax=ax)
+            ax.set_title(f"{dataset}: test {LABELS[metric]}")
+            ax.set_xlabel("")
+            ax.set_ylabel(LABELS[metric])
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.suptitle("Per-seed test scores (points) and their mean (dash)")
+    return fig
+
+
+def save_figure(fig: Figure, output_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Write ``<output_dir>/figures/<name>.png`` and ``.svg``; return both paths."""
+    folder = Path(output_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    # no date in the SVG, so re-running on the same runs gives the same file
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    return paths

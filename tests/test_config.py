@@ -1,0 +1,62 @@
+"""TrainConfig: the notebook's parameters, validated cheaply, with a stable run id."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.config import DEFAULT_LEARNING_RATES, ConfigError, TrainConfig
+
+
+def test_defaults_are_the_appendix_values():
+    cfg = TrainConfig()
+    assert (cfg.num_train_epochs, cfg.per_device_train_batch_size,
+            cfg.per_device_eval_batch_size, cfg.weight_decay, cfg.logging_steps) == (
+        3, 8, 8, 0.01, 10)
+    assert cfg.resolved().learning_rate == 2e-5
+
+
+@pytest.mark.parametrize("method", ["full", "adapter", "lora"])
+def test_method_default_learning_rates(method):
+    assert TrainConfig(method=method).resolved().learning_rate == DEFAULT_LEARNING_RATES[method]
+    assert TrainConfig(method=method, learning_rate=3e-4).resolved().learning_rate == 3e-4
+    assert DEFAULT_LEARNING_RATES["adapter"] >= 1e-4 and DEFAULT_LEARNING_RATES["lora"] >= 1e-4
+
+
+def test_unknown_key_is_named_with_a_hint():
+    with pytest.raises(ConfigError, match="'learning_rte'.*'learning_rate'"):
+        TrainConfig.from_dict({"learning_rte": 1e-5})
+
+
+@pytest.mark.parametrize("field,value", [
+    ("method", "bitfit"), ("dataset", "imdb"), ("precision", "fp64"),
+    ("learning_rate", 0), ("learning_rate", -1.0), ("num_train_epochs", 0),
+    ("per_device_train_batch_size", 0), ("per_device_eval_batch_size", -2),
+    ("max_length", 0), ("max_length", 100_000), ("logging_steps", 0),
+    ("max_train_samples", 0), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
+    ("lora_target_modules", []), ("num_train_epochs", True),
+])
+def test_invalid_values_raise(field, value):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({field: value})
+    assert field.split("_")[0] in str(info.value) or str(value) in str(info.value)
+
+
+def test_max_length_limit_names_the_model():
+    with pytest.raises(ConfigError, match="roberta-base.*512"):
+        TrainConfig.from_dict({"model": "roberta-base", "max_length": 514})
+    TrainConfig.from_dict({"model": "roberta-base", "max_length": 512})
+
+
+def test_run_id_is_readable_and_stable():
+    a = TrainConfig(model="allenai/scibert_scivocab_uncased", dataset="acl_sup",
+                    method="adapter", seed=3)
+    assert a.run_id().startswith("scibert_scivocab_uncased__acl_sup__adapter__s3__")
+    assert a.run_id() == TrainConfig(**a.to_dict()).run_id()
+    # resolving the default learning rate does not change the identity
+    assert a.run_id() == TrainConfig(**{**a.to_dict(), "learning_rate": 1e-4}).run_id()
+    # where results go or how fast they come does not change it either
+    moved = TrainConfig(**{**a.to_dict(), "runs_dir": "/elsewhere", "torch_threads": 1,
+                           "per_device_eval_batch_size": 256})
+    assert moved.run_id() == a.run_id()
+    for change in ({"seed": 4}, {"learning_rate": 5e-4}, {"max_train_samples": 10}):
+        assert TrainConfig(**{**a.to_dict(), **change}).run_id() != a.run_id()

@@ -1,0 +1,204 @@
+"""The analysis notebook on a synthetic runs folder, and the Quarto report that embeds it.
+
+The notebook really runs (papermill, kernel nlpdl-report); its tables are checked against
+values computed here from the runs' metrics.json with the statistics module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from helpers import analysis, reporting
+
+ROOT = reporting.PROJECT_ROOT
+EMBED = re.compile(r"\{\{<\s*embed\s+([^#\s]+)#([^\s>]+)[^>]*>\}\}")
+REF = re.compile(r"(?<![\w@])@((?:fig|tbl)-[A-Za-z0-9_-]+)")
+LABEL = re.compile(r"^#\|\s*label:\s*(\S+)", re.M)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    runs_dir = root / "runs"
+    cells = [(m, d, "full") for m in ("roberta-base", "bert-base-uncased")
+             for d in ("restaurant_sup", "acl_sup")]
+    cells += [("roberta-base", "acl_sup", "lora")]
+    analysis.write_synthetic_runs(runs_dir, cells, seeds=(1, 2, 3))
+    grid = root / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "description": "synthetic test grid",
+        "defaults": {"num_train_epochs": 3},
+        "matrix": [{"model": ["roberta-base", "bert-base-uncased"],
+                    "dataset": ["restaurant_sup", "acl_sup", "agnews_sup"],
+                    "method": "full", "seed": [1, 2, 3]}]}))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = reporting.build(runs_dir, grid, root / "build", render=True)
+    assert code == 0
+    executed = root / "build" / "analysis.ipynb"
+    return {"root": root, "runs": runs_dir, "nb": nbformat.read(executed, as_version=4),
+            "executed": executed, "stderr": err.getvalue()}
+
+
+def labelled_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    cells = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for label in LABEL.findall(cell.source):
+                cells[label] = cell
+    return cells
+
+
+def markdown_output(cell) -> str:
+    return "".join(o["data"]["text/markdown"] for o in cell.outputs
+                   if "text/markdown" in o.get("data", {}))
+
+
+def parse_table(markdown: str) -> list[dict[str, str]]:
+    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True))
+            for ln in lines[2:]]
+
+
+def expected(runs_dir: Path, model: str, dataset: str, metric: str) -> tuple[list[float], str]:
+    values = []
+    for folder in runs_dir.iterdir():
+        if not (folder / "metrics.json").is_file():
+            continue
+        cfg = json.loads((folder / "config.json").read_text())
+        if (cfg["model"], cfg["dataset"], cfg["method"]) == (model, dataset, "full"):
+            m = json.loads((folder / "metrics.json").read_text())
+            values.append(m["train_loss"] if metric == "train_loss" else m["test"][metric])
+    return values, f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def test_notebook_tables_match_independent_statistics(built):
+    cells = labelled_cells(built["nb"])
+    rows = parse_table(markdown_output(cells["tbl-ft-acl"]))
+    by_model = {r["model"]: r for r in rows}
+    assert set(by_model) == {"roberta-base", "bert-base-uncased"}
+    means = {}
+    for model in ("roberta-base", "bert-base-uncased"):
+        values, text = expected(built["runs"], model, "acl_sup", "macro_f1")
+        assert by_model[model]["macro-F1"].strip("*") == text
+        assert by_model[model]["n"] == str(len(values)) == "3"
+        _, loss = expected(built["runs"], model, "acl_sup", "train_loss")
+        assert by_model[model]["train loss"].strip("*") == loss
+        means[model] = statistics.mean(values)
+    best = max(means, key=means.get)
+    assert by_model[best]["macro-F1"].startswith("**")
+    assert not by_model[min(means, key=means.get)]["macro-F1"].startswith("**")
+    # agnews_sup is planned by the grid but has no runs: every cell a dash, n = 0
+    for row in parse_table(markdown_output(cells["tbl-ft-agnews"])):
+        assert row["accuracy"] == analysis.MISSING and row["n"] == "0"
+
+
+def test_notebook_writes_csvs_figures_and_banner(built):
+    build = built["root"] / "build"
+    for name in ("table1_restaurant_sup", "table2_acl_sup", "table3_peft", "per_seed",
+                 "paired_comparison", "hyperparameters", "grid", "original_comparison"):
+        assert (build / "tables" / f"{name}.csv").stat().st_size > 0, name
+    for name in ("figure1_learning_curves", "figure2_peft_curves", "figure3_per_seed"):
+        for ext in ("png", "svg"):
+            assert (build / "figures" / f"{name}.{ext}").stat().st_size > 0
+    banner = markdown_output(labelled_cells(built["nb"])["banner"])
+    assert "grid.yaml" in banner and "roberta-base" in banner and "cpu" in banner
+    html = (build / "analysis.html").read_text()
+    assert "Where these numbers come from" in html and "<table" in html
+
+
+def test_source_notebook_is_committed_without_outputs():
+    nb = nbformat.read(reporting.NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for name in ("runs_dir", "grid", "output_dir"):
+        assert re.search(rf"^{name} = ", params[0].source, re.M)
+    assert nb.metadata["kernelspec"]["name"] == reporting.KERNEL
+
+
+def qmd_files() -> list[Path]:
+    return sorted((ROOT / "report").glob("**/*.qmd"))
+
+
+def test_every_embed_resolves_to_a_labelled_cell_with_outputs(built):
+    cells = labelled_cells(built["nb"])
+    embeds = [(q, path, ids) for q in qmd_files() for path, ids in EMBED.findall(q.read_text())]
+    assert len(embeds) >= 10
+    for qmd, path, ids in embeds:
+        assert (qmd.parent / path).resolve() == reporting.EXECUTED_NOTEBOOK.resolve(), path
+        for label in ids.split(","):
+            assert label in cells, f"{qmd.name}: embed #{label} has no labelled cell"
+            outputs = cells[label].outputs
+            assert outputs, f"cell {label} has no outputs in the executed notebook"
+            kinds = {k for o in outputs for k in o.get("data", {})}
+            if label.startswith("fig-"):
+                assert "image/png" in kinds, label
+            elif label.startswith("tbl-"):
+                assert "|" in markdown_output(cells[label]), label
+            assert not any(o.get("output_type") == "error" for o in outputs)
+
+
+def test_every_cross_reference_has_an_embedded_label(built):
+    labels = set(labelled_cells(built["nb"]))
+    for qmd in qmd_files():
+        text = qmd.read_text()
+        embedded = {i for _, ids in EMBED.findall(text) for i in ids.split(",")}
+        refs = set(REF.findall(text))
+        assert refs, qmd
+        assert refs <= labels, f"{qmd.name}: no label for {sorted(refs - labels)}"
+        assert refs <= embedded, f"{qmd.name}: referenced but not embedded: " \
+                                 f"{sorted(refs - embedded)}"
+
+
+def test_quarto_project_config():
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    assert {"html", "typst"} <= set(config["format"])
+    project = config["project"]
+    assert project["render"] == ["report/index.qmd"]  # never runs/**/train.ipynb or notebooks/
+    # Quarto empties output-dir on render: it must not hold the embedded notebook
+    out = (ROOT / project["output-dir"]).resolve()
+    assert out == reporting.QUARTO_OUTPUT_DIR.resolve()
+    assert out not in reporting.EXECUTED_NOTEBOOK.resolve().parents
+    assert config["execute"]["enabled"] is False
+
+
+def test_missing_quarto_is_explained(built):
+    if reporting.quarto_path() is None:
+        assert "pip install quarto-cli" in built["stderr"]
+        assert "environment.yml" in built["stderr"]
+    else:
+        assert "--output-dir build" in built["stderr"]
+
+
+def test_quarto_renders_html_and_pdf(built, tmp_path):
+    quarto = reporting.quarto_path()
+    if quarto is None:
+        pytest.skip("quarto is not on PATH (install: conda-forge quarto via environment.yml, "
+                    "or pip install quarto-cli)")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "report", project / "report")
+    shutil.copy(ROOT / "_quarto.yml", project / "_quarto.yml")
+    (project / "build").mkdir()
+    shutil.copy(built["executed"], project / "build" / "analysis.ipynb")
+    subprocess.run([quarto, "render"], cwd=project, check=True)
+    html = (project / "build" / "report" / "report" / "index.html").read_text()
+    pdf = project / "build" / "report" / "report" / "index.pdf"
+    assert "<table" in html and "<img" in html and "What this report corrects" in html
+    assert "Where these numbers come from" in html
+    assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 20_000
