@@ -6,7 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KERNEL ?= nlpdl-report
 GRID ?= params/cpu.yaml
-WORKERS ?= 1
+WORKERS ?= 2
+# GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1 (one worker per GPU); empty: CPU workers.
+DEVICES ?=
 RUNS ?= runs
 BUILD ?= build
 
@@ -37,9 +39,11 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# Run the grid, execute notebooks/analysis.ipynb into $(BUILD)/analysis.ipynb (+ its HTML),
+# then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
 report: venv
-	@echo "make report: not implemented yet (grid runner, analysis notebook and report land in later issues)" >&2
-	@exit 2
+	$(PY) -m helpers grid run $(GRID) $(if $(DEVICES),--devices $(DEVICES),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -31,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="data folder (default: $NLPDL_DATA_DIR "
                    "or ./data)")
     p.set_defaults(func=_data)
+
+    from .gridrun import add_parser as add_grid_parser
+
+    add_grid_parser(sub)
+
+    from .reporting import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
