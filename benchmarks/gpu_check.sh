@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The prepared GPU check (issues 6 and 7) for a machine with a CUDA GPU and no internet:
+#   WHEELS=.whl DATA=<data folder> OUT=<results folder> bash benchmarks/gpu_check.sh
+# WHEELS holds wheels of the pinned packages the machine lacks (transformers 4.57.6,
+# tokenizers, huggingface_hub<1, adapters 1.3.0, peft 0.21, datasets and its deps); they are
+# installed into a private folder, the machine's own CUDA torch is kept. Models are built
+# with random weights from the bundled configs: memory and speed do not depend on weights.
+set -uo pipefail
+DEPS=${DEPS:-/tmp/benchdeps}
+OUT=${OUT:-benchmarks/results}
+MEMORY_LIMIT_S=${MEMORY_LIMIT_S:-200}
+THROUGHPUT_LIMIT_S=${THROUGHPUT_LIMIT_S:-200}
+if [ -n "${WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$DEPS" "$WHEELS"/*.whl || exit 1
+fi
+export PYTHONPATH="src:$DEPS${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+python3 -c "import torch, transformers, adapters, peft, datasets; print('torch', torch.__version__,
+'transformers', transformers.__version__, 'adapters', adapters.__version__, 'peft',
+peft.__version__, 'datasets', datasets.__version__, torch.cuda.get_device_name())" || exit 1
+mkdir -p "$OUT"
+status=0
+timeout "$MEMORY_LIMIT_S" python3 benchmarks/memory.py --device cuda --out "$OUT" \
+  ${MEMORY_ARGS:-} || status=$?
+echo "memory benchmark exit $status"
+timeout "$THROUGHPUT_LIMIT_S" python3 benchmarks/throughput.py --device cuda --random-init \
+  --model roberta-base --model bert-base-uncased --data-dir "${DATA:-data}" --out "$OUT" \
+  ${THROUGHPUT_ARGS:-} || status=$?
+echo "throughput benchmark exit $status"
+ls -la "$OUT"
+exit $status
