@@ -21,7 +21,7 @@ python3 -c "import torch, transformers, adapters, peft, datasets; print('torch',
 peft.__version__, 'datasets', datasets.__version__, torch.cuda.get_device_name())" || exit 1
 mkdir -p "$OUT"
 status=0
-timeout "$MEMORY_LIMIT_S" python3 benchmarks/memory.py --device cuda --out "$OUT" \
+[ -n "${SKIP_MEMORY:-}" ] || timeout "$MEMORY_LIMIT_S" python3 benchmarks/memory.py --device cuda --out "$OUT" \
   ${MEMORY_ARGS:-} || status=$?
 echo "memory benchmark exit $status"
 timeout "$THROUGHPUT_LIMIT_S" python3 benchmarks/throughput.py --device cuda --random-init \

@@ -192,9 +192,18 @@ def load_tokenizer(name: str):
 
 
 def tokenizer_for(model_name: str, override: str | None):
-    """(tokenizer, name used). ``--tokenizer`` wins; else the model's own; else (offline,
-    e.g. --random-init on a GPU box without the Hub cache) the packaged MiniLM's, which *is*
-    bert-base-uncased's WordPiece vocabulary (for RoBERTa a stand-in with similar lengths)."""
+    """(tokenizer, name used), fitted to the model's token-type vocabulary."""
+    tok, name = _tokenizer_for(model_name, override)
+    if getattr(models.load_model_config(model_name), "type_vocab_size", 2) < 2:
+        # A WordPiece stand-in for RoBERTa must not emit segment ids: RoBERTa has one type.
+        tok.model_input_names = [n for n in tok.model_input_names if n != "token_type_ids"]
+    return tok, name
+
+
+def _tokenizer_for(model_name: str, override: str | None):
+    """``--tokenizer`` wins; else the model's own; else (offline, e.g. --random-init on a GPU
+    box without the Hub cache) the packaged MiniLM's, which *is* bert-base-uncased's WordPiece
+    vocabulary (for RoBERTa a stand-in with similar lengths)."""
     if override:
         return load_tokenizer(override), override
     try:

@@ -65,6 +65,23 @@ def test_measured_activations_agree_with_the_formula(tiny_bert):
         assert measured == pytest.approx(formula, rel=0.05)
 
 
+def test_counting_saved_bytes_frees_the_graph(tiny_bert):
+    """The counting pass must not keep its graph alive (it once leaked every call's activations:
+    a saved output held its own grad_fn, a cycle gc cannot see)."""
+    import gc
+    import weakref
+
+    model = M.build(str(tiny_bert), "full", 3, "cpu")
+    outputs = []
+    # The pooler's tanh saves its own output for backward: the case that formed the cycle.
+    handle = model.bert.pooler.register_forward_hook(
+        lambda mod, args, out: outputs.append(weakref.ref(out)))
+    M.saved_tensor_bytes(model, 2, 16, "fp32", kernels="native")
+    handle.remove()
+    gc.collect()
+    assert outputs and outputs[0]() is None
+
+
 def test_formula_reduces_to_the_paper():
     # 16-bit, FFN = 4h: s*b*h*(34 + 5*a*s/h) per layer
     s, b, h, a, n = 256, 8, 768, 12, 12

@@ -174,6 +174,10 @@ def make_batch(model: torch.nn.Module, batch: int, seq: int, device: torch.devic
             "labels": lab.to(device)}
 
 
+def _never_unpacked(_packed: None) -> torch.Tensor:
+    raise RuntimeError("saved_tensor_bytes builds a graph for counting only; no backward")
+
+
 def saved_tensor_bytes(model: torch.nn.Module, batch: int, seq: int, precision: str = "fp32",
                        kernels: str = "cuda") -> dict[str, Any]:
     """Bytes the training forward pass (with loss) saves for backward, on the model's device.
@@ -192,11 +196,15 @@ def saved_tensor_bytes(model: torch.nn.Module, batch: int, seq: int, precision: 
         ptr = st.data_ptr()
         if ptr not in persistent and ptr not in seen:
             seen[ptr] = (st.nbytes(), t.dtype)
-        return t
+        # Not ``t`` itself: a saved *output* would then hold its own grad_fn, a reference cycle
+        # through C++ autograd nodes that gc cannot break, and every call would leak its
+        # activations (seen on the GPU: each row's peak included all earlier rows' graphs).
+        # This graph is never run backward, so the packed value is never unpacked.
+        return None
 
     model.train()
     with (_kernel_context(kernels, device), autocast(precision, device),
-          torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)):
+          torch.autograd.graph.saved_tensors_hooks(pack, _never_unpacked)):
         loss = model(**inputs).loss
     del loss
     by_dtype: dict[str, int] = {}

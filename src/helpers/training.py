@@ -148,6 +148,7 @@ def _tokenizer_fingerprint(tok: PreTrainedTokenizerBase) -> str:
     else:
         h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
     h.update(repr(sorted(tok.special_tokens_map.items())).encode())
+    h.update(repr(list(tok.model_input_names)).encode())  # e.g. with/without token_type_ids
     return h.hexdigest()
 
 
