@@ -50,14 +50,11 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "adapters", "peft"):
-        try:
-            out[name] = __import__(name).__version__
-        except ImportError:
-            out[name] = None
-    out["cuda"] = torch.version.cuda
-    return out
+    from helpers.training import package_versions
+
+    names = ("torch", "transformers", "adapters", "peft")
+    return {"python": platform.python_version(), **package_versions(names),
+            "cuda": torch.version.cuda}
 
 
 def device_info(device: str) -> dict:

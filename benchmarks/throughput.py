@@ -97,14 +97,11 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "datasets", "tokenizers"):
-        try:
-            out[name] = __import__(name).__version__
-        except ImportError:
-            out[name] = None
-    out["cuda"] = torch.version.cuda
-    return out
+    from helpers.training import package_versions
+
+    names = ("torch", "transformers", "datasets", "tokenizers")
+    return {"python": platform.python_version(), **package_versions(names),
+            "cuda": torch.version.cuda}
 
 
 def sync(device: torch.device) -> None:

