@@ -270,3 +270,19 @@ def test_curve_band_is_min_max_over_seeds(history, summary, tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size for p in paths)
     for fig in (plots.peft_curves(history), plots.seed_points(summary)):
         assert fig.axes
+
+
+def test_original_comparison_fills_counted_values_without_runs(summary):
+    """roberta-base's parameter count needs no run: it fills 'ours' and the difference."""
+    from helpers.memory import encoder_parameter_count
+
+    original = analysis.load_original()
+    count = encoder_parameter_count("roberta-base")
+    no_roberta = summary[summary["model"] != "roberta-base"]
+    table = analysis.original_comparison(
+        no_roberta, original, {("parameters_total", "roberta-base"): count})
+    row = table.data[table.data["metric"] == "parameters_total"].iloc[0]
+    assert row["ours_mean"] == count == 124_645_632
+    assert row["difference"] == count - 3_000_000_000
+    shown = table.display[table.display["metric"] == "parameters"].iloc[0]
+    assert shown["ours"] == "124.6M"

@@ -83,3 +83,20 @@ def test_random_init_from_bundled_config():
     counts = models.count_parameters(model)
     assert 105e6 < counts["total"] < 115e6  # BERT-base, no download
     assert counts["trainable"] < 0.01 * counts["total"]
+
+
+def test_unreachable_hub_id_says_how_to_predownload(tmp_path):
+    """No internet (or HF_HUB_OFFLINE) and no cache: a clear ModelError, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from helpers.models import ModelError, load_tokenizer\n"
+            "try:\n    load_tokenizer('roberta-base')\n"
+            "except ModelError as e:\n    print('MODELERROR', e)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert "MODELERROR" in out.stdout, out.stderr[-2000:]
+    assert "huggingface-cli download roberta-base" in out.stdout
+    assert "minilm" in out.stdout

@@ -747,16 +747,24 @@ def _ours(summary: pd.DataFrame, row: pd.Series) -> tuple[float, float, int]:
     return (values.mean() if n else math.nan, values.std(ddof=1) if n > 1 else math.nan, n)
 
 
-def original_comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
+def original_comparison(summary: pd.DataFrame, original: pd.DataFrame,
+                        counted: dict[tuple[str, str], float] | None = None) -> Table:
     """The original report's numbers beside ours (same model/dataset/method), with differences.
 
     Metrics: accuracy, macro_f1, micro_f1, train_loss (test at best validation epoch),
-    parameters_total, peak_memory_gb (peak CUDA allocated), learning_rate.
+    parameters_total, peak_memory_gb (peak CUDA allocated), learning_rate. ``counted`` gives
+    values that need no run, keyed by (metric, model): e.g. a parameter count from the
+    architecture, or the memory benchmark's peak; they fill in where the runs have none
+    (n stays 0: no run behind them).
     """
     rows, shown = [], []
     for _, r in original.iterrows():
         mean, std, n = _ours(summary, r)
-        diff = mean - r["value"] if n and not math.isnan(r["value"]) else math.nan
+        extra = (counted or {}).get((r["metric"], r["model"]))
+        if not n and extra is not None:
+            mean, std = float(extra), math.nan
+        has = bool(n) or extra is not None
+        diff = mean - r["value"] if has and not math.isnan(r["value"]) else math.nan
         rows.append({**{k: r[k] for k in ORIGINAL_COLUMNS}, "ours_mean": mean,
                      "ours_std": std, "n": n, "difference": diff})
         big = r["metric"] in ("parameters_total",)
@@ -768,9 +776,9 @@ def original_comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
             "metric": LABELS.get(r["metric"], r["metric"]),
             "original": (NOT_PUBLISHED if math.isnan(r["value"])
                          else fmt_count(r["value"]) if big else fmt_value(float(r["value"]))),
-            "ours": (fmt_count(mean) if big and n else
-                     fmt_value(float(mean)) if r["metric"] == "learning_rate" and n else
-                     fmt_mean_std(mean, std, n)),
+            "ours": (fmt_count(mean) if big and has else
+                     fmt_value(float(mean)) if has and (r["metric"] == "learning_rate" or not n)
+                     else fmt_mean_std(mean, std, n)),
             "difference": (MISSING if math.isnan(diff)
                            else _signed(diff / 1e9, 2) + "B" if big
                            else f"{diff:+g}".replace("-", "−") if r["metric"] == "learning_rate"
