@@ -4,6 +4,7 @@ right weights trainable for full fine-tuning, Houlsby adapters and LoRA."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from helpers import models
 from helpers.config import TrainConfig
@@ -100,3 +101,17 @@ def test_unreachable_hub_id_says_how_to_predownload(tmp_path):
     assert "MODELERROR" in out.stdout, out.stderr[-2000:]
     assert "huggingface-cli download roberta-base" in out.stdout
     assert "minilm" in out.stdout
+
+
+def test_adapter_is_active_in_the_forward_pass(tiny_bert):
+    """The adapters library logs 'none are activated' at build time; the adapter is used."""
+    model = models.build_model(TrainConfig(model=str(tiny_bert), method="adapter"),
+                               ["a", "b"]).eval()
+    batch = {"input_ids": torch.tensor([[101, 1996, 2833, 102]]),
+             "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    before = model(**batch).logits
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "adapter" in name:
+                p.add_(torch.randn_like(p))
+    assert not torch.allclose(before, model(**batch).logits)
