@@ -190,16 +190,19 @@ def saved_tensor_bytes(model: torch.nn.Module, batch: int, seq: int, precision: 
     persistent = {t.untyped_storage().data_ptr()
                   for t in [*model.parameters(), *model.buffers()]}
     seen: dict[int, tuple[int, torch.dtype]] = {}
+    alive: list[torch.Tensor] = []
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         st = t.untyped_storage()
         ptr = st.data_ptr()
         if ptr not in persistent and ptr not in seen:
             seen[ptr] = (st.nbytes(), t.dtype)
-        # Not ``t`` itself: a saved *output* would then hold its own grad_fn, a reference cycle
-        # through C++ autograd nodes that gc cannot break, and every call would leak its
-        # activations (seen on the GPU: each row's peak included all earlier rows' graphs).
+        # Keep ``t`` alive here (so no storage is freed and reused under another tensor while
+        # counting), but pack None: packing ``t`` itself made a saved *output* hold its own
+        # grad_fn, a cycle through C++ autograd nodes that gc cannot break, and every call
+        # leaked its activations (on the GPU each row's peak held all earlier rows' graphs).
         # This graph is never run backward, so the packed value is never unpacked.
+        alive.append(t)
         return None
 
     model.train()
@@ -207,6 +210,7 @@ def saved_tensor_bytes(model: torch.nn.Module, batch: int, seq: int, precision: 
           torch.autograd.graph.saved_tensors_hooks(pack, _never_unpacked)):
         loss = model(**inputs).loss
     del loss
+    alive.clear()
     by_dtype: dict[str, int] = {}
     for nbytes, dtype in seen.values():
         key = str(dtype).removeprefix("torch.")
