@@ -945,18 +945,10 @@ def facts_peft(summary: pd.DataFrame, model: str | None = None,
 
 
 def encoder_parameters(model: str = "roberta-base") -> int:
-    """Parameters of the bare encoder (embeddings, layers, pooler), counted from its config.
+    """Parameters of the bare encoder, counted on the meta device (see helpers.memory)."""
+    from .memory import encoder_parameter_count
 
-    Built on the meta device: no weights are downloaded or allocated.
-    """
-    import torch
-    from transformers import AutoModel
-
-    from .models import count_parameters, load_model_config
-
-    with torch.device("meta"):
-        encoder = AutoModel.from_config(load_model_config(model))
-    return count_parameters(encoder)["total"]
+    return encoder_parameter_count(model)
 
 
 def facts_corrections(summary: pd.DataFrame, original: pd.DataFrame | None = None) -> str:
