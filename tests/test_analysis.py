@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import analysis, plots, runs
+from helpers import analysis, narrative, plots, runs, synthetic
 
 matplotlib.use("Agg")
 
@@ -34,9 +34,9 @@ def synthetic_cells() -> list[tuple[str, str, str]]:
 
 def make_runs(root: Path) -> Path:
     runs_dir = root / "runs"
-    analysis.write_synthetic_runs(runs_dir, synthetic_cells(), seeds=SEEDS)
+    synthetic.write_synthetic_runs(runs_dir, synthetic_cells(), seeds=SEEDS)
     # one more cell with a single seed: n=1 must show the mean alone
-    analysis.write_synthetic_runs(runs_dir, [("bert-base-uncased", "agnews_sup", "lora")],
+    synthetic.write_synthetic_runs(runs_dir, [("bert-base-uncased", "agnews_sup", "lora")],
                                   seeds=(1,), rng_seed=5)
     # debris that must never be read as a result
     (runs_dir / runs.TMP_DIR / "half.1.0").mkdir(parents=True)
@@ -186,21 +186,21 @@ def test_t_interval_edge_cases():
 
 def test_facts_are_generated_from_the_runs(runs_dir, summary):
     cells = expected_metrics(runs_dir)
-    text = analysis.facts_full_ft(summary)
+    text = narrative.facts_full_ft(summary)
     acl = {m: statistics.mean(x["test"]["macro_f1"] for x in cells[(m, "acl_sup", "full")])
            for m in MODELS}
     best = max(acl, key=acl.get)
     assert f"**acl_sup**: best macro-F1 is {analysis.display_model(best)}" in text
     wins = "scibert wins" in text
     assert wins == best.startswith("allenai")
-    peft = analysis.facts_peft(summary)
+    peft = narrative.facts_peft(summary)
     assert "**restaurant_sup**, LoRA: gap" in peft
     no_scibert = summary[~summary["model"].str.contains("scibert")]
-    assert "can't be checked" in analysis.scibert_on_acl(no_scibert)
+    assert "can't be checked" in narrative.scibert_on_acl(no_scibert)
 
 
 def test_banner_names_grid_models_sizes_and_hardware(runs_dir, summary):
-    text = analysis.banner(summary, "params/full.yaml", runs_dir)
+    text = narrative.banner(summary, "params/full.yaml", runs_dir)
     assert "`params/full.yaml`" in text
     assert "scibert_scivocab_uncased" in text and "restaurant_sup (48 training" in text
     assert "cpu (x86_64)" in text and "small-scale results" in text
@@ -242,7 +242,7 @@ def test_original_comparison_handles_unpublished_values(summary):
 
 
 def test_roberta_base_encoder_has_124_6m_parameters():
-    assert analysis.fmt_count(analysis.encoder_parameters("roberta-base")) == "124.6M"
+    assert analysis.fmt_count(narrative.encoder_parameters("roberta-base")) == "124.6M"
 
 
 def test_missing_runs_folder_error_names_the_fix(tmp_path):

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import analysis, reporting
+from helpers import analysis, reporting, synthetic
 
 ROOT = reporting.PROJECT_ROOT
 EMBED = re.compile(r"\{\{<\s*embed\s+([^#\s]+)#([^\s>]+)[^>]*>\}\}")
@@ -36,7 +36,7 @@ def built(tmp_path_factory):
     cells = [(m, d, "full") for m in ("roberta-base", "bert-base-uncased")
              for d in ("restaurant_sup", "acl_sup")]
     cells += [("roberta-base", "acl_sup", "lora")]
-    analysis.write_synthetic_runs(runs_dir, cells, seeds=(1, 2, 3))
+    synthetic.write_synthetic_runs(runs_dir, cells, seeds=(1, 2, 3))
     grid = root / "grid.yaml"
     grid.write_text(yaml.safe_dump({
         "description": "synthetic test grid",
