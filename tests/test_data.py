@@ -178,29 +178,25 @@ def test_env_var_points_at_the_data(tmp_path, monkeypatch):
     assert data.resolve_data_dir("/elsewhere") != tmp_path  # explicit argument wins
 
 
-def test_malformed_json_names_file_and_line(tmp_path):
-    folder = tmp_path / "acl_sup"
-    folder.mkdir()
-    good = json.dumps({"text": "a", "label": "Uses", "metadata": {}})
-    (folder / "train.json").write_text(f"{good}\n{good}\n{{not json\n")
-    with pytest.raises(data.DataError, match=r"train\.json: malformed JSON at line 3"):
-        data.load("acl_sup", tmp_path)
+_GOOD_ACL = json.dumps({"text": "a", "label": "Uses", "metadata": {}})
 
 
-def test_malformed_semeval_json(tmp_path):
-    folder = tmp_path / "SemEval14-res"
-    folder.mkdir()
-    (folder / "train.json").write_text('{"1_0": {"term": "x",\n "sentence": }')
-    with pytest.raises(data.DataError, match=r"malformed JSON at line 2"):
-        data.load("restaurant_sup", tmp_path)
-
-
-def test_malformed_csv_names_file_and_line(tmp_path):
-    folder = tmp_path / "ag_news_csv"
-    folder.mkdir()
-    (folder / "test.csv").write_text('"1","title","desc"\n"2","only two"\n')
-    with pytest.raises(data.DataError, match=r"test\.csv: line 2 has 2 fields"):
-        data.load("agnews_sup", tmp_path)
+@pytest.mark.parametrize("dataset, path, content, error", [
+    ("acl_sup", "acl_sup/train.json", f"{_GOOD_ACL}\n{_GOOD_ACL}\n{{not json\n",
+     r"train\.json: malformed JSON at line 3"),
+    ("restaurant_sup", "SemEval14-res/train.json", '{"1_0": {"term": "x",\n "sentence": }',
+     r"malformed JSON at line 2"),
+    ("agnews_sup", "ag_news_csv/test.csv", '"1","title","desc"\n"2","only two"\n',
+     r"test\.csv: line 2 has 2 fields"),
+    ("agnews_sup", "ag_news_csv/test.csv", '"1","t","d"\n"7","t","d"\n',
+     r"agnews-2.*'7'"),
+], ids=["malformed-jsonl", "malformed-semeval-json", "malformed-csv", "agnews-class-range"])
+def test_bad_file_names_file_line_and_value(tmp_path, dataset, path, content, error):
+    target = tmp_path / path
+    target.parent.mkdir(parents=True)
+    target.write_text(content)
+    with pytest.raises(data.DataError, match=error):
+        data.load(dataset, tmp_path)
 
 
 def test_label_outside_label_set_is_an_error_not_minus_one(tmp_path):
@@ -211,14 +207,6 @@ def test_label_outside_label_set_is_an_error_not_minus_one(tmp_path):
         data.load("restaurant_sup", tmp_path)
     msg = str(e.value)
     assert "train.json" in msg and "'2_0'" in msg and "'conflict'" in msg
-
-
-def test_agnews_class_outside_range(tmp_path):
-    folder = tmp_path / "ag_news_csv"
-    folder.mkdir()
-    (folder / "test.csv").write_text('"1","t","d"\n"7","t","d"\n')
-    with pytest.raises(data.DataError, match=r"agnews-2.*'7'"):
-        data.load("agnews_sup", tmp_path)
 
 
 def test_empty_split_is_an_error(tmp_path):
