@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issues 6 and 7) for a machine with a CUDA GPU and no internet:
+# memory accounting vs measured peaks, the per-step host overhead of the real architectures
+# (step_overhead.py), and throughput (a) vs (b) with a cold and a warm pass over the batches.
 #   WHEELS=.whl DATA=<data folder> OUT=<results folder> bash benchmarks/gpu_check.sh
 # WHEELS holds wheels of the pinned packages the machine lacks (transformers 4.57.6,
 # tokenizers, huggingface_hub<1, adapters 1.3.0, peft 0.21, datasets and its deps); they are
@@ -10,6 +12,7 @@ DEPS=${DEPS:-/tmp/benchdeps}
 OUT=${OUT:-benchmarks/results}
 MEMORY_LIMIT_S=${MEMORY_LIMIT_S:-200}
 THROUGHPUT_LIMIT_S=${THROUGHPUT_LIMIT_S:-200}
+OVERHEAD_LIMIT_S=${OVERHEAD_LIMIT_S:-90}
 if [ -n "${WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$DEPS" "$WHEELS"/*.whl || exit 1
@@ -24,6 +27,9 @@ status=0
 [ -n "${SKIP_MEMORY:-}" ] || timeout "$MEMORY_LIMIT_S" python3 benchmarks/memory.py --device cuda --out "$OUT" \
   ${MEMORY_ARGS:-} || status=$?
 echo "memory benchmark exit $status"
+[ -n "${SKIP_OVERHEAD:-}" ] || timeout "$OVERHEAD_LIMIT_S" python3 benchmarks/step_overhead.py \
+  --device cuda --out "$OUT" || status=$?
+echo "step overhead benchmark exit $status"
 timeout "$THROUGHPUT_LIMIT_S" python3 benchmarks/throughput.py --device cuda --random-init \
   --model roberta-base --model bert-base-uncased --data-dir "${DATA:-data}" --out "$OUT" \
   ${THROUGHPUT_ARGS:-} || status=$?
