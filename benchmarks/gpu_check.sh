@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issues 6 and 7) for a machine with a CUDA GPU and no internet:
 # memory accounting vs measured peaks, the per-step host overhead of the real architectures
-# (step_overhead.py), and throughput (a) vs (b) with a cold and a warm pass over the batches.
+# (step_overhead.py), throughput (a) vs (b) with a cold and a warm pass over the batches, and
+# 1/2/4 training processes sharing the GPU (concurrency.py).
 #   WHEELS=.whl DATA=<data folder> OUT=<results folder> bash benchmarks/gpu_check.sh
 # WHEELS holds wheels of the pinned packages the machine lacks (transformers 4.57.6,
 # tokenizers, huggingface_hub<1, adapters 1.3.0, peft 0.21, datasets and its deps); they are
@@ -34,5 +35,9 @@ timeout "$THROUGHPUT_LIMIT_S" python3 benchmarks/throughput.py --device cuda --r
   --model roberta-base --model bert-base-uncased --data-dir "${DATA:-data}" --out "$OUT" \
   ${THROUGHPUT_ARGS:-} || status=$?
 echo "throughput benchmark exit $status"
+[ -n "${SKIP_CONCURRENCY:-}" ] || timeout "${CONCURRENCY_LIMIT_S:-150}" python3 benchmarks/concurrency.py \
+  --device cuda --random-init --model bert-base-uncased --workers 1,2,4 \
+  --data-dir "${DATA:-data}" --out "$OUT" ${CONCURRENCY_ARGS:-} || status=$?
+echo "concurrency benchmark exit $status"
 ls -la "$OUT"
 exit $status

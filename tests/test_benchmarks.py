@@ -1,4 +1,4 @@
-"""The throughput benchmark runs end to end on a tiny budget and writes a well-formed file
+"""The benchmarks run end to end on tiny budgets and write well-formed results files
 (no timing assertions: figures depend on the machine and its load)."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ import importlib.util
 import json
 import math
 from pathlib import Path
+
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,3 +104,18 @@ def test_step_overhead_writes_results(tmp_path, capsys):
     assert rows["adapter", "fp32"]["trainable"] < rows["full", "fp32"]["trainable"]
     assert len({rows[m, "fp32"]["ops"] for m in ("full", "adapter", "lora")}) == 3
     assert "max samp/s" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_concurrency_runs_processes_side_by_side(tmp_path, real_data_dir):
+    """N real throughput.py processes at once, each with its share of the threads."""
+    bench = load_benchmark("concurrency")
+    assert bench.main(["--device", "cpu", "--model", "minilm", "--workers", "1,2", "--quick",
+                       "--data-dir", str(real_data_dir), "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "concurrency_cpu.json").read_text())
+    one, two = result["rows"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert len(two["samples_per_s_each"]) == 2 and all(r > 0 for r in two["samples_per_s_each"])
+    assert two["aggregate_samples_per_s"] == sum(two["samples_per_s_each"])
+    assert two["vs_one_process"] == two["aggregate_samples_per_s"] / one["aggregate_samples_per_s"]
+    assert two["threads_each"] == max(1, one["threads_each"] // 2)
