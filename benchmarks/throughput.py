@@ -15,7 +15,9 @@ The two are interleaved in chunks of a few steps in one process, so load changes
 machine hit both alike and the ratio stays meaningful. Reported per pipeline: train samples/s,
 real (non-pad) tokens/s, padding fraction, model-FLOP rate and its share of a matmul peak
 measured at the start (fp32 square matmul; bf16 too), the final training loss and the
-validation loss after training (same eval for both: the check that both learn the same).
+validation loss after training (same eval for both: the check that both learn the same),
+and where a step's time goes (data, forward, backward, grad clip, optimizer; timed on extra
+steps after the timed passes).
 
 Model FLOPs count real tokens only (what a perfect implementation must compute):
 ``(4 * P_layers + 2 * P_trained) * T  +  12 * n_layers * d_model * sum_i L_i^2  +
@@ -393,11 +395,50 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
             "pass_train_s": s["passes"],
             "cold_extra_s": s["passes"][0] - s["passes"][-1] if len(s["passes"]) > 1 else None,
         }
+        if args.phase_steps:
+            res["pipelines"][name]["step_phases_ms"] = step_phases(
+                s["model"], s["opt"], s["make"], spec["precision"], device, args.phase_steps)
         del s["model"], s["opt"]
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return res
+
+
+def step_phases(model, opt, make, precision: str, device: torch.device, n: int
+                ) -> dict[str, float]:
+    """Where one step's time goes: mean ms per phase over ``n`` extra steps (after the timed
+    passes, so nothing timed above is touched), the device synchronised between phases."""
+    parts = dict.fromkeys(("data", "forward", "backward", "clip", "optimizer"), 0.0)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    it, model = iter(make()), model.train()
+    done = 0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        try:
+            batch = training._to_device(next(it), device)
+        except StopIteration:
+            break
+        sync(device)
+        t1 = time.perf_counter()
+        with training.autocast_context(device, precision):
+            loss = model(**batch).loss
+        sync(device)
+        t2 = time.perf_counter()
+        loss.backward()
+        sync(device)
+        t3 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(params, training.MAX_GRAD_NORM)
+        sync(device)
+        t4 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync(device)
+        t5 = time.perf_counter()
+        for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            parts[k] += v
+        done += 1
+    return {k: 1000 * v / max(done, 1) for k, v in parts.items()}
 
 
 def add_shares(res: dict[str, Any], peaks: dict[str, float]) -> None:
@@ -522,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=4, help="steps per interleaved chunk")
     ap.add_argument("--warmup-steps", type=int, default=2)
+    ap.add_argument("--phase-steps", type=int, default=16,
+                    help="extra steps timed phase by phase after the timed passes (0: none)")
     ap.add_argument("--passes", type=int, default=None,
                     help="timed passes over the same batches; figures from the last (warm) "
                          "one (default: cuda 2, cpu 1)")
@@ -561,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--passes {args.passes}: must be >= 1.")
     if args.quick:
         args.warmup_steps, args.chunk = 1, 1
+        args.phase_steps = min(args.phase_steps, 2)
     data.load(args.datasets[0], args.data_dir)  # clear error on a missing data folder, early
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -619,6 +663,14 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     out_file.write_text(json.dumps(result, indent=1))
     print(table(result["rows"]))
+    for r in result["rows"]:
+        for k, p in r["pipelines"].items():
+            if "step_phases_ms" in p:
+                ph = p["step_phases_ms"]
+                total = sum(ph.values()) or 1.0
+                print(f"  {r['model'].split('/')[-1]}/{r['dataset']}/{r['method']} {k}: a step "
+                      f"{total:.1f} ms = " + ", ".join(f"{n} {v:.1f} ({100 * v / total:.0f}%)"
+                                                       for n, v in ph.items()))
     print("x(a): training-loop speed-up over (a); run_s: tokenization + 3 epochs of the full "
           "train split at the measured rate")
     for r in result["rows"]:

@@ -47,6 +47,9 @@ def test_throughput_quick_writes_results(tmp_path, real_data_dir, capsys):
     for p in (a, b):
         assert len(p["pass_train_s"]) == 2 and p["train_time_s"] == p["pass_train_s"][-1]
         assert p["cold_extra_s"] == p["pass_train_s"][0] - p["pass_train_s"][1]
+        phases = p["step_phases_ms"]
+        assert list(phases) == ["data", "forward", "backward", "clip", "optimizer"]
+        assert all(v > 0 for v in phases.values())
     proj = result["projection"]
     assert proj["num_runs"] == 0 and len(proj["missing"]) == 15  # MiniLM is not in the grid
     assert proj["fixed_per_run"]["cold_extra_s"] == max(b["cold_extra_s"], 0.0)
