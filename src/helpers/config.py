@@ -52,7 +52,7 @@ class TrainConfig:
     logging_steps: int = 10
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
-    precision: str = "auto"
+    precision: str = "auto"  # bf16 autocast where the GPU/CPU computes bf16 natively, else fp32
     group_by_length: bool = True
     # Houlsby et al. (2019): a bottleneck adapter after both attention and FFN sublayers;
     # in the adapters library that is "double_seq_bn" (``DoubleSeqBnConfig``).
