@@ -34,7 +34,8 @@ def launch(n: int, args, extra: list[str], tmp: Path) -> dict:
         out = tmp / f"n{n}" / f"w{i}"
         cmd = [sys.executable, str(HERE / "throughput.py"), "--device", args.device,
                "--pipelines", "b", "--model", args.model, "--dataset", args.dataset,
-               "--methods", "full", "--passes", "2", "--no-projection", "--threads",
+               "--methods", "full", "--passes", "2", "--no-projection", "--no-peak",
+               "--phase-steps", "0", "--threads",
                str(threads), "--train-samples", str(args.train_samples), "--out", str(out),
                *extra]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -445,7 +445,7 @@ def add_shares(res: dict[str, Any], peaks: dict[str, float]) -> None:
     for p in res["pipelines"].values():
         peak = peaks.get("bf16" if p["precision"] == "bf16" else "fp32")
         p["share_of_peak"] = p["model_gflops_per_s"] / peak if peak else None
-        p["share_of_fp32_peak"] = p["model_gflops_per_s"] / peaks["fp32"]
+        p["share_of_fp32_peak"] = p["model_gflops_per_s"] / peaks["fp32"] if peaks else None
     pl = res["pipelines"]
     n_train = DATASET_SIZES[res["dataset"]][0]
     for p in pl.values():  # one whole run's training part, tokenization included
@@ -534,7 +534,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(
                 f"{tag:<38} {k:<7} {p['samples_per_s']:8.1f} {p['tokens_per_s']:9.0f} "
                 f"{100 * p['padding_fraction']:5.1f} {p['model_gflops_per_s']:8.1f} "
-                f"{100 * (p['share_of_peak'] or 0):6.1f} {100 * p['share_of_fp32_peak']:6.1f} "
+                f"{100 * (p['share_of_peak'] or 0):6.1f} "
+                f"{100 * (p['share_of_fp32_peak'] or 0):6.1f} "
                 f"{p['final_train_loss']:7.4f} {p['validation_loss']:7.4f} "
                 f"{(f'{ratio:6.2f}' if ratio else '     -')} {p['run_train_s']:8.0f}")
     return "\n".join(lines)
@@ -563,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=4, help="steps per interleaved chunk")
     ap.add_argument("--warmup-steps", type=int, default=2)
+    ap.add_argument("--no-peak", action="store_true",
+                    help="skip the matmul peak (no shares of it; for processes sharing a device)")
     ap.add_argument("--phase-steps", type=int, default=16,
                     help="extra steps timed phase by phase after the timed passes (0: none)")
     ap.add_argument("--passes", type=int, default=None,
@@ -612,11 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     kept = training.keep_freed_memory() if device.type == "cpu" else False
 
     n, secs = (256, 0.2) if args.quick else ((8192, 2.0) if cuda else (1024, 3.0))
-    peaks = {"fp32": matmul_peak(device, torch.float32, n, secs)}
-    if cuda or machine()["avx512_bf16"] or machine()["amx"] or args.quick:
-        peaks["bf16"] = matmul_peak(device, torch.bfloat16, n, secs)
-    print(f"matmul peak ({n}x{n}): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()),
-          flush=True)
+    peaks: dict[str, float] = {}
+    if not args.no_peak:  # off when processes share the device (concurrency.py)
+        peaks["fp32"] = matmul_peak(device, torch.float32, n, secs)
+        if cuda or machine()["avx512_bf16"] or machine()["amx"] or args.quick:
+            peaks["bf16"] = matmul_peak(device, torch.bfloat16, n, secs)
+        print(f"matmul peak ({n}x{n}): "
+              + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()), flush=True)
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
