@@ -539,7 +539,7 @@ def _signed(value: float, digits: int = 3) -> str:
 def memory_overview(summary: pd.DataFrame) -> Table:
     """Peak memory per model and method as the runs recorded it (largest over datasets).
 
-    A stopgap for the memory section until helpers.memory is wired in (see the notebook).
+    What this grid's runs measured, beside helpers.memory's accounting at the report's settings.
     """
     rows = []
     for (model, method, device), g in summary.groupby(["model", "method", "device"],
