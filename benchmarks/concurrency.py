@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.workers.split(",")):
-            rows.append(launch(n, args, extra, Path(tmp)))
-            base = rows[0]["aggregate_samples_per_s"] / rows[0]["workers"]
-            rows[-1]["vs_one_process"] = rows[-1]["aggregate_samples_per_s"] / base
-            r = rows[-1]
+            r = launch(n, args, extra, Path(tmp))
+            rows.append(r)
+            per_process = rows[0]["aggregate_samples_per_s"] / rows[0]["workers"]
+            r["vs_one_process"] = r["aggregate_samples_per_s"] / per_process
             print(f"{n} process(es) x {r['threads_each']} threads: "
                   f"{r['aggregate_samples_per_s']:.1f} samples/s together "
                   f"({r['vs_one_process']:.2f}x one process)", flush=True)

@@ -42,20 +42,9 @@ PAIR_KEYS = ["model", "dataset", "method", "seed"]
 SCORES = ["macro_f1", "accuracy"]
 
 
-def timings(runs_dir: Path) -> pd.DataFrame:
-    """Per run: wall, train and evaluation seconds (from each run's metrics.json)."""
-    rows = []
-    for folder in sorted(p for p in runs_dir.iterdir() if (p / "metrics.json").is_file()):
-        m = json.loads((folder / "metrics.json").read_text())
-        rows.append({"run_id": folder.name, "wall_s": m.get("wall_time_s"),
-                     "train_s": m.get("train_time_s"),
-                     "eval_s": (m.get("timings") or {}).get("eval_s")})
-    return pd.DataFrame(rows, columns=["run_id", "wall_s", "train_s", "eval_s"])
-
-
 def runs_of(runs_dir: Path, precision: str, run_ids: set[str]) -> pd.DataFrame:
     summary = analysis.run_summary(runs_dir)
-    summary = summary[summary["run_id"].isin(run_ids)].merge(timings(runs_dir), on="run_id")
+    summary = summary[summary["run_id"].isin(run_ids)]
     wrong = summary[summary["precision"] != precision]
     if len(wrong):
         raise SystemExit(f"{runs_dir}: runs {list(wrong['run_id'])} trained in "
@@ -87,13 +76,18 @@ def compare(fp32: pd.DataFrame, bf16: pd.DataFrame) -> dict[str, Any]:
                for p, v in seeds.items()},
             **{f"seed_effect_max_{p}": (max(v) if v else None) for p, v in seeds.items()},
         }
-    for col in ("wall_s", "train_s", "eval_s"):
+    for col, name in (("wall_time_s", "wall_s"), ("train_time_s", "train_s"),
+                      ("eval_time_s", "eval_s")):
         a, b = float(pairs[f"{col}_fp32"].sum()), float(pairs[f"{col}_bf16"].sum())
-        out["time"][col] = {"fp32": a, "bf16": b, "speedup": a / b if b else None}
+        out["time"][name] = {"fp32": a, "bf16": b, "speedup": a / b if b else None}
     cols = [*PAIR_KEYS, *(f"{m}_{p}" for m in SCORES for p in ("fp32", "bf16")),
-            "best_epoch_fp32", "best_epoch_bf16", "wall_s_fp32", "wall_s_bf16"]
+            "best_epoch_fp32", "best_epoch_bf16", "wall_time_s_fp32", "wall_time_s_bf16"]
     out["runs"] = pairs[cols].to_dict(orient="records")
     return out
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def table(res: dict[str, Any]) -> str:
@@ -101,11 +95,10 @@ def table(res: dict[str, Any]) -> str:
              f"{'test metric':<10} {'|bf16-fp32| mean':>17} {'max':>7} {'identical':>9} "
              f"{'|seed diff| fp32':>17} {'bf16':>7}"]
     for m, v in res["metrics"].items():
-        def f(x):
-            return "-" if x is None else f"{x:.4f}"
-        lines.append(f"{m:<10} {f(v['precision_effect_mean']):>17} "
-                     f"{f(v['precision_effect_max']):>7} {v['identical_pairs']:>9} "
-                     f"{f(v['seed_effect_mean_fp32']):>17} {f(v['seed_effect_mean_bf16']):>7}")
+        lines.append(f"{m:<10} {_fmt(v['precision_effect_mean']):>17} "
+                     f"{_fmt(v['precision_effect_max']):>7} {v['identical_pairs']:>9} "
+                     f"{_fmt(v['seed_effect_mean_fp32']):>17} "
+                     f"{_fmt(v['seed_effect_mean_bf16']):>7}")
     for col, v in res["time"].items():
         if v["speedup"]:
             lines.append(f"sum {col:<7} fp32 {v['fp32']:7.0f} s   bf16 {v['bf16']:7.0f} s   "

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from helpers import models, training
-from helpers.config import DEFAULT_LEARNING_RATES, TrainConfig
+from helpers.config import TrainConfig
 
 NARROW = {"hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 256}
 LABELS = ["a", "b", "c"]
@@ -89,7 +89,7 @@ def measure(name: str, method: str, precision: str, device: torch.device, args) 
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "step_ms": 1000 * step_s, "step_ms_min": 1000 * min(times), "ops": ops,
             "max_samples_per_s": args.batch / step_s,
-            "learning_rate": cfg.learning_rate or DEFAULT_LEARNING_RATES[method]}
+            "learning_rate": cfg.learning_rate}
 
 
 def main(argv: list[str] | None = None) -> int:

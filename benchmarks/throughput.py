@@ -8,8 +8,9 @@ same loop (``helpers.training.train_one_epoch``). They differ only in:
   (timed), no length grouping (random order), fp32, ``torch.optim.AdamW`` defaults as HF
   Trainer's ``adamw_torch`` creates it (for-loop kernel on CPU, foreach on CUDA).
 * (b) ours: ``helpers.training`` as a run uses it -- dynamic padding, length-grouped batches,
-  tokenization cached on disk, fused AdamW; on CUDA also bf16 autocast + SDPA attention.
-  ``b_bf16`` (CPU, optional) adds bf16 autocast on the CPU (changes numerics, so not default).
+  tokenization cached on disk, fused AdamW, and ``precision: auto`` (bf16 autocast where the
+  GPU or CPU has bf16, else fp32; SDPA attention). ``b_fp32`` / ``b_bf16`` are ours with the
+  precision fixed; on a CPU where ``auto`` means bf16, ``b_fp32`` runs too by default.
 
 The two are interleaved in chunks of a few steps in one process, so load changes on a shared
 machine hit both alike and the ratio stays meaningful. Reported per pipeline: train samples/s,

@@ -162,7 +162,7 @@ def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
     Columns: run_id, model, dataset, method, seed, best_epoch, accuracy, macro_f1, micro_f1,
     test_loss (test split at the best validation epoch), val_accuracy, val_macro_f1,
     val_micro_f1, val_loss, train_loss, final_train_loss, params_total, params_trainable,
-    trainable_share, num_train_samples, num_test_samples, wall_time_s, train_time_s,
+    trainable_share, num_train_samples, num_test_samples, wall_time_s, train_time_s, eval_time_s,
     train_samples_per_s, device, device_name, precision, peak_cuda_allocated_bytes,
     peak_cuda_reserved_bytes, peak_rss_bytes, and :data:`SUMMARY_CONFIG_FIELDS`.
     """
@@ -186,6 +186,7 @@ def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
             num_train_samples=metrics.get("num_train_samples"),
             num_test_samples=evals.get("test") if isinstance(evals, dict) else None,
             wall_time_s=metrics.get("wall_time_s"), train_time_s=metrics.get("train_time_s"),
+            eval_time_s=(metrics.get("timings") or {}).get("eval_s"),
             train_samples_per_s=metrics.get("train_samples_per_s"),
             device=memory.get("device") or env.get("device"),
             device_name=memory.get("device_name") or env.get("device_name"),
@@ -199,7 +200,8 @@ def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
     columns = [*HISTORY_ID_COLUMNS, "best_epoch", *SCORES, "test_loss",
                *(f"val_{m}" for m in (*SCORES, "loss")), "train_loss", "final_train_loss",
                "params_total", "params_trainable", "num_train_samples", "num_test_samples",
-               "wall_time_s", "train_time_s", "train_samples_per_s", "device", "device_name",
+               "wall_time_s", "train_time_s", "eval_time_s", "train_samples_per_s", "device",
+               "device_name",
                "precision", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes",
                "peak_rss_bytes", *SUMMARY_CONFIG_FIELDS]
     df = pd.DataFrame(rows, columns=columns)
