@@ -86,9 +86,10 @@ def test_precision_benchmark_pairs_runs_and_reuses_them(tmp_path, real_data_dir,
 
 
 def result_device() -> str:
-    import torch
+    """The device the benchmark names its file after (the one a run would pick)."""
+    from helpers import training
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return training.pick_device().type
 
 
 def test_step_overhead_writes_results(tmp_path, capsys):
