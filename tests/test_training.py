@@ -54,7 +54,11 @@ def check_run(run_dir: Path, cfg: TrainConfig) -> dict:
     assert runs.is_complete(run_dir)
     resolved = cfg.resolved()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config == {**json.loads(json.dumps(resolved.to_dict())), "run_id": cfg.run_id()}
+    # pad_to_multiple_of is recorded as resolved for the device (None = auto)
+    device = torch.device(json.loads((run_dir / "memory.json").read_text())["device"])
+    pad = training.resolve_pad_multiple(cfg.pad_to_multiple_of, device)
+    assert config == {**json.loads(json.dumps(resolved.to_dict())), "run_id": cfg.run_id(),
+                      "pad_to_multiple_of": pad}
     assert run_dir.name == cfg.run_id()
 
     history = pd.read_csv(run_dir / "history.csv")
@@ -386,3 +390,53 @@ def test_bf16_autocast_on_cpu_when_asked(tiny_roberta, real_data_dir, tmp_path):
     assert memory["precision"] == "bf16" and memory["device"] == "cpu"
     metrics = check_run(run_dir, cfg)
     assert 0 <= metrics["test"]["macro_f1"] <= 1 and metrics["train_loss"] > 0
+
+
+def _without_dropout(model: Path, dest: Path) -> Path:
+    """A copy of a tiny model with every dropout off: training is then deterministic in the
+    values, not only in the random stream (dropout masks are drawn per padded position)."""
+    shutil.copytree(model, dest)
+    cfg = json.loads((dest / "config.json").read_text())
+    cfg.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def test_pad_to_multiple_of_changes_shapes_not_results(tiny_bert, tiny_roberta, real_data_dir,
+                                                       tmp_path):
+    """Padding to a multiple of 16 tokens (the CUDA default) is inert: attention masks hide
+    the extra positions, so a tiny model trains to the same metrics."""
+    dd = data.load("restaurant_sup", real_data_dir)
+    tok = models.load_tokenizer(str(tiny_bert))
+    encoded = training.subsample(training.tokenize(dd, tok, 128)["train"], 64)
+    for train in (True, False):
+        loader = training.make_loader(encoded, tok, 8, train=train, pad_to_multiple_of=16)
+        widths = [b["input_ids"].shape[1] for b in loader]
+        assert all(w % 16 == 0 for w in widths) and len(set(widths)) <= 128 // 16
+        plain = [b["input_ids"].shape[1] for b in training.make_loader(encoded, tok, 8, train)]
+        assert [w - p for w, p in zip(widths, plain, strict=True)] == [
+            -p % 16 for p in plain]  # each batch rounded up, no further
+    assert training.resolve_pad_multiple(None, torch.device("cpu")) == 1
+    assert training.resolve_pad_multiple(None, torch.device("cuda")) == 16
+    assert training.resolve_pad_multiple(8, torch.device("cuda")) == 8
+
+    for arch, path in (("bert", tiny_bert), ("roberta", tiny_roberta)):
+        model = _without_dropout(path, tmp_path / f"{arch}-nodrop")
+        out = {}
+        for pad in (None, 16):
+            cfg = tiny_config(model, real_data_dir, tmp_path / f"{arch}-{pad}",
+                              pad_to_multiple_of=pad, precision="fp32")
+            run_dir = training.run(cfg, progress=False, device="cpu")
+            config = json.loads((run_dir / "config.json").read_text())
+            assert config["pad_to_multiple_of"] == (pad or 1)
+            out[pad] = (run_dir.name, json.loads((run_dir / "metrics.json").read_text()),
+                        pd.read_csv(run_dir / "history.csv"))
+        (id1, m1, h1), (id2, m2, h2) = out[None], out[16]
+        assert id1 == id2  # a speed setting: the same experiment
+        for split in ("validation", "test"):
+            for metric in ("accuracy", "macro_f1", "micro_f1"):
+                assert m1[split][metric] == m2[split][metric], (arch, split, metric)
+            assert m1[split]["loss"] == pytest.approx(m2[split]["loss"], rel=1e-4)
+        assert m1["best_epoch"] == m2["best_epoch"]
+        assert h1["value"].to_numpy() == pytest.approx(h2["value"].to_numpy(), rel=1e-4,
+                                                       abs=1e-6)
