@@ -7,6 +7,10 @@
 * Parallel: N worker processes, each running one notebook at a time. ``devices`` gives each
   worker its own ``CUDA_VISIBLE_DEVICES``; the CPU cores are split between workers
   (``torch_threads`` and ``OMP_NUM_THREADS``) so N workers don't oversubscribe the machine.
+* Many runs per GPU (``runs_per_device``): a batch-8 step of these encoders keeps a GPU busy
+  for a fraction of its wall time (the rest is Python issuing kernels), so several runs share
+  each GPU; the default comes from the GPU's memory and the CPU cores
+  (:func:`default_runs_per_device`).
 * Beyond one machine: ``executor="slurm"`` submits the pending configs as one Slurm job array
   through submitit; ``"local-submitit"`` runs the same code path with submitit's local executor.
 
@@ -39,6 +43,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "train.ipynb"
 KERNEL_NAME = "nlpdl-report"
 EXECUTORS = ("local", "slurm", "local-submitit")
+#: GPU memory one run of the report's grid is given when choosing runs per device: roberta-base
+#: trains in ~2.4 GiB (bf16, batch 8 x 256; benchmarks/results/memory_cuda.json), plus the
+#: CUDA context (~0.5 GiB) and the allocator's slack.
+RUN_GPU_MEMORY_GIB = 4.5
+#: The most runs per GPU measured to still add throughput (GPU probe: 16 processes on an H200,
+#: 1550 samples/s together vs 1335 with 12 and 185 alone).
+MAX_RUNS_PER_DEVICE = 16
 SUBMITIT_DIR = ".submitit"
 
 
@@ -187,6 +198,30 @@ def _worker(env: dict[str, str], tasks: Any, results: Any) -> None:
         results.put(("done", os.getpid(), execute_run(task)))
 
 
+def gpu_memory_gib(device: str) -> float | None:
+    """Total memory of GPU ``device`` from nvidia-smi (None when it can't say). Not through
+    torch: the grid's parent process must not hold a CUDA context of its own."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total",
+                              "--format=csv,noheader,nounits", "-i", str(device)],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return float(out.split()[0]) / 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def default_runs_per_device(devices: Sequence[str]) -> int:
+    """Runs sharing each GPU: bounded by the CPU cores per GPU (each eager run keeps about
+    one core busy issuing kernels), by the GPU's memory (:data:`RUN_GPU_MEMORY_GIB` a run)
+    and by :data:`MAX_RUNS_PER_DEVICE`; 4 when the memory is unknown."""
+    by_cpu = max(1, cpu_count() // max(1, len(devices)))
+    memory = [m for m in (gpu_memory_gib(d) for d in devices) if m is not None]
+    by_memory = int(min(memory) // RUN_GPU_MEMORY_GIB) if memory else 4
+    return max(1, min(by_cpu, by_memory, MAX_RUNS_PER_DEVICE))
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -208,7 +243,8 @@ def worker_envs(workers: int, devices: Sequence[str] | None) -> list[dict[str, s
 
 # ---------------------------------------------------------------------------------- batch
 def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] | None = None,
-             force: bool = False, executor: str = "local", notebook: str | os.PathLike = NOTEBOOK,
+             runs_per_device: int | None = None, force: bool = False, executor: str = "local",
+             notebook: str | os.PathLike = NOTEBOOK,
              kernel_name: str = KERNEL_NAME, slurm: dict[str, Any] | None = None,
              progress: bool = True, out: TextIO | None = None) -> RunSummary:
     """Execute the grid's pending configs (all of them with ``force``); see the module doc."""
@@ -220,6 +256,17 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         raise GridError(f"Notebook {notebook} does not exist (pass notebook=... / --notebook).")
     _check_kernel(kernel_name)
     devices = list(devices or [])
+    if runs_per_device is not None:
+        if not devices:
+            raise GridError("runs_per_device needs devices (e.g. --devices 0); on the CPU "
+                            "use --workers.")
+        if runs_per_device < 1:
+            raise GridError(f"runs_per_device={runs_per_device} must be >= 1.")
+        if workers is not None:
+            raise GridError("give either workers or runs_per_device, not both.")
+        workers = runs_per_device * len(devices)
+    if devices and not workers and executor == "local":
+        workers = default_runs_per_device(devices) * len(devices)
     workers = workers or len(devices) or 1
     if workers < 1:
         raise GridError(f"workers={workers} must be >= 1.")
@@ -249,7 +296,9 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
     print(f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
           f"{len(tasks)} to run" + (f", {len(summary.busy)} running elsewhere"
                                     if summary.busy else "")
-          + (f" ({executor}, {workers} worker(s))" if tasks else ""), file=out)
+          + (f" ({executor}, {workers} worker(s)"
+             + (f" on GPU {','.join(devices)}, {workers // len(devices)} per GPU"
+                if devices and executor == "local" else "") + ")" if tasks else ""), file=out)
     if tasks:
         bar = _Progress(len(tasks), progress, out)
         try:
@@ -316,11 +365,22 @@ class _Progress:
         self.bar = tqdm(total=total, unit="run", desc="grid", disable=not enabled, file=out,
                         dynamic_ncols=True)
         self.total, self.done, self.failed, self.out = total, 0, 0, out
+        self.running: dict[str, int] = {}  # runs in flight per device ("cpu", GPU ids)
         self._postfix()
 
     def _postfix(self) -> None:
+        running = " ".join(f"{'gpu' if d != 'cpu' else ''}{d}:{n}"
+                           for d, n in sorted(self.running.items()))
         self.bar.set_postfix(done=self.done, failed=self.failed,
-                             remaining=self.total - self.done - self.failed)
+                             remaining=self.total - self.done - self.failed,
+                             running=running or 0)
+
+    def started(self, device: str) -> None:
+        self.running[device] = self.running.get(device, 0) + 1
+        self._postfix()
+
+    def stopped(self, device: str) -> None:
+        self.running[device] = max(0, self.running.get(device, 0) - 1)
 
     def finish(self, result: dict[str, Any]) -> None:
         if result["ok"]:
@@ -360,6 +420,8 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
     for p in procs:
         task_q.put(None)
         p.start()
+    device_of = {p.pid: env.get("CUDA_VISIBLE_DEVICES") or "cpu"
+                 for p, env in zip(procs, envs, strict=False)}
     current: dict[int, str] = {}
     by_id = {t["run_id"]: t for t in tasks}
     pending = len(tasks)
@@ -371,6 +433,7 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                 for p in procs:
                     if not p.is_alive() and p.pid in current:  # died mid-run (OOM kill, ...)
                         run_id = current.pop(p.pid)
+                        bar.stopped(device_of[p.pid])
                         t = by_id[run_id]
                         info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
                                 "evalue": f"worker process {p.pid} exited with code "
@@ -386,8 +449,10 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                 continue
             if kind == "start":
                 current[pid] = payload
+                bar.started(device_of.get(pid, "cpu"))
             else:
-                current.pop(pid, None)
+                if current.pop(pid, None) is not None:
+                    bar.stopped(device_of.get(pid, "cpu"))
                 _collect(payload, summary, bar)
                 pending -= 1
     finally:
@@ -501,7 +566,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a field in every config, e.g. --set model=/path/to/model")
     p.add_argument("--workers", type=int, default=None, help="configs run at once (default 1, "
                    "or one per --devices entry)")
-    p.add_argument("--devices", default=None, help="GPU ids, e.g. 0,1: one worker per GPU")
+    p.add_argument("--devices", default=None, help="GPU ids, e.g. 0,1: runs share each GPU "
+                   "(see --runs-per-device)")
+    p.add_argument("--runs-per-device", type=int, default=None,
+                   help="runs at once on each GPU of --devices (default: from the GPU's memory "
+                        f"and the CPU cores, at most {MAX_RUNS_PER_DEVICE})")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
@@ -543,7 +612,8 @@ def cli(args: argparse.Namespace) -> int:
         slurm = {"partition": args.partition, "time": args.time, "gpus_per_task": gpus,
                  "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb,
                  "account": args.account, "array_parallelism": args.array_parallelism}
-        summary = run_grid(grid, workers=args.workers, devices=devices, force=args.force,
+        summary = run_grid(grid, workers=args.workers, devices=devices,
+                           runs_per_device=args.runs_per_device, force=args.force,
                            executor=args.executor, notebook=args.notebook,
                            kernel_name=args.kernel, slurm=slurm,
                            progress=not args.no_progress)
