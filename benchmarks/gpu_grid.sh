@@ -26,7 +26,8 @@ START=$(date +%s)
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
 WORK=${WORK:-/tmp/nlpdl-grid}
-DEPS=${DEPS:-$WORK/deps}
+# "site-packages" in the path: datasets pickles objects of modules elsewhere by value
+DEPS=${DEPS:-$WORK/lib/site-packages}
 WHEELS=${WHEELS:-.whl}
 DATA=${DATA:-.gpudata}
 TOKENIZER=${TOKENIZER:-build/bench-tokenizer}
@@ -67,7 +68,8 @@ print('torch', torch.__version__, 'transformers', transformers.__version__, 'dat
 KERNELS="$WORK/jupyter"
 "$PY" -m ipykernel install --prefix "$KERNELS" --name nlpdl-report \
   --display-name "Python (nlpdl-report)" >/dev/null || exit 1
-export JUPYTER_PATH="$KERNELS/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+# (+ the carried packages' data files: nbconvert's HTML templates)
+export JUPYTER_PATH="$KERNELS/share/jupyter:$DEPS/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 "$PY" - "$KERNELS/share/jupyter/kernels/nlpdl-report/kernel.json" "$PY" <<'EOF' || exit 1
 import json, os, shutil, sys
 spec = json.load(open(sys.argv[1]))
