@@ -18,7 +18,10 @@
 # Settings (environment): RUNS_PER_DEVICE (default: the grid runner's choice from GPU memory
 # and CPU cores), DEVICES (0), GRID (params/full.yaml), BUDGET_S (540: the whole script;
 # the grid is interrupted so that the rest still fits, and what completed is reported),
-# GRID_ARGS (extra `grid run` flags), MEMORY=1, WORK (/tmp/nlpdl-grid: runs, build, cache).
+# GRID_ARGS (extra `grid run` flags), MEMORY=1, WORK (/tmp/nlpdl-grid: runs, build, cache),
+# MPS=1 (opt-in, unmeasured: CUDA's multi-process service, so that the runs' kernels overlap).
+# Calling it again on the same (still warm) machine resumes: wheels and cache are kept, the
+# grid skips complete runs, and grid_cuda.json sums the grid's wall time over the calls.
 # TINY=1 rehearses this script on a CPU: tiny models, DEVICES empty (2 CPU workers), and
 # GRID_ARGS limiting the grid to 5 short runs.
 set -uo pipefail
@@ -48,10 +51,15 @@ elapsed() { echo $(( $(date +%s) - START )); }
 say() { echo "[gpu_grid $(elapsed)s] $*"; }
 
 # 1. wheels -> a private folder first on PYTHONPATH (the machine's CUDA torch is kept)
-if compgen -G "$WHEELS/*.whl" >/dev/null; then
+WHEEL_LIST=$(ls "$WHEELS"/*.whl 2>/dev/null | xargs -r -n1 basename | sort | md5sum | cut -c1-16)
+if [ -f "$DEPS/.wheels-$WHEEL_LIST" ]; then  # a second call on the same machine: resume
+  INSTALL_S=0
+  say "wheels already installed in $DEPS"
+elif compgen -G "$WHEELS/*.whl" >/dev/null; then
   t=$(date +%s)
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$DEPS" "$WHEELS"/*.whl || { say "wheel install failed"; exit 1; }
+  touch "$DEPS/.wheels-$WHEEL_LIST"
   INSTALL_S=$(( $(date +%s) - t ))
 else
   INSTALL_S=0
@@ -83,8 +91,29 @@ export HF_HOME="$WORK/hf" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OF
 t=$(date +%s)
 TOK_ARG=()
 [ -d "$TOKENIZER" ] && TOK_ARG=(--tokenizer "$TOKENIZER")
-"$PY" -m helpers rehearse-hub "$HF_HOME" "${TOK_ARG[@]}" ${TINY:+--tiny} || exit 1
+if [ -f "$HF_HOME/rehearsal.json" ]; then
+  say "model cache already in $HF_HOME"
+else
+  "$PY" -m helpers rehearse-hub "$HF_HOME" "${TOK_ARG[@]}" ${TINY:+--tiny} || exit 1
+fi
 HUB_S=$(( $(date +%s) - t ))
+
+# optional (MPS=1): CUDA's multi-process service lets the kernels of the runs sharing the GPU
+# overlap instead of taking turns; started with private pipe/log folders, checked with a
+# CUDA client under a time limit, and stopped again at the end. Not measured yet: opt-in.
+MPS_ON=
+if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY="$WORK/mps-pipe" CUDA_MPS_LOG_DIRECTORY="$WORK/mps-log"
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if nvidia-cuda-mps-control -d && timeout 60 "$PY" -c \
+      "import torch; x = torch.ones(8, device='cuda'); print('MPS client ok', float(x.sum()))"; then
+    MPS_ON=1
+  else
+    say "MPS did not work here: continuing without it"
+    echo quit | nvidia-cuda-mps-control 2>/dev/null
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  fi
+fi
 
 # 4. the user's command: make report (grid, then the analysis notebook)
 export NLPDL_DATA_DIR
@@ -103,10 +132,25 @@ LOG="$OUT/grid_make.log"
 MAKE_ARGS=(report GRID="$GRID" DEVICES="$DEVICES" PY="$PY" STAMP="$WORK/.installed"
            RUNS="$WORK/runs" BUILD="$WORK/build" GRID_ARGS="$GRID_ARGS")
 [ -n "${RUNS_PER_DEVICE:-}" ] && MAKE_ARGS+=(RUNS_PER_DEVICE="$RUNS_PER_DEVICE")
+report() {  # `make report ...`, or where make is missing the two commands it runs
+  if command -v "${MAKE:-make}" >/dev/null; then
+    "${MAKE:-make}" "${MAKE_ARGS[@]}"
+  else
+    echo "make is not installed: running the two commands of make report"
+    local dev=(--workers 2)
+    [ -n "$DEVICES" ] && dev=(--devices "$DEVICES" ${RUNS_PER_DEVICE:+--runs-per-device "$RUNS_PER_DEVICE"})
+    # shellcheck disable=SC2086
+    "$PY" -m helpers grid run "$GRID" $GRID_ARGS "${dev[@]}" --runs-dir "$WORK/runs" &&
+      "$PY" -m helpers report --grid "$GRID" --runs-dir "$WORK/runs" \
+        --output-dir "$WORK/build" --kernel nlpdl-report
+  fi
+}
 echo "make ${MAKE_ARGS[*]}" > "$LOG"
 GRID_START=$(date +%s)
 # own process group, so that the time limit interrupts the grid like a Ctrl-C would
-setsid make "${MAKE_ARGS[@]}" >> "$LOG" 2>&1 &
+export -f report; export PY GRID GRID_ARGS DEVICES RUNS_PER_DEVICE WORK MAKE
+MAKE_ARGS_STR=$(printf '%q ' "${MAKE_ARGS[@]}")
+setsid bash -c "MAKE_ARGS=($MAKE_ARGS_STR); report" >> "$LOG" 2>&1 &
 MAKE_PID=$!
 (
   sleep "$GRID_LIMIT_S"
@@ -131,7 +175,12 @@ kill "$WATCH_PID" "$HARD_PID" 2>/dev/null
 [ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null
 GRID_END=${GRID_END:-$MAKE_END}
 GRID_S=$(( GRID_END - GRID_START )); ANALYSIS_S=$(( MAKE_END - GRID_END ))
+[ -n "$MPS_ON" ] && { echo quit | nvidia-cuda-mps-control; }
 say "make exit $MAKE_RC: grid ${GRID_S}s, analysis ${ANALYSIS_S}s"
+# a grid finished over several calls (resumed on the same machine): its wall time is the sum
+echo "$GRID_S" >> "$WORK/grid_seconds"
+GRID_TOTAL_S=$("$PY" -c "import sys; print(sum(float(x) for x in open(sys.argv[1])))" \
+  "$WORK/grid_seconds")
 tail -n 40 "$LOG"
 
 # 5. the figures
@@ -141,11 +190,12 @@ for ((i = 0; i < ${#EXTRA[@]}; i++)); do
   case "${EXTRA[i]}" in --set|--filter) SET_ARGS+=("${EXTRA[i]}" "${EXTRA[i+1]}"); i=$((i+1));; esac
 done
 "$PY" benchmarks/grid_timing.py --grid "$GRID" --runs-dir "$WORK/runs" \
-  --grid-seconds "$GRID_S" --analysis-seconds "$ANALYSIS_S" --total-seconds "$(elapsed)" \
+  --grid-seconds "$GRID_TOTAL_S" --grid-calls "$(paste -sd, "$WORK/grid_seconds")" \
+  --analysis-seconds "$ANALYSIS_S" --total-seconds "$(elapsed)" \
   --setup "{\"wheels_s\": $INSTALL_S, \"model_cache_s\": $HUB_S, \"make_exit\": $MAKE_RC}" \
   --util "$UTIL" --runs-per-device "${RUNS_PER_DEVICE:-auto}" \
   --device "$([ -n "$DEVICES" ] && echo cuda || echo cpu)" \
-  --note "make report through papermill, random-init models from rehearse-hub${TINY:+ (TINY)}" \
+  --note "make report through papermill, random-init models from rehearse-hub${TINY:+ (TINY)}${MPS_ON:+, with MPS}" \
   "${SET_ARGS[@]}" --out "$OUT" || MAKE_RC=${MAKE_RC:-1}
 [ -f "$WORK/build/analysis.ipynb" ] && say "analysis notebook executed: $WORK/build/analysis.ipynb"
 

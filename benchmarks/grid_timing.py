@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", default="params/full.yaml")
     ap.add_argument("--runs-dir", required=True)
     ap.add_argument("--grid-seconds", type=float, required=True, help="measured wall time")
+    ap.add_argument("--grid-calls", default=None,
+                    help="comma list: the grid's wall time in each call, when it was resumed")
     ap.add_argument("--analysis-seconds", type=float, default=None)
     ap.add_argument("--total-seconds", type=float, default=None, help="the whole script")
     ap.add_argument("--setup", default="{}", help="JSON: what the script measured before")
@@ -127,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "hf_home": os.environ.get("HF_HOME"),
         "setup_s": json.loads(args.setup),
         "grid_wall_s": args.grid_seconds, "grid_wall_min": args.grid_seconds / 60,
+        "grid_wall_s_per_call": [float(x) for x in args.grid_calls.split(",")]
+        if args.grid_calls else [args.grid_seconds],
         "analysis_s": args.analysis_seconds, "total_s": args.total_seconds,
         "runs": len(rows), "completed": len(done),
         "failed": sum(r["state"] == "failed" for r in rows),
