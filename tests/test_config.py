@@ -34,6 +34,7 @@ def test_unknown_key_is_named_with_a_hint():
     ("max_length", 0), ("max_length", 100_000), ("logging_steps", 0),
     ("max_train_samples", 0), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
     ("lora_target_modules", []), ("num_train_epochs", True),
+    ("pad_to_multiple_of", 0), ("pad_to_multiple_of", 2.5), ("torch_compile", "max-speed"),
 ])
 def test_invalid_values_raise(field, value):
     with pytest.raises(ConfigError) as info:
@@ -56,7 +57,18 @@ def test_run_id_is_readable_and_stable():
     assert a.run_id() == TrainConfig(**{**a.to_dict(), "learning_rate": 1e-4}).run_id()
     # where results go or how fast they come does not change it either
     moved = TrainConfig(**{**a.to_dict(), "runs_dir": "/elsewhere", "torch_threads": 1,
-                           "per_device_eval_batch_size": 256})
+                           "per_device_eval_batch_size": 256, "pad_to_multiple_of": 16,
+                           "torch_compile": "reduce-overhead"})
     assert moved.run_id() == a.run_id()
     for change in ({"seed": 4}, {"learning_rate": 5e-4}, {"max_train_samples": 10}):
         assert TrainConfig(**{**a.to_dict(), **change}).run_id() != a.run_id()
+
+
+def test_speed_fields_keep_existing_run_ids():
+    """pad_to_multiple_of / torch_compile came after runs existed: the id of a config is the
+    one computed before they did (value from the code of that time), whatever they are set to."""
+    cfg = TrainConfig(model="roberta-base", dataset="agnews_sup", method="lora", seed=5)
+    assert cfg.run_id() == "roberta-base__agnews_sup__lora__s5__9b192c22"
+    fast = TrainConfig(**{**cfg.to_dict(), "pad_to_multiple_of": 32,
+                          "torch_compile": "reduce-overhead"})
+    assert fast.run_id() == cfg.run_id()
