@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,25 @@ def test_full_grid_runs_offline_from_the_rehearsal_cache(tiny_hub, real_data_dir
         assert config["model"] == r.config.model
         expected = _tiny_parameters(r.config.model, 6)  # ACL-ARC has 6 classes
         assert metrics["parameters"]["total"] == expected  # the cached tiny weights were used
+
+    # benchmarks/gpu_grid.sh's summary of such a grid: what completed and what it took
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import grid_timing
+    finally:
+        sys.path.pop(0)
+    args = ["--grid", str(FULL), "--runs-dir", str(tmp_path), "--grid-seconds", "100",
+            "--device", "cpu", "--out", str(tmp_path / "out"),
+            *[x for k, v in budget.items() for x in ("--set", f"{k}={v}")],
+            *[x for f in ("seed=1", "dataset=acl_sup", "method=full", "model=roberta-base",
+                          "model=allenai/scibert_scivocab_uncased") for x in ("--filter", f)]]
+    assert grid_timing.main(args) == 0
+    result = json.loads((tmp_path / "out" / "grid_cpu.json").read_text())
+    assert (result["runs"], result["completed"], result["failed"]) == (2, 2, 0)
+    assert result["train_samples"] == 2 * 16
+    assert result["aggregate_train_samples_per_s"] == pytest.approx(32 / 100)
+    assert all(r["papermill_s"] > 0 and r["train_samples_per_s"] > 0
+               for r in result["per_run"])
 
 
 def _tiny_parameters(model: str, num_labels: int) -> int:

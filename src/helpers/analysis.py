@@ -56,7 +56,8 @@ LABELS = {
 METHOD_LABELS = {"full": "full fine-tuning", "adapter": "adapter (Houlsby)", "lora": "LoRA"}
 
 #: config.json fields that say where or how fast a run went, not what it was.
-NOT_HYPERPARAMETERS = ("run_id", "runs_dir", "data_dir", "torch_threads", "save_best_checkpoint")
+NOT_HYPERPARAMETERS = ("run_id", "runs_dir", "data_dir", "torch_threads", "save_best_checkpoint",
+                       "pad_to_multiple_of", "torch_compile")
 METHOD_SPECIFIC = {"adapter": "adapter_", "lora": "lora_"}
 
 ORIGINAL_COLUMNS = ("table", "model", "dataset", "method", "metric", "value", "note")
