@@ -156,3 +156,17 @@ def _tiny_parameters(model: str, num_labels: int) -> int:
     m = AutoModelForSequenceClassification.from_config(
         load_model_config(model, num_labels=num_labels, **TINY_SIZES))
     return sum(p.numel() for p in m.parameters())
+
+
+def test_longest_runs_go_first(real_data_dir, monkeypatch):
+    """Many runs at once: the grid starts the longest (AG News, full fine-tuning) first, so it
+    does not end waiting on a long run that started last."""
+    monkeypatch.setenv("NLPDL_DATA_DIR", str(real_data_dir))
+    grid = load_grid(FULL)
+    tasks = [gridrun._task(r, Path("runs"), Path("nb"), "k", 1) for r in grid.runs]
+    order = [(t["params"]["dataset"], t["params"]["method"]) for t in
+             gridrun.longest_first(tasks)]
+    assert order[:15] == [("agnews_sup", "full")] * 15
+    assert order[-5:] == [("acl_sup", "lora")] * 5
+    assert sorted(order) == sorted((t["params"]["dataset"], t["params"]["method"])
+                                   for t in tasks)

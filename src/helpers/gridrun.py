@@ -293,6 +293,8 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
             todo.append(r)
     threads = job_cpus(executor, workers, slurm or {})
     tasks = [_task(r, runs_dir, notebook, kernel_name, threads) for r in todo]
+    if executor == "local" and 1 < workers < len(tasks):
+        tasks = longest_first(tasks)
     print(f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
           f"{len(tasks)} to run" + (f", {len(summary.busy)} running elsewhere"
                                     if summary.busy else "")
@@ -318,6 +320,30 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
     summary.seconds = time.time() - started
     print(format_summary(summary, grid), file=out)
     return summary
+
+
+def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Longest runs first (training examples x epochs; PEFT a little cheaper), so that the
+    grid does not end waiting on one long run that started last. Grid order among equals."""
+    from functools import cache
+
+    @cache
+    def rows(dataset: str, data_dir: str | None) -> int:
+        from . import data
+
+        try:
+            return data.load(dataset, data_dir)["train"].num_rows
+        except Exception:  # a missing data folder fails that run later, with its message
+            return 0
+
+    def cost(t: dict[str, Any]) -> float:
+        p = t["params"]
+        n = rows(str(p["dataset"]), p.get("data_dir"))
+        if p.get("max_train_samples"):
+            n = min(n, p["max_train_samples"])
+        return n * p["num_train_epochs"] * (1.0 if p["method"] == "full" else 0.8)
+
+    return sorted(tasks, key=cost, reverse=True)
 
 
 def _task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
