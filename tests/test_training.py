@@ -440,3 +440,26 @@ def test_pad_to_multiple_of_changes_shapes_not_results(tiny_bert, tiny_roberta, 
         assert m1["best_epoch"] == m2["best_epoch"]
         assert h1["value"].to_numpy() == pytest.approx(h2["value"].to_numpy(), rel=1e-4,
                                                        abs=1e-6)
+
+
+def _tokenize_into(model: str, data_dir: str, cache: str) -> list[int]:
+    """One process of the concurrent-cache test: tokenize restaurant into ``cache``."""
+    dd = data.load("restaurant_sup", data_dir)
+    out = training.tokenize(dd, models.load_tokenizer(model), 64, Path(cache))
+    return out["train"]["length"]
+
+
+def test_tokenization_cache_is_safe_under_concurrency(tiny_bert, real_data_dir, tmp_path):
+    """Runs sharing a GPU start together and all miss the cache: each writes a private
+    temporary folder renamed into place, so all succeed and one complete entry remains."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    cache = tmp_path / "cache"
+    with ProcessPoolExecutor(3, mp_context=mp.get_context("spawn")) as pool:
+        results = list(pool.map(_tokenize_into, *zip(*[(str(tiny_bert), str(real_data_dir),
+                                                        str(cache))] * 3, strict=True)))
+    assert results[0] == results[1] == results[2]
+    assert [p.name.startswith(".") for p in cache.iterdir()] == [False]  # no debris
+    again = _tokenize_into(str(tiny_bert), str(real_data_dir), str(cache))
+    assert again == results[0]
