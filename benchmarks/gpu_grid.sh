@@ -178,9 +178,9 @@ GRID_S=$(( GRID_END - GRID_START )); ANALYSIS_S=$(( MAKE_END - GRID_END ))
 [ -n "$MPS_ON" ] && { echo quit | nvidia-cuda-mps-control; }
 say "make exit $MAKE_RC: grid ${GRID_S}s, analysis ${ANALYSIS_S}s"
 # a grid finished over several calls (resumed on the same machine): its wall time is the sum
-echo "$GRID_S" >> "$WORK/grid_seconds"
-GRID_TOTAL_S=$("$PY" -c "import sys; print(sum(float(x) for x in open(sys.argv[1])))" \
-  "$WORK/grid_seconds")
+CALLS="$WORK/grid_seconds.$(echo "$GRID $GRID_ARGS" | md5sum | cut -c1-8)"  # per grid
+echo "$GRID_S" >> "$CALLS"
+GRID_TOTAL_S=$("$PY" -c "import sys; print(sum(float(x) for x in open(sys.argv[1])))" "$CALLS")
 tail -n 40 "$LOG"
 
 # 5. the figures
@@ -190,7 +190,7 @@ for ((i = 0; i < ${#EXTRA[@]}; i++)); do
   case "${EXTRA[i]}" in --set|--filter) SET_ARGS+=("${EXTRA[i]}" "${EXTRA[i+1]}"); i=$((i+1));; esac
 done
 "$PY" benchmarks/grid_timing.py --grid "$GRID" --runs-dir "$WORK/runs" \
-  --grid-seconds "$GRID_TOTAL_S" --grid-calls "$(paste -sd, "$WORK/grid_seconds")" \
+  --grid-seconds "$GRID_TOTAL_S" --grid-calls "$(paste -sd, "$CALLS")" \
   --analysis-seconds "$ANALYSIS_S" --total-seconds "$(elapsed)" \
   --setup "{\"wheels_s\": $INSTALL_S, \"model_cache_s\": $HUB_S, \"make_exit\": $MAKE_RC}" \
   --util "$UTIL" --runs-per-device "${RUNS_PER_DEVICE:-auto}" \
