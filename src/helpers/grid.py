@@ -225,6 +225,11 @@ def _fields(where: str, prefix: str, mapping: Any) -> dict[str, Any]:
     return dict(mapping)
 
 
+def check_fields(where: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """TrainConfig fields from a command line: known names, right types, valid values."""
+    return _fields(where, "", dict(values))
+
+
 def _axes(where: str, label: str, block: Any) -> dict[str, list[Any]]:
     if not isinstance(block, dict) or not block:
         raise GridError(f"{where}: {label}: expected a mapping of axes -> lists of values.")
