@@ -28,9 +28,11 @@ from typing import Any
 import pandas as pd
 
 from . import runs
-from .config import METHODS, short_model_name
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .catalog import REPORT_MODELS, lookup
+from .config import short_model_name
+from .methods import LABELS as METHOD_LABELS
+from .methods import METHODS
+from .settings import PROJECT_ROOT, project_path
 
 #: Shown where a cell has no runs (or a value is not known).
 MISSING = "—"
@@ -39,7 +41,6 @@ NOT_PUBLISHED = "not published in our copy"
 
 #: The report's datasets and models, in the report's order (others follow alphabetically).
 REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
-REPORT_MODELS = ("roberta-base", "bert-base-uncased", "allenai/scibert_scivocab_uncased")
 SCORES = ("accuracy", "macro_f1", "micro_f1")
 TABLE_METRICS = ("train_loss", *SCORES)
 LOWER_IS_BETTER = frozenset({"train_loss", "loss", "final_train_loss"})
@@ -53,12 +54,10 @@ LABELS = {
     "peak_memory_gb": "peak GPU memory (GB)",
     "learning_rate": "learning rate",
 }
-METHOD_LABELS = {"full": "full fine-tuning", "adapter": "adapter (Houlsby)", "lora": "LoRA"}
 
 #: config.json fields that say where or how fast a run went, not what it was.
 NOT_HYPERPARAMETERS = ("run_id", "runs_dir", "data_dir", "torch_threads", "save_best_checkpoint",
                        "pad_to_multiple_of", "torch_compile")
-METHOD_SPECIFIC = {"adapter": "adapter_", "lora": "lora_"}
 
 ORIGINAL_COLUMNS = ("table", "model", "dataset", "method", "metric", "value", "note")
 DEFAULT_ORIGINAL_CSV = PROJECT_ROOT / "report" / "original_report.csv"
@@ -69,20 +68,10 @@ class AnalysisError(ValueError):
 
 
 # ----------------------------------------------------------------------------- paths, names
-def project_path(path: str | os.PathLike | None) -> Path | None:
-    """Relative paths are taken from the project root, like the train notebook's ``runs_dir``,
-    so the notebook reads the same files from JupyterLab (cwd notebooks/) and papermill."""
-    if path is None or str(path) == "":
-        return None
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else PROJECT_ROOT / p
-
-
 def display_model(name: str) -> str:
-    """``allenai/scibert_scivocab_uncased`` -> ``scibert_scivocab_uncased``; minilm spelled out."""
-    if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
-        return "all-MiniLM-L6-v2"
-    return short_model_name(name)
+    """The catalog's label (helpers.catalog), else the last part of the name."""
+    info = lookup(name)
+    return info.label if info else short_model_name(name)
 
 
 def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
@@ -450,7 +439,8 @@ def _sort_key(col: pd.Series) -> pd.Series:
         rank = {m: i for i, m in enumerate(REPORT_MODELS)}
         return col.map(lambda m: f"{rank.get(m, len(rank)):02d}{m}")
     if col.name == "method":
-        return col.map(lambda m: METHODS.index(m) if m in METHODS else len(METHODS))
+        order = list(METHODS)
+        return col.map(lambda m: order.index(m) if m in order else len(order))
     return col
 
 
@@ -633,11 +623,6 @@ def grid_table(grid_file: str | os.PathLike | None) -> Table:
     return Table(data=data, display=data.copy())
 
 
-def grid_description(grid_file: str | os.PathLike | None) -> str:
-    spec = read_grid_file(grid_file) or {}
-    return " ".join(str(spec.get("description", "")).split())
-
-
 def hyperparameter_table(configs: pd.DataFrame) -> Table:
     """The values the runs used (config.json, resolved), per method: never typed by hand.
 
@@ -647,12 +632,11 @@ def hyperparameter_table(configs: pd.DataFrame) -> Table:
     methods = [m for m in METHODS if not configs.empty and m in set(configs["method"])]
     params = [c for c in configs.columns if c not in NOT_HYPERPARAMETERS]
     rows, data_rows = [], []
+    owned = {f for m in METHODS.values() for f in m.fields}
     for p in params:
         row = {"parameter": p}
         for method in methods:
-            prefix = METHOD_SPECIFIC.get(method)
-            other = [pre for m, pre in METHOD_SPECIFIC.items() if m != method]
-            if any(p.startswith(pre) for pre in other) and not (prefix and p.startswith(prefix)):
+            if p in owned and p not in METHODS[method].fields:
                 row[method] = "n/a"
                 continue
             values = configs.loc[configs["method"] == method, p].tolist()

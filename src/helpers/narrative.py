@@ -208,7 +208,7 @@ def facts_corrections(summary: pd.DataFrame, original: pd.DataFrame | None = Non
                      f"fine-tuning run here is {peak.max() / 1e9:.2f} GB "
                      f"(n={len(peak)} runs, {_span(rob['per_device_train_batch_size'])} "
                      f"examples per batch, max_length {_span(rob['max_length'])}).")
-    for method in ("adapter", "lora"):
+    for method in (m for m in METHODS if m != "full"):
         lr = pd.to_numeric(summary.loc[summary["method"] == method, "learning_rate"],
                            errors="coerce").dropna()
         if not lr.empty:

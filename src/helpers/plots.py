@@ -26,6 +26,7 @@ from .analysis import (
     order_models,
     peft_model,
 )
+from .catalog import lookup
 from .config import METHODS
 
 #: The min-max band: seaborn's percentile interval over 100% of the seeds.
@@ -35,6 +36,9 @@ EPOCH_METRICS = SCORES
 
 def short_label(model: str) -> str:
     """A tick-sized model name: roberta, bert, scibert, MiniLM."""
+    info = lookup(model)
+    if info is not None:
+        return info.short
     name = display_model(model)
     if "MiniLM" in name:
         return "MiniLM"
