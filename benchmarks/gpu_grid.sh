@@ -17,7 +17,8 @@
 #   OUT=$OUT bash benchmarks/gpu_grid.sh
 # Settings (environment): RUNS_PER_DEVICE (default: the grid runner's choice from GPU memory
 # and CPU cores), DEVICES (0), GRID (params/full.yaml), BUDGET_S (540: the whole script;
-# the grid is interrupted so that the rest still fits, and what completed is reported),
+# the grid gets all of it but the setup and RESERVE_S (30) and is interrupted (resumable) at
+# its limit; the analysis notebook runs in what is left; what completed is reported),
 # GRID_ARGS (extra `grid run` flags), MEMORY=1, WORK (/tmp/nlpdl-grid: runs, build, cache),
 # MPS=1 (opt-in, unmeasured: CUDA's multi-process service, so that the runs' kernels overlap).
 # Calling it again on the same (still warm) machine resumes: wheels and cache are kept, the
@@ -36,7 +37,9 @@ DATA=${DATA:-.gpudata}
 TOKENIZER=${TOKENIZER:-build/bench-tokenizer}
 GRID=${GRID:-params/full.yaml}
 BUDGET_S=${BUDGET_S:-540}
-ANALYSIS_RESERVE_S=${ANALYSIS_RESERVE_S:-75}
+# seconds kept at the end for writing the results; the grid may use all the rest (the
+# analysis notebook runs in what the grid leaves, and is cut at the budget's end)
+RESERVE_S=${RESERVE_S:-30}
 MEMORY_LIMIT_S=${MEMORY_LIMIT_S:-120}
 PY=${PYTHON:-python3}
 if [ -n "${TINY:-}" ]; then
@@ -119,7 +122,8 @@ fi
 export NLPDL_DATA_DIR
 NLPDL_DATA_DIR=$(cd "$DATA" && pwd) || { say "no data folder $DATA"; exit 1; }
 touch "$WORK/.installed"  # make's venv step is done: this machine's python is the env
-GRID_LIMIT_S=$(( BUDGET_S - $(elapsed) - ANALYSIS_RESERVE_S - ${MEMORY:+$MEMORY_LIMIT_S}${MEMORY:-0} ))
+MEMORY_S=0; [ -n "${MEMORY:-}" ] && MEMORY_S=$MEMORY_LIMIT_S
+GRID_LIMIT_S=$(( BUDGET_S - $(elapsed) - RESERVE_S - MEMORY_S ))
 say "setup: wheels ${INSTALL_S}s, model cache ${HUB_S}s; grid gets at most ${GRID_LIMIT_S}s"
 UTIL="$OUT/grid_gpu_util.csv"
 SMI_PID=
@@ -156,13 +160,12 @@ MAKE_PID=$!
   sleep "$GRID_LIMIT_S"
   if ! grep -q "^summary:" "$LOG"; then  # still in the grid: interrupt it (resumable)
     echo "[gpu_grid] grid time limit ${GRID_LIMIT_S}s reached: interrupting" >> "$LOG"
-    kill -INT -- -"$MAKE_PID" 2>/dev/null; sleep 20; kill -KILL -- -"$MAKE_PID" 2>/dev/null
+    kill -INT -- -"$MAKE_PID" 2>/dev/null; sleep 15; kill -KILL -- -"$MAKE_PID" 2>/dev/null
   fi
 ) &
 WATCH_PID=$!
 # the analysis step may run until the budget's end
-( sleep $(( BUDGET_S - $(elapsed) - ${MEMORY:+$MEMORY_LIMIT_S}${MEMORY:-0} )); \
-  kill -KILL -- -"$MAKE_PID" 2>/dev/null ) &
+( sleep $(( BUDGET_S - $(elapsed) - 10 - MEMORY_S )); kill -KILL -- -"$MAKE_PID" 2>/dev/null ) &
 HARD_PID=$!
 GRID_END=
 while kill -0 "$MAKE_PID" 2>/dev/null; do

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${DEST:-.whl}
 mkdir -p "$DEST"
+rm -f "$DEST"/*.whl  # exactly this list: two versions of one package stop the whole install
 grep -v '^\s*#' benchmarks/gpu_wheels.txt | grep -v '^\s*$' > /tmp/gpu_wheels.req
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --abi cp312 --abi abi3 --abi none \

@@ -24,11 +24,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .catalog import REPORT_MODELS
 from .models import BUNDLED_CONFIGS, load_model_config
 from .tiny import TINY_SIZES
 
 #: The report's models (params/full.yaml) and their real tokenizer, where one is at hand.
-HUB_MODELS = tuple(BUNDLED_CONFIGS)
+HUB_MODELS = REPORT_MODELS
 REAL_WORDPIECE = ("bert-base-uncased",)
 MARKER = "rehearsal.json"
 
