@@ -34,11 +34,24 @@ def test_unknown_key_is_named_with_a_hint():
     ("max_length", 0), ("max_length", 100_000), ("logging_steps", 0),
     ("max_train_samples", 0), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
     ("lora_target_modules", []), ("num_train_epochs", True),
+    # issue 12: caught late (after the model was built) or not at all before
+    ("num_train_epochs", 0.5), ("num_train_epochs", 2.0), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf")), ("weight_decay", float("nan")),
+    ("weight_decay", float("inf")), ("learning_rate", "1e-5"),
 ])
 def test_invalid_values_raise(field, value):
     with pytest.raises(ConfigError) as info:
         TrainConfig.from_dict({field: value})
     assert field.split("_")[0] in str(info.value) or str(value) in str(info.value)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("num_train_epochs", 0.5), ("learning_rate", float("nan")), ("learning_rate", float("inf")),
+])
+def test_late_failures_are_named_in_validation(field, value):
+    """These passed validation and failed after the model was built (or trained to NaN)."""
+    with pytest.raises(ConfigError, match=rf"^{field}="):
+        TrainConfig.from_dict({field: value})
 
 
 def test_max_length_limit_names_the_model():

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,8 +124,7 @@ class TrainConfig:
         except data.DataError as e:
             raise ConfigError(f"dataset: {e}") from None
         _positive(self, "learning_rate", allow_none=True)
-        _positive(self, "num_train_epochs")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size",
+        for name in ("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
                      "max_length", "logging_steps", "adapter_reduction_factor", "lora_r",
                      "lora_alpha"):
             _at_least_one(self, name)
@@ -133,6 +133,7 @@ class TrainConfig:
                 _at_least_one(self, name)
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1).")
+        _finite(self, "weight_decay")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay={self.weight_decay} must be >= 0.")
         if not 0 <= self.lora_dropout < 1:
@@ -179,12 +180,20 @@ def field_help() -> dict[str, str]:
     return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
 
 
+def _finite(cfg: TrainConfig, name: str) -> None:
+    """A real number, not nan/inf: ``learning_rate=inf`` trained to NaN and looked complete."""
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be a finite number.")
+
+
 def _positive(cfg: TrainConfig, name: str, allow_none: bool = False) -> None:
     value = getattr(cfg, name)
     if value is None and allow_none:
         return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name}={value!r} must be a positive number.")
+    _finite(cfg, name)
+    if value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive, finite number.")
 
 
 def _at_least_one(cfg: TrainConfig, name: str) -> None:
