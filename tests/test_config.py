@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.config import DEFAULT_LEARNING_RATES, ConfigError, TrainConfig
+from helpers.config import (
+    DEFAULT_LEARNING_RATES,
+    ConfigError,
+    TrainConfig,
+    check_injected_parameters,
+)
 
 
 def test_defaults_are_the_appendix_values():
@@ -25,6 +30,16 @@ def test_method_default_learning_rates(method):
 def test_unknown_key_is_named_with_a_hint():
     with pytest.raises(ConfigError, match="'learning_rte'.*'learning_rate'"):
         TrainConfig.from_dict({"learning_rte": 1e-5})
+
+
+def test_injected_notebook_parameters_are_checked():
+    """The notebook passes IPython's ``In``: only papermill's injected cells are checked."""
+    declared = "# Parameters (papermill injects overrides after this cell).\nmodel = 'x'\n"
+    injected = "# Parameters\nseed = 3\nlerning_rate = 0.1\n"
+    with pytest.raises(ConfigError, match="'lerning_rate'.*Did you mean 'learning_rate'"):
+        check_injected_parameters(["", declared, injected, "cfg = 1"])
+    check_injected_parameters(["", declared, "# Parameters\nseed = 3\nlearning_rate = 0.1\n",
+                               "run_dir = 1", "x = 2"])  # hand-typed cells are not checked
 
 
 @pytest.mark.parametrize("field,value", [

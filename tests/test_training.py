@@ -155,6 +155,19 @@ def test_notebook_rejects_invalid_parameters(tmp_path, real_data_dir):
     assert not (tmp_path / "runs").exists()
 
 
+def test_notebook_rejects_unknown_parameters(tmp_path, real_data_dir, tiny_bert):
+    """papermill only warns about ``-p lerning_rate 0.1``; the run used the default lr."""
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        execute_notebook(tmp_path / "out.ipynb", lerning_rate=0.1, model=str(tiny_bert),
+                         runs_dir=str(tmp_path / "runs"), data_dir=str(real_data_dir),
+                         max_train_samples=8, max_eval_samples=8)
+    assert info.value.ename == "ConfigError"
+    assert "'lerning_rate'" in info.value.evalue and "'learning_rate'" in info.value.evalue
+    assert not (tmp_path / "runs").exists()
+
+
 def test_notebook_parameters_cell_matches_config():
     """Every TrainConfig field is a parameter of the notebook, and nothing else is."""
     import ast

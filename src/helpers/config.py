@@ -7,12 +7,14 @@ model or data is loaded, so a typo costs milliseconds, not a model download.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,13 +89,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict (papermill parameters, a grid row), rejecting unknown keys."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in values if k not in names]
-        if unknown:
-            key = unknown[0]
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"Unknown parameter '{key}'.{hint} Valid: {', '.join(names)}.")
+        check_names(values)
         cfg = cls(**values)
         cfg.validate()
         return cfg
@@ -167,6 +163,43 @@ class TrainConfig:
         digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
         name = short_model_name(self.model)
         return f"{name}__{self.dataset}__{self.method}__s{self.seed}__{digest}"
+
+
+def check_names(names: Iterable[str], where: str = "") -> None:
+    """Raise ConfigError naming the first name that is not a TrainConfig field, with the
+    closest field as a hint (the grid files' errors give the same)."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = [k for k in names if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"Unknown parameter '{key}'{where}.{hint} Valid: {', '.join(fields)}.")
+
+
+#: The first line of the cell papermill injects after the ``parameters`` cell (its Python
+#: translator writes ``# Parameters`` then one ``name = value`` line per parameter).
+PAPERMILL_HEADER = "# Parameters"
+
+
+def check_injected_parameters(cells: Iterable[str]) -> None:
+    """Reject a papermill parameter that is not a TrainConfig field (``-p lerning_rate 0.1``).
+
+    Papermill only warns about an unknown name and injects it as one more variable, so the
+    run used the default. The train notebook passes IPython's input history (``In``): the
+    cells papermill injected are those starting with its header, and every name they assign
+    must be a field. Cells typed by hand are not checked (a plain JupyterLab run has none).
+    """
+    for source in cells:
+        if not isinstance(source, str) or source.split("\n", 1)[0].strip() != PAPERMILL_HEADER:
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # papermill's own cell always parses; this one is not it
+        names = [t.id for node in tree.body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)]
+        check_names(names, where=" (passed to the notebook, e.g. papermill -p)")
 
 
 def short_model_name(model: str) -> str:
