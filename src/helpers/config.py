@@ -120,7 +120,8 @@ class TrainConfig:
         except data.DataError as e:
             raise ConfigError(f"dataset: {e}") from None
         _positive(self, "learning_rate", allow_none=True)
-        for name in ("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
+        _at_least_one(self, "num_train_epochs")  # an epoch count: 0.5 failed after the build
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size",
                      "max_length", "logging_steps", "adapter_reduction_factor", "lora_r",
                      "lora_alpha"):
             _at_least_one(self, name)

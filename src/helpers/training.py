@@ -432,7 +432,7 @@ def run(cfg: TrainConfig, *, progress: bool = True,
     wall_start = time.perf_counter()
     cfg = check_config(cfg, device)
     run_id = cfg.run_id()
-    runs_dir = resolve_runs_dir(cfg.runs_dir)
+    runs_dir = runs.check_writable(resolve_runs_dir(cfg.runs_dir))  # before loading anything
     threads = torch.get_num_threads()
     try:
         if cfg.torch_threads is not None:
