@@ -45,8 +45,13 @@ def test_another_process_holds_it_until_it_dies(tmp_path):
         before = claims.claim_path(tmp_path, "r").stat().st_mtime
         time.sleep(0.6)
         assert claims.claim_path(tmp_path, "r").stat().st_mtime > before  # heartbeat
-    finally:
         proc.kill()  # kill -9: no release, the lock file stays behind
+        deadline = time.time() + 10
+        while claims.holder(tmp_path, "r") is not None and time.time() < deadline:
+            time.sleep(0.05)
+        assert claims.holder(tmp_path, "r") is None  # a zombie (killed, not reaped) holds none
+    finally:
+        proc.kill()
         proc.wait()
     assert claims.claim_path(tmp_path, "r").exists()
     assert claims.holder(tmp_path, "r") is None  # its pid is dead: stale

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import runs
+from helpers import claims, runs
 from helpers.cli import main
 from helpers.grid import GridError, load_grid, plan_rows, run_state, status_rows
 from helpers.gridrun import cpu_count, make_submitit_executor, run_grid, worker_envs
@@ -71,7 +71,7 @@ def test_full_grid_is_the_report(tmp_path):
 def test_plan_cli_lists_states(tmp_path, capsys):
     assert main(["grid", "plan", str(FULL), "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "75 configs: 0 complete, 0 running, 0 failed, 75 pending" in out
+    assert "75 configs: 0 complete, 0 running, 0 corrupt, 0 failed, 75 pending" in out
     assert "roberta-base__acl_sup__lora__s3__" in out
     assert not list(tmp_path.iterdir())  # plan executes nothing
     assert main(["grid", "plan", str(FULL), "--runs-dir", str(tmp_path),
@@ -389,10 +389,6 @@ def test_two_runners_train_each_run_once(tmp_path, data_env, tiny_bert):
                               text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=400)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    assert_all_complete(runs_dir, ids)
-    for rid in ids:  # one attempt, one executed notebook per run
-        assert len(runs.attempt_logs(runs_dir, rid)) == 1, rid
-        assert len(list((runs_dir / runs.LOGS_DIR).glob(f"{rid}.*.ipynb"))) == 1
     done = []
     for err in outputs:
         summary = re.search(r"summary: (\d+) completed, (\d+) failed, (\d+) already complete"
@@ -403,4 +399,9 @@ def test_two_runners_train_each_run_once(tmp_path, data_env, tiny_bert):
         done.append(completed)
         for rid in re.findall(r"skipped (\S+): claimed by pid \d+", err):
             assert rid in ids
-    assert sum(done) == len(ids), outputs
+    assert sum(done) == len(ids), outputs  # the runners shared the work
+    assert_all_complete(runs_dir, ids)
+    for rid in ids:  # one attempt, one executed notebook per run
+        assert len(runs.attempt_logs(runs_dir, rid)) == 1, rid
+        assert len(list((runs_dir / runs.LOGS_DIR).glob(f"{rid}.*.ipynb"))) == 1
+    assert not list((runs_dir / claims.CLAIMS_DIR).glob("*"))  # all released

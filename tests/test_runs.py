@@ -135,6 +135,16 @@ def test_set_aside_keeps_the_folder_and_says_why(tmp_path):
     assert "not readable JSON" in dest.with_name(dest.name + ".txt").read_text()
 
 
+def test_publishing_over_a_corrupt_folder_sets_it_aside(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    with runs.staging(tmp_path, "r") as tmp:
+        write_all(tmp)
+    assert runs.is_complete(tmp_path / "r")
+    (kept,) = [p for p in (tmp_path / runs.CORRUPT_DIR).iterdir() if p.is_dir()]
+    assert (kept / "notes.txt").read_text() == "mine"
+
+
 def test_attempt_logs_are_kept_per_attempt(tmp_path):
     first = runs.log_path(tmp_path, "r", "20260101T000000-1")
     second = runs.log_path(tmp_path, "r", runs.new_attempt())

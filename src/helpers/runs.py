@@ -146,7 +146,11 @@ def staging(runs_dir: str | os.PathLike, run_id: str) -> Iterator[Path]:
 
 
 def publish(tmp: Path, final: Path) -> None:
-    """Move ``tmp`` to ``final`` atomically, replacing an older complete run if any."""
+    """Move ``tmp`` to ``final`` atomically, replacing an older complete run if any (a
+    folder there that does not validate is set aside, not deleted)."""
+    problem = check_records(final) if final.exists() else None
+    if problem:
+        set_aside(final.parent, final.name, problem)
     if final.exists():
         trash = final.parent / TMP_DIR / f"{final.name}.old.{os.getpid()}.{next(_counter)}"
         final.rename(trash)
@@ -250,7 +254,7 @@ def set_aside(runs_dir: str | os.PathLike, run_id: str, problem: str) -> Path:
     person to look at, never deleted) with a note of what was wrong; return where it went."""
     root = Path(runs_dir) / CORRUPT_DIR
     root.mkdir(parents=True, exist_ok=True)
-    dest = root / f"{run_id}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    dest = root / f"{run_id}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.{next(_counter)}"
     run_path(runs_dir, run_id).rename(dest)
     (dest.parent / f"{dest.name}.txt").write_text(
         f"{run_id}: set aside on {time.strftime('%Y-%m-%d %H:%M:%S')} by pid {os.getpid()} "
