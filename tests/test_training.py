@@ -159,6 +159,19 @@ def test_notebook_rejects_invalid_parameters(tmp_path, real_data_dir):
     assert not (tmp_path / "runs").exists()
 
 
+def test_notebook_rejects_unknown_parameters(tmp_path, real_data_dir, tiny_bert):
+    """papermill only warns about ``-p lerning_rate 0.1``; the run used the default lr."""
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        execute_notebook(tmp_path / "out.ipynb", lerning_rate=0.1, model=str(tiny_bert),
+                         runs_dir=str(tmp_path / "runs"), data_dir=str(real_data_dir),
+                         max_train_samples=8, max_eval_samples=8)
+    assert info.value.ename == "ConfigError"
+    assert "'lerning_rate'" in info.value.evalue and "'learning_rate'" in info.value.evalue
+    assert not (tmp_path / "runs").exists()
+
+
 def test_notebook_parameters_cell_matches_config():
     """Every TrainConfig field is a parameter of the notebook, and nothing else is."""
     import ast
@@ -263,6 +276,22 @@ def test_failed_run_records_error_and_leaves_nothing(broken_model, real_data_dir
     failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
     assert failure["run_id"] == cfg.run_id()
     assert "Traceback" in failure["traceback"] and failure["error"]
+
+
+def test_diverged_run_is_failed_never_complete(tiny_bert, real_data_dir, tmp_path):
+    """A learning rate this large trains to NaN loss within a few steps: the run stops, is
+    recorded as failed with the step, and never becomes a complete run (issue 12)."""
+    cfg = tiny_config(tiny_bert, real_data_dir, tmp_path / "runs", learning_rate=1e30)
+    with pytest.raises(training.DivergedError) as info:
+        training.run(cfg, progress=False, device="cpu")
+    steps_per_epoch = TINY["max_train_samples"] // TINY["per_device_train_batch_size"]
+    assert 1 <= info.value.step <= steps_per_epoch  # stopped in the first epoch
+    assert f"step {info.value.step}" in str(info.value) and "learning_rate" in str(info.value)
+    assert runs.complete_runs(tmp_path / "runs") == []
+    assert not (tmp_path / "runs" / cfg.run_id()).exists()
+    failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
+    assert failure["diverged_at_step"] == info.value.step
+    assert failure["error"].startswith("DivergedError")
 
 
 # --------------------------------------------------------------------------- kill, determinism

@@ -1,7 +1,10 @@
 """Executing a grid: one papermill run of ``notebooks/train.ipynb`` per pending config.
 
 * Resumable: the complete run folder is the truth (:mod:`helpers.runs`), so complete runs are
-  skipped and a killed batch leaves only ``.tmp`` debris, removed by ``runs.clean_stale``.
+  skipped and a killed batch leaves only ``.tmp`` debris, removed by ``runs.clean_stale``. A
+  run folder whose records don't validate is set aside to ``.corrupt/`` and rerun.
+* Shared: a run is claimed before it starts (:mod:`helpers.claims`), so runners sharing a
+  runs folder never train the same config twice; each skips, and names, what another holds.
 * Failure-isolated: a failing notebook is recorded in ``runs/.failed/<run_id>.json`` (failing
   cell, exception, traceback, log) and the batch goes on; the next ``run`` retries it.
 * Parallel: N worker processes, each running one notebook at a time. ``devices`` gives each
@@ -14,8 +17,8 @@
 * Beyond one machine: ``executor="slurm"`` submits the pending configs as one Slurm job array
   through submitit; ``"local-submitit"`` runs the same code path with submitit's local executor.
 
-Every run writes its kernel output to ``runs/.logs/<run_id>.log`` and its executed notebook to
-``runs/.logs/<run_id>.ipynb``, copied into the run folder as ``train.ipynb`` on success.
+Every attempt writes its kernel output to ``runs/.logs/<run_id>.<attempt>.log`` and its executed
+notebook beside it (``.ipynb``), copied into the run folder as ``train.ipynb`` on success.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import runs
-from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state
+from . import claims, runs
+from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state, staging_alive
 from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 NOTEBOOK = TRAIN_NOTEBOOK
@@ -58,8 +61,9 @@ class RunSummary:
 
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # complete before the batch
-    busy: list[str] = field(default_factory=list)  # being run by another process
+    skipped: list[str] = field(default_factory=list)  # complete before (or by another runner)
+    busy: list[str] = field(default_factory=list)  # claimed by another runner: not run here
+    corrupt: list[str] = field(default_factory=list)  # records did not validate: set aside
     not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
     interrupted: bool = False
     seconds: float = 0.0
@@ -75,29 +79,53 @@ class RunSummary:
 
 # ---------------------------------------------------------------------------------- one run
 def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Execute the notebook for one config; never raises for a failing run (it is recorded).
+    """Claim the run, then execute the notebook for its config; never raises for a failing
+    run (it is recorded).
 
-    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd. Returns run_id, ok,
-    seconds and, on failure, error (``ename: evalue``). Module-level and picklable, so the
-    local worker processes and submitit jobs run exactly this.
+    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force. Returns run_id, ok,
+    seconds, error (``ename: evalue``) on failure, and ``skipped`` (why, e.g. "claimed by pid
+    12 on host-a since 10:01:02") when another runner holds the run or completed it meanwhile.
+    Module-level and picklable, so the local worker processes and submitit jobs run exactly
+    this.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError, strip_color
-
     if env:
         os.environ.update(env)
     run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
-    log = runs.log_path(runs_dir, run_id)
+    claim = claims.try_claim(runs_dir, run_id)
+    if claim is None:
+        return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
+                        busy=True)
+    with claim:
+        if not task.get("force") and runs.is_complete(runs.run_path(runs_dir, run_id)):
+            return _skipped(run_id, "completed by another runner meanwhile", busy=False)
+        return _execute_claimed(task, run_id, runs_dir)
+
+
+def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
+    return {"run_id": run_id, "ok": True, "seconds": 0.0, "error": None, "skipped": why,
+            "busy": busy}
+
+
+def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[str, Any]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError, strip_color
+
+    log = runs.log_path(runs_dir, run_id, runs.new_attempt())
     log.parent.mkdir(parents=True, exist_ok=True)
     out_nb = log.with_suffix(".ipynb")
     start = time.time()
     info: dict[str, Any] | None = None
+    run_dir = runs.run_path(runs_dir, run_id)
     with open(log, "w", encoding="utf-8") as fh:
         fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n# CUDA_VISIBLE_DEVICES="
                  f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')} OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', '')}\n# notebook {task['notebook']} -> "
                  f"{out_nb}\n")
+        problem = runs.check_records(run_dir) if run_dir.exists() else None
+        if problem:  # never published like this by us: a damaged or hand-made folder
+            fh.write(f"# {run_dir} is corrupt ({problem}): moved to "
+                     f"{runs.set_aside(runs_dir, run_id, problem)}\n")
         fh.flush()
         try:
             with _output_to(fh):
@@ -113,7 +141,6 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
         except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
             info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
                     "traceback": traceback.format_exc().splitlines()}
-        run_dir = runs.run_path(runs_dir, run_id)
         if info is None and not runs.is_complete(run_dir):
             info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
                     "evalue": f"the notebook finished but {run_dir} is not a complete run "
@@ -131,6 +158,12 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     _copy_notebook(out_nb, run_dir)
     runs.clear_failure(runs_dir, run_id)
     return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None}
+
+
+def _last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    """The newest attempt's log (a placeholder name when no attempt wrote one)."""
+    logs = runs.attempt_logs(runs_dir, run_id)
+    return logs[-1] if logs else runs.log_path(runs_dir, run_id, "none")
 
 
 def _copy_notebook(executed: Path, run_dir: Path) -> None:
@@ -271,7 +304,10 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         raise GridError(f"workers={workers} must be >= 1.")
     started = time.time()
     runs_dir = project_path(grid.runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs.check_writable(runs_dir)
+    except runs.NotWritableError as e:
+        raise GridError(str(e)) from None
     runs.clean_stale(runs_dir)
     _wait_for_orphans(grid)
 
@@ -284,19 +320,24 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             # A batch killed between a run's completion and the copy of its notebook.
-            executed = runs.log_path(runs_dir, r.run_id).with_suffix(".ipynb")
+            executed = _last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = runs.run_path(runs_dir, r.run_id)
             if not (run_dir / "train.ipynb").is_file() and executed.is_file():
                 _copy_notebook(executed, run_dir)
         else:
+            if state == "corrupt":
+                summary.corrupt.append(r.run_id)
             todo.append(r)
     threads = job_cpus(executor, workers, slurm or {})
-    tasks = [_task(r, runs_dir, notebook, kernel_name, threads) for r in todo]
+    tasks = [_task(r, runs_dir, notebook, kernel_name, threads, force) for r in todo]
     if executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
-          f"{len(tasks)} to run" + (f", {len(summary.busy)} running elsewhere"
-                                    if summary.busy else "")
+          f"{len(tasks)} to run"
+          + (f" ({len(summary.corrupt)} corrupt: set aside in {runs.CORRUPT_DIR}/ and rerun)"
+             if summary.corrupt else "")
+          + (f", {len(summary.busy)} claimed by another runner (skipped)"
+             if summary.busy else "")
           + (f" ({executor}, {workers} worker(s)"
              + (f" on GPU {','.join(devices)}, {workers // len(devices)} per GPU"
                 if devices and executor == "local" else "") + ")" if tasks else ""), file=out)
@@ -311,7 +352,7 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
             summary.interrupted = True
         finally:
             bar.close()
-        done = set(summary.executed)
+        done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
         summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
         if summary.not_run:
             _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
@@ -346,13 +387,14 @@ def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
-          threads: int) -> dict[str, Any]:
+          threads: int, force: bool = False) -> dict[str, Any]:
     params = r.params()
     params["runs_dir"] = str(runs_dir)
     if params.get("torch_threads") is None:  # not part of the run id: speed only
         params["torch_threads"] = threads
     return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
-            "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd()}
+            "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
+            "force": force}
 
 
 def _check_kernel(name: str) -> None:
@@ -370,11 +412,13 @@ def _wait_for_orphans(grid: Grid, timeout: float = 5.0) -> None:
     """Kernels of a killed batch exit within about a second (ipykernel polls its parent).
 
     Until then their ``.tmp`` folders look like runs in progress; give them that second rather
-    than skipping those runs as "running elsewhere".
+    than skipping those runs as "running elsewhere". Runs claimed by a live runner are not
+    orphans and are not waited for.
     """
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if not any(run_state(grid.runs_dir, r.run_id) == "running" for r in grid.runs):
+        if not any(staging_alive(grid.runs_dir, r.run_id)
+                   and claims.holder(grid.runs_dir, r.run_id) is None for r in grid.runs):
             return
         time.sleep(0.5)
     runs.clean_stale(grid.runs_dir)
@@ -391,13 +435,14 @@ class _Progress:
                         dynamic_ncols=True)
         self.total, self.done, self.failed, self.out = total, 0, 0, out
         self.running: dict[str, int] = {}  # runs in flight per device ("cpu", GPU ids)
+        self.skipped = 0
         self._postfix()
 
     def _postfix(self) -> None:
         running = " ".join(f"{'gpu' if d != 'cpu' else ''}{d}:{n}"
                            for d, n in sorted(self.running.items()))
-        self.bar.set_postfix(done=self.done, failed=self.failed,
-                             remaining=self.total - self.done - self.failed,
+        self.bar.set_postfix(done=self.done, failed=self.failed, skipped=self.skipped,
+                             remaining=self.total - self.done - self.failed - self.skipped,
                              running=running or 0)
 
     def started(self, device: str) -> None:
@@ -408,7 +453,10 @@ class _Progress:
         self.running[device] = max(0, self.running.get(device, 0) - 1)
 
     def finish(self, result: dict[str, Any]) -> None:
-        if result["ok"]:
+        if result.get("skipped"):
+            self.skipped += 1
+            line = f"  skipped {result['run_id']}: {result['skipped']}"
+        elif result["ok"]:
             self.done += 1
             line = f"  done   {result['run_id']} ({result['seconds']:.0f}s)"
         else:
@@ -423,7 +471,10 @@ class _Progress:
 
 
 def _collect(result: dict[str, Any], summary: RunSummary, bar: _Progress) -> None:
-    (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
+    if result.get("skipped"):
+        (summary.busy if result.get("busy") else summary.skipped).append(result["run_id"])
+    else:
+        (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
     bar.finish(result)
 
 
@@ -463,7 +514,7 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                         info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
                                 "evalue": f"worker process {p.pid} exited with code "
                                           f"{p.exitcode} while running the notebook"}
-                        log = runs.log_path(t["runs_dir"], run_id)
+                        log = _last_attempt(t["runs_dir"], run_id)
                         _record(Path(t["runs_dir"]), run_id, info, log,
                                 log.with_suffix(".ipynb"), time.time(), 0.0)
                         _collect({"run_id": run_id, "ok": False, "seconds": 0.0,
@@ -550,7 +601,7 @@ def _run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
                     "evalue": f"{str(e).splitlines()[0][:300] if str(e) else ''} "
                               f"(job {job.job_id}, stderr {job.paths.stderr})",
                     "traceback": str(e).splitlines()}
-            log = runs.log_path(runs_dir, t["run_id"])
+            log = _last_attempt(runs_dir, t["run_id"])
             _record(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"), time.time(), 0)
             result = {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
                       "error": f"{info['ename']}: {info['evalue']}"}
@@ -560,7 +611,8 @@ def _run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
 def format_summary(summary: RunSummary, grid: Grid) -> str:
     lines = [f"summary: {len(summary.completed)} completed, {len(summary.failed)} failed, "
              f"{len(summary.skipped)} already complete"
-             + (f", {len(summary.busy)} running elsewhere" if summary.busy else "")
+             + (f", {len(summary.busy)} claimed by another runner (not run here)"
+                if summary.busy else "")
              + (f", {len(summary.not_run)} not run" if summary.not_run else "")
              + f" ({summary.seconds:.0f}s)"]
     for run_id in summary.failed:

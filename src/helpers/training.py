@@ -57,6 +57,24 @@ CHECKPOINT_FILE = "best_checkpoint.safetensors"
 # --------------------------------------------------------------------------- config checks
 
 
+class DivergedError(RuntimeError):
+    """The loss became non-finite: the run stops and is recorded as failed, never complete."""
+
+    def __init__(self, step: int, what: str, value: float) -> None:
+        self.step = step
+        super().__init__(f"{what} became {value} at step {step}: training diverged, so the run "
+                         f"is recorded as failed, not complete. Lower learning_rate (or train "
+                         f"in precision='fp32').")
+
+
+def check_finite(values: list[float], first_step: int, what: str = "training loss") -> None:
+    """Raise :class:`DivergedError` at the first non-finite value (``first_step`` is the
+    step of ``values[0]``)."""
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise DivergedError(first_step + i, what, value)
+
+
 def resolve_runs_dir(runs_dir: str | os.PathLike) -> Path:
     """Relative runs dirs are taken from the project root, so the notebook writes to the same
     ``runs/`` whether it is started from ``notebooks/`` (JupyterLab) or the root (papermill)."""
@@ -371,7 +389,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     """One pass over ``loader``; appends train-loss rows to ``state.history``.
 
     Losses stay on the device and are read once per logging window, so the loop has no
-    per-step host synchronisation.
+    per-step host synchronisation; a non-finite loss stops the run at the next logging step
+    (a NaN or inf in the window makes its mean non-finite) or at the end of the epoch.
     """
     model.train()
     steps = len(loader)
@@ -389,6 +408,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
         epoch_losses.append(loss)
         if state.global_step % logging_steps == 0:
             value = torch.stack(window).mean().item()
+            if not math.isfinite(value):  # read anyway for the log: the check costs nothing
+                check_finite(torch.stack(window).tolist(), state.global_step - len(window) + 1)
             window = []
             state.history.append(_row(state.global_step, epoch - 1 + (i + 1) / steps,
                                       "train", "loss", value))
@@ -396,6 +417,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     _sync(device)
     state.train_time_s += time.perf_counter() - start
     losses = torch.stack(epoch_losses).cpu().tolist() if epoch_losses else []
+    check_finite(losses, state.global_step - len(losses) + 1)
     state.step_losses.extend(losses)
     state.history.append(_row(state.global_step, epoch, "train", "epoch_loss",
                               sum(losses) / max(len(losses), 1)))
@@ -441,7 +463,7 @@ def run(cfg: TrainConfig, *, progress: bool = True,
     wall_start = time.perf_counter()
     cfg = check_config(cfg, device)
     run_id = cfg.run_id()
-    runs_dir = resolve_runs_dir(cfg.runs_dir)
+    runs_dir = runs.check_writable(resolve_runs_dir(cfg.runs_dir))  # before loading anything
     threads = torch.get_num_threads()
     try:
         if cfg.torch_threads is not None:
@@ -456,6 +478,7 @@ def run(cfg: TrainConfig, *, progress: bool = True,
                 "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(),
                 "source": "helpers.training.run",
+                **({"diverged_at_step": e.step} if isinstance(e, DivergedError) else {}),
             })
         raise
     finally:
@@ -531,6 +554,8 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
         scores = {s: evaluate(net, loader, device, precision)
                   for s, loader in eval_loaders.items()}
         phase("eval_s")
+        for split, values in scores.items():  # finite training losses, then NaN weights
+            check_finite([values["loss"]], state.global_step, f"{split} loss after epoch {epoch}")
         per_epoch.append(scores)
         for split, values in scores.items():
             for metric in METRIC_NAMES:
