@@ -196,16 +196,10 @@ def test_notebook_parameters_cell_matches_config():
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
     assert nb.metadata["kernelspec"]["name"] == KERNEL
-    # the defaults are a valid config: TrainConfig defaults except the quick-run budget
+    # the defaults are a valid config (which one: tests/test_notebooks.py)
     values: dict = {}
     exec(source, {}, values)
-    cfg = TrainConfig.from_dict(values)
-    defaults = TrainConfig()
-    quick = {"num_train_epochs", "max_train_samples", "max_eval_samples"}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in quick:
-            assert getattr(cfg, f.name) == getattr(defaults, f.name), f.name
-    assert cfg.model == "minilm" and cfg.method == "full" and cfg.num_train_epochs == 1
+    TrainConfig.from_dict(values)
 
 
 # --------------------------------------------------------------------------- learning

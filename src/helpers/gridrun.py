@@ -428,9 +428,9 @@ class _Progress:
     """tqdm bar over finished runs, postfix done/failed/remaining, one line per finished run."""
 
     def __init__(self, total: int, enabled: bool, out) -> None:
-        from tqdm.auto import tqdm
+        from .progress import bar_class
 
-        self.tqdm = tqdm
+        self.tqdm = tqdm = bar_class()  # widgets in JupyterLab, text in a terminal or log
         self.bar = tqdm(total=total, unit="run", desc="grid", disable=not enabled, file=out,
                         dynamic_ncols=True)
         self.total, self.done, self.failed, self.out = total, 0, 0, out

@@ -27,7 +27,6 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ import torch
 
 from . import runs
 from .config import ConfigError, TrainConfig
+from .progress import progress as progress_bar
 from .settings import project_path
 
 if TYPE_CHECKING:
@@ -398,7 +398,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     epoch_losses: list[torch.Tensor] = []
     _sync(device)
     start = time.perf_counter()
-    bar = _progress(loader, total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
+    bar = progress_bar(loader, inner=True, total=steps, desc=f"epoch {epoch}", leave=False,
+                       disable=not progress)
     for i, batch in enumerate(bar):
         state.samples += batch["input_ids"].shape[0]
         state.tokens += int(batch["attention_mask"].sum())
@@ -546,7 +547,7 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
     state = TrainState()
     per_epoch: list[dict[str, dict[str, float]]] = []
     best_epoch, best_f1, best_weights = 0, -1.0, None
-    epochs = _progress(range(1, cfg.num_train_epochs + 1), desc=run_id, disable=not progress)
+    epochs = progress_bar(range(1, cfg.num_train_epochs + 1), desc=run_id, disable=not progress)
     for epoch in epochs:
         train_one_epoch(net, train_loader, optimizer, scheduler, state, epoch, device,
                         precision, cfg.logging_steps, scaler=scaler, progress=progress)
@@ -567,7 +568,7 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
             if cfg.save_best_checkpoint:
                 best_weights = {n: p.detach().to("cpu", copy=True)
                                 for n, p in model.named_parameters() if p.requires_grad}
-        epochs.set_postfix(val_macro_f1=f"{scores['validation']['macro_f1']:.3f}")
+        epochs.set_postfix(val_macro_f1=f"{scores['validation']['macro_f1']:.3f}", refresh=False)
         phase("select_s")
 
     if best_weights is not None:
@@ -627,20 +628,6 @@ def _row(step: int, epoch: float, split: str, metric: str, value: float) -> dict
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _progress(iterable, **kwargs) -> Iterator:
-    """tqdm: widgets in Jupyter when ipywidgets is there, else plain text, updated sparingly
-    when the output is not a terminal (papermill stores every update in the notebook)."""
-    try:
-        import ipywidgets  # noqa: F401
-        from tqdm.auto import tqdm
-    except ImportError:
-        from tqdm.std import tqdm
-
-        if not sys.stderr.isatty():
-            kwargs.setdefault("mininterval", 5.0)
-    return tqdm(iterable, **kwargs)
 
 
 # --------------------------------------------------------------------------- memory and env
