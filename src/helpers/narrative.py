@@ -514,7 +514,7 @@ def corrections(summary: pd.DataFrame, configs: pd.DataFrame, original: pd.DataF
 
 
 __all__ = [
-    "banner", "bullet_list", "comparison_note", "corrections", "model_sources", "facts_full_ft", "facts_peft", "findings",
-    "is_paper_scale", "memory_explanation", "memory_settings_note", "paragraphs",
-    "scibert_on_acl", "validation_test_gap",
+    "banner", "bullet_list", "comparison_note", "corrections", "facts_full_ft", "facts_peft",
+    "findings", "is_paper_scale", "memory_explanation", "memory_settings_note",
+    "model_sources", "paragraphs", "scibert_on_acl", "validation_test_gap",
 ]

@@ -130,6 +130,7 @@ def stand_in(summary: pd.DataFrame, model: str, dataset: str, method: str) -> st
 def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
     """The original's Tables 1-3, value by value, beside ours: mean ± std, n, ours - original.
 
+    Micro-F1 is left out (it equals accuracy in single-label classification; a note says so).
     Ours is the same model's runs; where this grid lacks that model its one model on that
     dataset and method stands in (named in the "ours from" column); otherwise "not run". The
     original's values that are another model's number carry :data:`SWAP_MARK`.
@@ -137,7 +138,7 @@ def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
     swaps = table3_swaps(original)
     swapped = {(r["dataset"], r["metric"]) for _, r in swaps.iterrows()}
     rows, shown = [], []
-    res = original[original["table"].isin(RESULT_TABLES)]
+    res = original[original["table"].isin(RESULT_TABLES) & (original["metric"] != "micro_f1")]
     for _, r in res.iterrows():
         ours_model = stand_in(summary, r["model"], r["dataset"], r["method"])
         mean, std, n = (_ours(summary, ours_model, r["dataset"], r["method"], r["metric"])
@@ -159,8 +160,10 @@ def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
             "n": n,
             "ours − original": signed(diff),
         })
-    notes = []
+    notes = ["Micro-F1 is left out: in single-label classification it equals accuracy, in the "
+             "original's tables and in ours."]
     if not swaps.empty:
+        swaps = swaps[swaps["metric"] != "micro_f1"]
         parts = [f"{LABELS[s['metric']]} {s['printed']:.4f} is "
                  f"{display_model(s['source_model'])}'s {s['dataset']} value in its Table 1 "
                  f"({display_model(s['model'])}'s own: {s['own']:.4f})"

@@ -88,7 +88,7 @@ def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str
     runs = history[(history["model"] == model) & (history["dataset"] == dataset)
                    & (history["method"] == method)]
     n = runs["run_id"].nunique()
-    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 4.6), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 3.9), constrained_layout=True)
     loss = runs[(runs["split"] == "train") & (runs["metric"] == "loss")]
     _curve(axes[0, 0], loss, "step", None, "training loss", "loss")
     for ax, metric in zip(axes.flat[1:], EPOCH_METRICS, strict=True):

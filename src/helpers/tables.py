@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,9 +171,11 @@ class Table:
         return gt
 
     def html(self) -> str:
+        """great_tables HTML without its font list: the table then uses the page's font in
+        HTML and the document's in Typst (which warns about every web font it lacks)."""
         if self.display.empty:
             return "<p><em>No runs for this table yet.</em></p>"
-        return self.gt().as_raw_html()
+        return re.sub(r"font-family:[^;]*;", "", self.gt().as_raw_html(), count=1)
 
     def _repr_html_(self) -> str:
         return self.html()
