@@ -35,7 +35,7 @@ from .analysis import (
     project_path,
 )
 from .config import DEFAULT_LEARNING_RATES, METHODS, short_model_name
-from .tables import GIB, fmt, fmt_count, fmt_mean_std, fmt_value, signed
+from .tables import GIB, fmt, fmt_count, fmt_mean_std, signed
 
 
 def paragraphs(*parts: str) -> str:
@@ -394,7 +394,13 @@ def memory_settings_note(configs: pd.DataFrame, peak_label: str) -> str:
 def _lr_text(configs: pd.DataFrame, method: str) -> str:
     lr = pd.to_numeric(configs.loc[configs["method"] == method, "learning_rate"],
                        errors="coerce").dropna() if not configs.empty else pd.Series([])
-    return ", ".join(fmt_value(float(v)) for v in sorted(lr.unique()))
+    return ", ".join(fmt_lr(float(v)) for v in sorted(lr.unique()))
+
+
+def fmt_lr(value: float) -> str:
+    """A learning rate as papers write it: 2e-5, 1e-3, 3e-3."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def corrections(summary: pd.DataFrame, configs: pd.DataFrame, original: pd.DataFrame,
@@ -436,11 +442,11 @@ def corrections(summary: pd.DataFrame, configs: pd.DataFrame, original: pd.DataF
                  f"the task.")
     used = [f"adapters {adapter_lr}" if adapter_lr else "", f"LoRA {lora_lr}" if lora_lr else ""]
     used = [u for u in used if u]
-    defaults = (f"adapter {fmt_value(DEFAULT_LEARNING_RATES['adapter'])}, LoRA "
-                f"{fmt_value(DEFAULT_LEARNING_RATES['lora'])}")
+    defaults = (f"adapter {fmt_lr(DEFAULT_LEARNING_RATES['adapter'])}, LoRA "
+                f"{fmt_lr(DEFAULT_LEARNING_RATES['lora'])}")
     if used:
-        budget = {adapter_lr, lora_lr} - {fmt_value(DEFAULT_LEARNING_RATES["adapter"]),
-                                           fmt_value(DEFAULT_LEARNING_RATES["lora"]), ""}
+        budget = {adapter_lr, lora_lr} - {fmt_lr(DEFAULT_LEARNING_RATES["adapter"]),
+                                           fmt_lr(DEFAULT_LEARNING_RATES["lora"]), ""}
         text += (f" The runs of this build used {' and '.join(used)} (read from their "
                  f"`config.json`)"
                  + (f"; the project's defaults, from AdapterHub and the LoRA paper, are "

@@ -172,7 +172,11 @@ def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
                      f"{display_model(swaps['model'].iloc[0])}'s, but "
                      + "; ".join(parts) + ".")
     data = pd.DataFrame(rows)
-    return Table(data=data, display=pd.DataFrame(shown), group="table", notes=notes,
+    shown = pd.DataFrame(shown)
+    if not (data["ours_model"].map(short_model_name) != data["model"].map(short_model_name)
+            ).any() if len(data) else True:
+        shown = shown.drop(columns="ours from")  # every value is the same model's
+    return Table(data=data, display=shown, group="table", notes=notes,
                  widths={"run": 17, "metric": 10, "original": 9, "ours from": 11,
                          "ours": 14, "n": 3, "ours − original": 10})
 

@@ -145,14 +145,17 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
     _theme()
     datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
     fig, axes = plt.subplots(len(metrics), len(datasets),
-                             figsize=(FIG_WIDTH, 2.6 * len(metrics) + 0.4),
+                             figsize=(FIG_WIDTH, 2.4 * len(metrics) + 0.4),
                              constrained_layout=True, squeeze=False)
-    data = summary.assign(cell=[f"{short_label(m)}\n{METHOD_SHORT.get(meth, meth)}"
+    # two-line labels when they fit side by side; one line, turned, when there are many
+    per_panel = summary.drop_duplicates(["dataset", "model", "method"]).groupby("dataset").size()
+    sep = "\n" if per_panel.empty or per_panel.max() <= 3 else " "
+    data = summary.assign(cell=[f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
                                 for m, meth in zip(summary["model"], summary["method"],
                                                    strict=True)])
     for j, dataset in enumerate(datasets):
         d = data[data["dataset"] == dataset]
-        order = [f"{short_label(m)}\n{METHOD_SHORT.get(meth, meth)}"
+        order = [f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
                  for m in order_models(d["model"])
                  for meth in METHODS if ((d["model"] == m) & (d["method"] == meth)).any()]
         for i, metric in enumerate(metrics):
@@ -168,7 +171,7 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
             ax.set_title(f"{dataset}: test {LABELS[metric]}")
             ax.set_xlabel("")
             ax.set_ylabel(LABELS[metric])
-            if len(order) > 3:  # one label per model x method: turn them to fit
+            if sep == " ":  # one label per model x method: turned to fit
                 ax.tick_params(axis="x", labelrotation=90)
     fig.suptitle("Per-seed test scores (points) and their mean (dash)")
     return fig
