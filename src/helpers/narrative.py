@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,21 @@ def bullet_list(items: Sequence[str], numbered: bool = False) -> str:
     """A Markdown list, one item per line; :func:`paragraphs` puts the blank line before it."""
     return "\n".join(f"{i}. {t}" if numbered else f"- {t}"
                      for i, t in enumerate(items, start=1))
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+\.)\s")
+
+
+def items_without_blank_line(markdown: str) -> list[str]:
+    """List items that follow a paragraph line directly (Pandoc then renders the list as part
+    of the paragraph, with a literal " - "); the tests check every generated text with it."""
+    bad, prev = [], ""
+    for line in markdown.splitlines():
+        if _LIST_ITEM.match(line) and prev.strip() and not _LIST_ITEM.match(prev) \
+                and not prev.startswith("  "):
+            bad.append(line)
+        prev = line
+    return bad
 
 
 # ----------------------------------------------------------------------------- banner
@@ -521,6 +537,7 @@ def corrections(summary: pd.DataFrame, configs: pd.DataFrame, original: pd.DataF
 
 __all__ = [
     "banner", "bullet_list", "comparison_note", "corrections", "facts_full_ft", "facts_peft",
-    "findings", "is_paper_scale", "memory_explanation", "memory_settings_note",
-    "model_sources", "paragraphs", "scibert_on_acl", "validation_test_gap",
+    "findings", "is_paper_scale", "items_without_blank_line", "memory_explanation",
+    "memory_settings_note", "model_sources", "paragraphs", "scibert_on_acl",
+    "validation_test_gap",
 ]

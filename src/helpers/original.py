@@ -173,12 +173,12 @@ def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
                      + "; ".join(parts) + ".")
     data = pd.DataFrame(rows)
     shown = pd.DataFrame(shown)
-    if not (data["ours_model"].map(short_model_name) != data["model"].map(short_model_name)
-            ).any() if len(data) else True:
-        shown = shown.drop(columns="ours from")  # every value is the same model's
-    return Table(data=data, display=shown, group="table", notes=notes,
-                 widths={"run": 17, "metric": 10, "original": 9, "ours from": 11,
-                         "ours": 14, "n": 3, "ours − original": 10})
+    table = Table(data=data, display=shown, group="table", notes=notes,
+                  widths={"run": 17, "metric": 10, "original": 9, "ours from": 11,
+                          "ours": 14, "n": 3, "ours − original": 10})
+    if not uses_stand_ins(table):  # every value is the same model's: the column repeats "run"
+        table.display = shown.drop(columns="ours from")
+    return table
 
 
 def uses_stand_ins(table: Table) -> bool:
