@@ -221,8 +221,8 @@ def test_hyperparameters_come_from_configs_and_grid(tmp_path, summary, runs_dir)
     table = tables.hyperparameter_table(analysis.load_configs(runs_dir), appendix)
     shown = table.display.set_index("parameter")
     # bold = departs from the original's appendix (2e-5 for every method)
-    assert shown.loc["learning_rate", "adapter"] == "**0.0001**"
-    assert shown.loc["learning_rate", "full"] == "2e-05"
+    assert shown.loc["learning_rate", "adapter"] == "**1e-4**"
+    assert shown.loc["learning_rate", "full"] == "2e-5"
     assert shown.loc["learning_rate", "original"] == "2e-5"
     assert shown.loc["lora_r", "full"] == "n/a"
     assert shown.loc["seed", "LoRA"] == "1, 2, 3"

@@ -36,7 +36,7 @@ from .analysis import (
     project_path,
 )
 from .config import DEFAULT_LEARNING_RATES, METHODS, short_model_name
-from .tables import GIB, fmt, fmt_count, fmt_mean_std, signed
+from .tables import GIB, fmt, fmt_count, fmt_lr, fmt_mean_std, signed
 
 
 def paragraphs(*parts: str) -> str:
@@ -154,7 +154,9 @@ def findings(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
     """The summary at the top: what ran, the main results with uncertainty, vs the original."""
     if summary.empty:
         return "_No complete runs yet._"
-    n_seeds = int(summary.groupby(["model", "dataset", "method"])["seed"].nunique().min())
+    per_cell = summary.groupby(["model", "dataset", "method"])["seed"].nunique()
+    n_seeds = int(per_cell.min())
+    seeds = f"{n_seeds}" if per_cell.max() == n_seeds else f"{n_seeds}-{int(per_cell.max())}"
     items = []
     full = summary[summary["method"] == "full"]
     for dataset in order_datasets(full["dataset"]):
@@ -188,7 +190,7 @@ def findings(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
             items.append(f"Against the original report's Tables 1-3 ({k} accuracy and macro-F1 "
                          f"values of the same models) ours differ by {mad:.3f} on average "
                          f"(mean absolute difference; see the comparison table).")
-    head = (f"**Findings.** {len(summary)} runs, {n_seeds}+ seeds per cell. "
+    head = (f"**Findings.** {len(summary)} runs, {seeds} seeds per cell. "
             + ("With fewer than 3 seeds per cell the differences below are not tested: "
                "n is too small to rank models or methods."
                if n_seeds < MIN_SEEDS_FOR_INTERVAL else
@@ -411,12 +413,6 @@ def _lr_text(configs: pd.DataFrame, method: str) -> str:
     lr = pd.to_numeric(configs.loc[configs["method"] == method, "learning_rate"],
                        errors="coerce").dropna() if not configs.empty else pd.Series([])
     return ", ".join(fmt_lr(float(v)) for v in sorted(lr.unique()))
-
-
-def fmt_lr(value: float) -> str:
-    """A learning rate as papers write it: 2e-5, 1e-3, 3e-3."""
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def corrections(summary: pd.DataFrame, configs: pd.DataFrame, original: pd.DataFrame,

@@ -116,7 +116,7 @@ def peft_curves(history: pd.DataFrame, model: str | None = None,
     datasets = list(datasets) or ["(none)"]
     methods = [m for m in METHODS if m in set(runs["method"])]
     ncols = 1 + len(metrics)
-    fig, axes = plt.subplots(len(datasets), ncols, figsize=(FIG_WIDTH, 2.0 * len(datasets) + 0.5),
+    fig, axes = plt.subplots(len(datasets), ncols, figsize=(FIG_WIDTH, 1.75 * len(datasets) + 0.6),
                              constrained_layout=True, squeeze=False)
     for row, dataset in zip(axes, datasets, strict=True):
         d = runs[runs["dataset"] == dataset]

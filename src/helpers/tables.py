@@ -103,6 +103,12 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def fmt_lr(value: float) -> str:
+    """A learning rate as papers write it: 2e-5, 1e-3, 1.5e-3."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 def signed(value: float, digits: int = 3) -> str:
     """``+0.012`` / ``−0.034`` (a real minus sign)."""
     if _nan(value):
@@ -427,6 +433,8 @@ def hyperparameter_table(configs: pd.DataFrame,
             values = configs.loc[configs["method"] == method, p].tolist()
             if p == "model":
                 values = [display_model(v) for v in values]
+            elif p == "learning_rate":  # as papers write it: 2e-5, 1e-3
+                values = [fmt_lr(float(v)) for v in values]
             distinct = sorted({fmt_value(v) for v in values}, key=_natural)
             text = ", ".join(distinct)
             departs = p in original and not _same(original[p], distinct)
@@ -462,7 +470,8 @@ def _natural(text: str) -> tuple:
 
 
 __all__ = [
-    "BASELINE_LABEL", "PM", "Table", "bold", "fmt", "fmt_count", "fmt_gib", "fmt_mean_std",
+    "BASELINE_LABEL", "PM", "Table", "bold", "fmt", "fmt_count", "fmt_gib", "fmt_lr",
+    "fmt_mean_std",
     "fmt_share", "fmt_value", "hyperparameter_table", "memory_overview", "memory_table",
     "paired_comparison", "peft_table", "results_table", "save_csv", "signed",
 ]
