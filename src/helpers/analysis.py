@@ -224,17 +224,6 @@ def load_configs(runs_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_envs(runs_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every run's env.json (versions, device) as one row, with its run_id."""
-    rows = []
-    for folder in _run_folders(runs_dir):
-        env = _read(folder, "env.json")
-        packages = env.pop("packages", None) or {}
-        rows.append({"run_id": folder.name, **env,
-                     **{f"pkg_{k}": v for k, v in packages.items()}})
-    return pd.DataFrame(rows)
-
-
 def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> None:
     """Stop the notebook early, with the fix, when there is nothing to analyse."""
     if summary.empty:
@@ -371,25 +360,7 @@ def paired_stats(summary: pd.DataFrame, model: str | None = None,
                                        "ci_high", "confidence"])
 
 
-# ----------------------------------------------------------------------------- grid / appendix
-def read_grid_file(grid_file: str | os.PathLike | None) -> dict[str, Any] | None:
-    """The grid YAML as a dict, or None when there is none (the appendix then uses configs)."""
-    path = project_path(grid_file)
-    if path is None or not path.is_file():
-        return None
-    import yaml
-
-    from .grid import parse_value  # reads 2e-5 as a float like the grid runner does
-
-    try:
-        loaded = parse_value(path.read_text())
-    except yaml.YAMLError as e:
-        raise AnalysisError(f"{path}: not valid YAML ({e}).") from None
-    if not isinstance(loaded, dict):
-        raise AnalysisError(f"{path}: a grid file is a mapping (defaults, methods, matrix).")
-    return loaded
-
-
+# ----------------------------------------------------------------------------- planned cells
 def planned_values(summary: pd.DataFrame, grid_file: str | os.PathLike | None, column: str,
                    method: str | None = None) -> list[str]:
     """Values of ``column`` the grid plans or the runs have (for ``method``), report order.
@@ -427,7 +398,7 @@ def expected_cells(grid_file: str | os.PathLike | None) -> pd.DataFrame | None:
 
 __all__ = [
     "AnalysisError", "MISSING", "MIN_SEEDS_FOR_INTERVAL", "aggregate", "best_rows",
-    "display_model", "expected_cells", "load_configs", "load_envs", "load_runs",
+    "display_model", "expected_cells", "load_configs", "load_runs",
     "paired_differences", "paired_stats", "peft_model", "per_seed", "planned_values",
-    "project_path", "read_grid_file", "require_runs", "run_summary", "t_interval",
+    "project_path", "require_runs", "run_summary", "t_interval",
 ]
