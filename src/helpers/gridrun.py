@@ -34,10 +34,9 @@ from typing import Any, TextIO
 
 from . import runs
 from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state
+from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = PROJECT_ROOT / "notebooks" / "train.ipynb"
-KERNEL_NAME = "nlpdl-report"
+NOTEBOOK = TRAIN_NOTEBOOK
 EXECUTORS = ("local", "slurm", "local-submitit")
 SUBMITIT_DIR = ".submitit"
 
@@ -224,7 +223,7 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
     if workers < 1:
         raise GridError(f"workers={workers} must be >= 1.")
     started = time.time()
-    runs_dir = Path(grid.runs_dir).absolute()
+    runs_dir = project_path(grid.runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     runs.clean_stale(runs_dir)
     _wait_for_orphans(grid)

@@ -42,12 +42,16 @@ from typing import Any
 
 import torch
 
+from .catalog import REPORT_MODELS
 from .config import METHODS, TrainConfig
+from .config import PRECISIONS as RUN_PRECISIONS
+from .training import autocast_context, make_optimizer, train_step
 
-#: Precisions the accounting knows: fp32, and autocast mixed precision with fp32 master weights.
-PRECISIONS = ("fp32", "bf16")
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2}
-REPORT_MODELS = ("roberta-base", "bert-base-uncased", "allenai/scibert_scivocab_uncased")
+#: The subset of :data:`helpers.config.PRECISIONS` the accounting knows: fp32, and autocast
+#: mixed precision with fp32 master weights (``fp16`` has the same sizes as ``bf16``; ``auto``
+#: is one of these two once resolved on a device).
+PRECISIONS = tuple(p for p in RUN_PRECISIONS if p in ELEMENT_BYTES)
 KERNELS = ("cuda", "native")
 OPTIMIZERS = ("adamw_fused", "adamw_foreach")
 #: cuBLAS workspace taken from the caching allocator (torch CublasHandlePool.cpp: 32 MiB on
@@ -157,11 +161,6 @@ def _kernel_context(kernels: str, device: torch.device) -> contextlib.AbstractCo
     return contextlib.nullcontext()
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 mixed precision as in training: autocast, fp32 parameters and gradients."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 # --------------------------------------------------------------------------- measured activations
 def make_batch(model: torch.nn.Module, batch: int, seq: int, device: torch.device,
                seed: int = 0) -> dict[str, torch.Tensor]:
@@ -206,7 +205,7 @@ def saved_tensor_bytes(model: torch.nn.Module, batch: int, seq: int, precision: 
         return None
 
     model.train()
-    with (_kernel_context(kernels, device), autocast(precision, device),
+    with (_kernel_context(kernels, device), autocast_context(device, precision),
           torch.autograd.graph.saved_tensors_hooks(pack, _never_unpacked)):
         loss = model(**inputs).loss
     del loss
@@ -383,20 +382,16 @@ def account(model: str, method: str, precision: str = "bf16", batch: int = 8, se
 # --------------------------------------------------------------------------- real training steps
 def training_steps(model: torch.nn.Module, batch: int, seq: int, precision: str, steps: int = 3,
                    kernels: str = "cuda", lr: float = 1e-4) -> None:
-    """``steps`` AdamW steps as in training (autocast, fused AdamW, grads set to None)."""
+    """``steps`` steps of the training code (:func:`helpers.training.train_step`: autocast,
+    clipping, its fused AdamW with weight-decay groups, grads set to None) on a random batch."""
     device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, fused=True)
+    opt = make_optimizer(model, TrainConfig(learning_rate=lr))
     inputs = make_batch(model, batch, seq, device)
     model.train()
-    for _ in range(steps):
-        with _kernel_context(kernels, device):
-            with autocast(precision, device):
-                loss = model(**inputs).loss
-            loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    del opt, loss
+    with _kernel_context(kernels, device):
+        for _ in range(steps):
+            train_step(model, inputs, opt, device, precision)
+    del opt
 
 
 class LiveTensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
@@ -482,9 +477,8 @@ def compare_run(run_dir: str | Path, activations: int | None = None) -> dict[str
             seq, source = int(mem[k]), f"memory.json {k}"
             break
     num_labels = _run_num_labels(config, mem)
-    overrides = {k: config[k] for k in ("adapter_config", "adapter_reduction_factor", "lora_r",
-                                        "lora_alpha", "lora_dropout", "lora_target_modules")
-                 if k in config}
+    owned = [f for m in METHODS.values() for f in m.fields]  # method hyper-parameters
+    overrides = {k: config[k] for k in owned if k in config}
     on_cuda = mem.get("device") == "cuda"
     # helpers.training uses torch.optim.AdamW() defaults: the foreach implementation on CUDA.
     pred = account(config["model"], config["method"], precision,
@@ -506,8 +500,10 @@ def _run_num_labels(config: dict, mem: dict) -> int:
             return n
     from . import data
 
-    return {"acl_sup": 6, "agnews_sup": 4, "restaurant_sup": 3}.get(config.get("dataset"), 2) \
-        if config.get("dataset") in data.DATASET_NAMES else 2
+    dataset = config.get("dataset")
+    if dataset in data.dataset_names():
+        return len(data.SOURCES[dataset.rsplit("_", 1)[0]].labels)
+    return 2
 
 
 # --------------------------------------------------------------------------- report pieces

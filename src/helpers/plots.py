@@ -27,7 +27,8 @@ from .analysis import (
     order_models,
     peft_model,
 )
-from .config import METHODS
+from .catalog import lookup
+from .methods import METHODS
 
 #: Figure width in inches: the PDF's text width (A4, 2 cm margins = 6.7 in), so the fonts
 #: print at the sizes set in :func:`_theme` (ticks 9 pt, never under 8 pt).
@@ -38,8 +39,9 @@ EPOCH_METRICS = SCORES
 
 
 def short_label(model: str) -> str:
-    """A tick-sized model name: RoBERTa, BERT, SciBERT, MiniLM."""
-    return display_model(model).split("-")[0]
+    """A tick-sized model name from the catalog (RoBERTa, BERT, SciBERT, MiniLM)."""
+    info = lookup(model)
+    return info.short if info else display_model(model).split("-")[0]
 
 
 def _theme() -> None:

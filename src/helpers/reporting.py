@@ -21,9 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .analysis import PROJECT_ROOT, project_path
+from .settings import ANALYSIS_NOTEBOOK, KERNEL_NAME, PROJECT_ROOT, project_path
 
-NOTEBOOK = PROJECT_ROOT / "notebooks" / "analysis.ipynb"
+NOTEBOOK = ANALYSIS_NOTEBOOK
 #: Where the report's ``{{< embed >}}`` shortcodes look (report/index.qmd: ../build/...).
 EXECUTED_NOTEBOOK = PROJECT_ROOT / "build" / "analysis.ipynb"
 REPORT_SOURCE = PROJECT_ROOT / "report" / "index.qmd"
@@ -31,7 +31,7 @@ REPORT_SOURCE = PROJECT_ROOT / "report" / "index.qmd"
 QUARTO_OUTPUT_DIR = PROJECT_ROOT / "build" / "report"
 REPORT_OUTPUTS = (QUARTO_OUTPUT_DIR / "report" / "index.html",
                   QUARTO_OUTPUT_DIR / "report" / "index.pdf")
-KERNEL = "nlpdl-report"
+KERNEL = KERNEL_NAME
 QUARTO_INSTALL_HINT = (
     "quarto is not on PATH, so the Quarto report (HTML + PDF) was not rendered. Install "
     "Quarto >= 1.7: `conda env create -f environment.yml` (conda-forge `quarto`), or "

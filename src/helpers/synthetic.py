@@ -28,6 +28,7 @@ def write_synthetic_runs(runs_dir: str | os.PathLike,
     import numpy as np
 
     from .config import TrainConfig
+    from .methods import METHODS
 
     rng = np.random.default_rng(rng_seed)
     ids = []
@@ -56,10 +57,8 @@ def write_synthetic_runs(runs_dir: str | os.PathLike,
                 scores.append(per_split)
             best = int(np.argmax([s["validation"]["macro_f1"] for s in scores])) + 1
             train_losses = [h[4] for h in history if h[2] == "train" and h[3] == "loss"]
-            total = {"full": 124_647_939, "adapter": 126_442_563, "lora": 125_535_747}[method]
-            trainable = {"full": total, "adapter": 1_794_624 + 592_899,
-                         "lora": 294_912 + 592_899}[method]
-            params = {"total": total, "trainable": trainable}
+            entry = METHODS[method].synthetic_parameters or METHODS["full"].synthetic_parameters
+            params = {"total": entry[0], "trainable": entry[1]}
             cuda = device == "cuda"
             with runs.staging(runs_dir, run_id) as out:
                 pd.DataFrame(history, columns=list(runs.HISTORY_COLUMNS)).to_csv(

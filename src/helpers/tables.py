@@ -25,7 +25,6 @@ import pandas as pd
 from .analysis import (
     LABELS,
     METHOD_SHORT,
-    METHOD_SPECIFIC,
     MISSING,
     NOT_HYPERPARAMETERS,
     SCORES,
@@ -37,7 +36,7 @@ from .analysis import (
     paired_stats,
     peft_model,
 )
-from .config import METHODS
+from .methods import METHODS
 
 GIB = 2**30
 #: Non-breaking spaces keep ``mean ± std`` on one line in Typst and in HTML.
@@ -414,20 +413,19 @@ def hyperparameter_table(configs: pd.DataFrame,
                          original: dict[str, str] | None = None) -> Table:
     """The values the runs used (config.json) per method, beside the original's appendix.
 
-    One row per parameter; several values (the grid's axes) are listed; adapter_*/lora_*
-    settings show "n/a" for other methods. A value that departs from the original's appendix
-    is bold; ``original`` maps parameter -> the original's value.
+    One row per parameter; several values (the grid's axes) are listed; a method's own fields
+    (helpers.methods) show "n/a" for the other methods. A value that departs from the
+    original's appendix is bold; ``original`` maps parameter -> the original's value.
     """
     original = original or {}
     methods = [m for m in METHODS if not configs.empty and m in set(configs["method"])]
     params = [c for c in configs.columns if c not in NOT_HYPERPARAMETERS]
     rows, data_rows = [], []
+    owned = {f for m in METHODS.values() for f in m.fields}
     for p in params:
         row = {"parameter": p, "original": original.get(p, MISSING)}
         for method in methods:
-            prefix = METHOD_SPECIFIC.get(method)
-            other = [pre for m, pre in METHOD_SPECIFIC.items() if m != method]
-            if any(p.startswith(pre) for pre in other) and not (prefix and p.startswith(prefix)):
+            if p in owned and p not in METHODS[method].fields:
                 row[method] = "n/a"
                 continue
             values = configs.loc[configs["method"] == method, p].tolist()

@@ -36,12 +36,12 @@ import torch
 
 from . import runs
 from .config import ConfigError, TrainConfig
+from .settings import project_path
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
     from transformers import PreTrainedTokenizerBase
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Subsamples (max_train_samples / max_eval_samples) use this fixed seed, not the run's seed:
 #: every seed and method then sees the same examples (like the few-shot splits in data.py),
 #: so differences between runs come from the method and the training randomness only.
@@ -60,8 +60,7 @@ CHECKPOINT_FILE = "best_checkpoint.safetensors"
 def resolve_runs_dir(runs_dir: str | os.PathLike) -> Path:
     """Relative runs dirs are taken from the project root, so the notebook writes to the same
     ``runs/`` whether it is started from ``notebooks/`` (JupyterLab) or the root (papermill)."""
-    path = Path(runs_dir).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return project_path(runs_dir)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -260,6 +259,8 @@ def make_loader(ds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int, trai
 
 
 def autocast_context(device: torch.device, precision: str):
+    """Mixed precision as in training: autocast to bf16/fp16 (fp32 weights and gradients);
+    ``fp32`` runs as is. The project's one autocast helper (helpers.memory uses it too)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -303,6 +304,36 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+               device: torch.device, precision: str, scheduler=None,
+               scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+    """One optimizer step on ``batch``: autocast forward, backward, gradient clipping, AdamW
+    step, scheduler step, gradients set to None. Returns the loss (fp32, still on the device).
+
+    The one training step of the project: :func:`train_one_epoch` loops over it and
+    :mod:`helpers.memory` measures its peak memory.
+    """
+    batch = _to_device(batch, device)
+    with autocast_context(device, precision):
+        loss = model(**batch).loss
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(
+        [p for g in optimizer.param_groups for p in g["params"]], MAX_GRAD_NORM)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach().float()
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoch: int,
                     device: torch.device, precision: str, logging_steps: int,
                     scaler: torch.amp.GradScaler | None = None, progress: bool = True) -> None:
@@ -321,25 +352,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     for i, batch in enumerate(bar):
         state.samples += batch["input_ids"].shape[0]
         state.tokens += int(batch["attention_mask"].sum())
-        batch = _to_device(batch, device)
-        with autocast_context(device, precision):
-            loss = model(**batch).loss
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(
-            [p for g in optimizer.param_groups for p in g["params"]], MAX_GRAD_NORM)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = train_step(model, batch, optimizer, device, precision, scheduler, scaler)
         state.global_step += 1
-        loss = loss.detach().float()
         window.append(loss)
         epoch_losses.append(loss)
         if state.global_step % logging_steps == 0:

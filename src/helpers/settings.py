@@ -1,0 +1,40 @@
+"""Where things are: the project root, default folders, the Jupyter kernel, environment names.
+
+One rule for paths: **a relative path is taken from the project root**, never from the current
+directory (:func:`project_path`). JupyterLab starts the train notebook in ``notebooks/``,
+papermill and ``make`` in the root, a user's shell anywhere; with this rule ``runs``, ``build``
+or ``params/cpu.yaml`` name the same folder for all of them. Absolute paths and ``~`` are used
+as given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository root (``src/helpers/settings.py`` -> two levels up from ``src``).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: Jupyter kernel that papermill runs both notebooks with (``make venv`` registers it).
+KERNEL_NAME = "nlpdl-report"
+
+#: Environment variable naming the data folder (see :func:`helpers.data.resolve_data_dir`).
+DATA_DIR_ENV = "NLPDL_DATA_DIR"
+
+#: Default folders, relative to the project root.
+RUNS_DIR = "runs"
+BUILD_DIR = "build"
+DATA_DIR = "data"
+PARAMS_DIR = "params"
+
+TRAIN_NOTEBOOK = PROJECT_ROOT / "notebooks" / "train.ipynb"
+ANALYSIS_NOTEBOOK = PROJECT_ROOT / "notebooks" / "analysis.ipynb"
+REPORT_DIR = PROJECT_ROOT / "report"
+
+
+def project_path(path: str | os.PathLike | None) -> Path | None:
+    """``path`` with ``~`` expanded; relative ones taken from the project root (None stays)."""
+    if path is None or str(path) == "":
+        return None
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else PROJECT_ROOT / p
