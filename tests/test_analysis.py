@@ -1,4 +1,4 @@
-"""helpers.analysis and helpers.plots on a synthetic runs folder with the contract's files.
+"""helpers.analysis, tables, original, narrative and plots on a synthetic runs folder.
 
 Expected values are computed here from the metrics.json files with the statistics module,
 independently of the pandas code under test.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import analysis, narrative, plots, runs, synthetic
+from helpers import analysis, narrative, original, plots, runs, synthetic, tables
 
 matplotlib.use("Agg")
 
@@ -64,7 +64,7 @@ def mean_std(metrics: list[dict], name: str) -> str:
     values = [value(m, name) for m in metrics]
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return f"{statistics.mean(values):.3f}{tables.PM}{statistics.stdev(values):.3f}"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_run_summary_reads_best_epoch_metrics(runs_dir, summary):
 def test_results_table_values_n_best_and_missing(runs_dir, summary):
     cells = expected_metrics(runs_dir)
     for dataset in DATASETS:
-        table = analysis.results_table(summary, dataset)
+        table = tables.results_table(summary, dataset)
         shown = table.display.set_index("model")
         for model in MODELS:
             name = analysis.display_model(model)
@@ -134,35 +134,33 @@ def test_results_table_values_n_best_and_missing(runs_dir, summary):
 
 
 def test_single_seed_shows_mean_without_spread(runs_dir, summary):
-    table = analysis.peft_table(summary, "bert-base-uncased", datasets=["agnews_sup"])
+    table = tables.peft_table(summary, "bert-base-uncased", datasets=["agnews_sup"])
     lora = table.display[table.display["method"] == "LoRA"].iloc[0]
     (m,) = expected_metrics(runs_dir)[("bert-base-uncased", "agnews_sup", "lora")]
     assert lora["n"] == 1
     assert lora["accuracy"].strip("*") == f"{m['test']['accuracy']:.3f}"
-    full = table.display[table.display["method"] == "full fine-tuning"].iloc[0]
+    full = table.display[table.display["method"] == "full"].iloc[0]
     assert full["n"] == len(SEEDS)
 
 
 def test_peft_table_has_trainable_share(runs_dir, summary):
     assert analysis.peft_model(summary) == "roberta-base"
-    table = analysis.peft_table(summary)
+    table = tables.peft_table(summary)
     assert list(table.display["dataset"].unique()) == list(DATASETS)
     cells = expected_metrics(runs_dir)
     for _, row in table.display.iterrows():
-        method = {"full fine-tuning": "full", "adapter (Houlsby)": "adapter",
-                  "LoRA": "lora"}[row["method"]]
+        method = {"full": "full", "adapter": "adapter", "LoRA": "lora"}[row["method"]]
         p = cells[("roberta-base", row["dataset"], method)][0]["parameters"]
-        assert row["trainable share"] == analysis.fmt_share(p["trainable"] / p["total"])
+        assert row["trained"] == tables.fmt_share(p["trainable"] / p["total"])
         assert row["n"] == len(SEEDS)
-    assert set(table.display.loc[table.display["method"] == "full fine-tuning",
-                                 "trainable share"]) == {"100%"}
+    assert set(table.display.loc[table.display["method"] == "full", "trained"]) == {"100%"}
 
 
 def test_paired_comparison_matches_scipy_t_interval(runs_dir, summary):
     from scipy import stats
 
     cells = expected_metrics(runs_dir)
-    table = analysis.paired_comparison(summary, "roberta-base")
+    table = tables.paired_comparison(summary, "roberta-base")
     row = table.data[(table.data["dataset"] == "acl_sup") & (table.data["method"] == "lora")
                      & (table.data["metric"] == "macro_f1")].iloc[0]
     full = {m["run_id"].split("__s")[1][0]: m["test"]["macro_f1"]
@@ -175,13 +173,25 @@ def test_paired_comparison_matches_scipy_t_interval(runs_dir, summary):
     low, high = stats.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs),
                                  scale=statistics.stdev(diffs) / math.sqrt(len(diffs)))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    assert "n (paired seeds)" in table.display.columns
+    assert "PEFT − full" in table.display.columns
 
 
-def test_t_interval_edge_cases():
+def test_t_interval_needs_three_values_with_spread():
+    """Two seeds give a 1-dof interval (or a zero-width one): both mislead, so none."""
     assert all(math.isnan(v) for v in analysis.t_interval([0.5]))
-    low, high = analysis.t_interval([0.2, 0.2, 0.2])
-    assert low == high == pytest.approx(0.2)
+    assert all(math.isnan(v) for v in analysis.t_interval([0.1, 0.3]))
+    assert all(math.isnan(v) for v in analysis.t_interval([0.2, 0.2, 0.2]))
+    low, high = analysis.t_interval([0.1, 0.2, 0.3])
+    assert low < 0.2 < high
+
+
+def test_two_seeds_show_no_interval_and_say_why(runs_dir, summary):
+    two = summary[summary["seed"].isin([1, 2])]
+    table = tables.paired_comparison(two, "roberta-base")
+    assert set(table.display["95% CI"]) == {"none: n = 2 < 3"}
+    text = narrative.facts_peft(two)
+    assert "too few for an interval" in text and "CI" not in text
+    assert "n is too small to rank" in narrative.findings(two)
 
 
 def test_facts_are_generated_from_the_runs(runs_dir, summary):
@@ -191,10 +201,10 @@ def test_facts_are_generated_from_the_runs(runs_dir, summary):
            for m in MODELS}
     best = max(acl, key=acl.get)
     assert f"**acl_sup**: best macro-F1 is {analysis.display_model(best)}" in text
-    wins = "scibert wins" in text
+    wins = "SciBERT wins" in text
     assert wins == best.startswith("allenai")
     peft = narrative.facts_peft(summary)
-    assert "**restaurant_sup**, LoRA: gap" in peft
+    assert "**restaurant_sup**, LoRA: PEFT − full" in peft
     no_scibert = summary[~summary["model"].str.contains("scibert")]
     assert "can't be checked" in narrative.scibert_on_acl(no_scibert)
 
@@ -202,17 +212,21 @@ def test_facts_are_generated_from_the_runs(runs_dir, summary):
 def test_banner_names_grid_models_sizes_and_hardware(runs_dir, summary):
     text = narrative.banner(summary, "params/full.yaml", runs_dir)
     assert "`params/full.yaml`" in text
-    assert "scibert_scivocab_uncased" in text and "restaurant_sup (48 training" in text
+    assert "SciBERT" in text and "restaurant_sup (48 training" in text
     assert "cpu (x86_64)" in text and "small-scale results" in text
 
 
 def test_hyperparameters_come_from_configs_and_grid(tmp_path, summary, runs_dir):
-    table = analysis.hyperparameter_table(analysis.load_configs(runs_dir))
+    appendix = original.appendix(original.load_original())
+    table = tables.hyperparameter_table(analysis.load_configs(runs_dir), appendix)
     shown = table.display.set_index("parameter")
-    assert shown.loc["learning_rate", "adapter (Houlsby)"] == "0.0001"
-    assert shown.loc["learning_rate", "full fine-tuning"] == "2e-05"
-    assert shown.loc["lora_r", "full fine-tuning"] == "n/a"
+    # bold = departs from the original's appendix (2e-5 for every method)
+    assert shown.loc["learning_rate", "adapter"] == "**1e-4**"
+    assert shown.loc["learning_rate", "full"] == "2e-5"
+    assert shown.loc["learning_rate", "original"] == "2e-5"
+    assert shown.loc["lora_r", "full"] == "n/a"
     assert shown.loc["seed", "LoRA"] == "1, 2, 3"
+    assert shown.loc["load_best_model_at_end", "original"] == "true"
     assert "runs_dir" not in shown.index
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({
@@ -220,29 +234,14 @@ def test_hyperparameters_come_from_configs_and_grid(tmp_path, summary, runs_dir)
         "methods": {"adapter": {"learning_rate": 1e-4}},
         "matrix": [{"model": ["roberta-base"], "dataset": ["acl_sup"], "method": "full",
                     "seed": [1, 2]}]}))
-    spec = analysis.grid_table(grid).data
-    assert ("defaults", "num_train_epochs", "3") in set(spec.itertuples(index=False, name=None))
-    assert ("method adapter", "learning_rate", "0.0001") in set(
-        spec.itertuples(index=False, name=None))
-    assert "not found" in analysis.grid_table(tmp_path / "missing.yaml").markdown()
     planned = analysis.planned_values(summary.iloc[0:0], grid, "model", method="full")
     assert planned == ["roberta-base"]
 
 
-def test_original_comparison_handles_unpublished_values(summary):
-    original = analysis.load_original()
-    assert list(original.columns) == list(analysis.ORIGINAL_COLUMNS)
-    table = analysis.original_comparison(summary, original).display
-    params = table[table["metric"] == "parameters"].iloc[0]
-    assert params["original"] == "3.0B" and params["ours"] == "124.6M"
-    unpublished = table[table["original"] == analysis.NOT_PUBLISHED]
-    assert len(unpublished) >= 3 and set(unpublished["difference"]) == {analysis.MISSING}
-    # CPU runs have no CUDA peak: the 70 GB claim has nothing to compare with yet
-    assert table[table["metric"] == "peak GPU memory (GB)"].iloc[0]["ours"] == analysis.MISSING
-
-
 def test_roberta_base_encoder_has_124_6m_parameters():
-    assert analysis.fmt_count(narrative.encoder_parameters("roberta-base")) == "124.6M"
+    from helpers.memory import encoder_parameter_count
+
+    assert tables.fmt_count(encoder_parameter_count("roberta-base")) == "124.6M"
 
 
 def test_missing_runs_folder_error_names_the_fix(tmp_path):
@@ -270,19 +269,3 @@ def test_curve_band_is_min_max_over_seeds(history, summary, tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size for p in paths)
     for fig in (plots.peft_curves(history), plots.seed_points(summary)):
         assert fig.axes
-
-
-def test_original_comparison_fills_counted_values_without_runs(summary):
-    """roberta-base's parameter count needs no run: it fills 'ours' and the difference."""
-    from helpers.memory import encoder_parameter_count
-
-    original = analysis.load_original()
-    count = encoder_parameter_count("roberta-base")
-    no_roberta = summary[summary["model"] != "roberta-base"]
-    table = analysis.original_comparison(
-        no_roberta, original, {("parameters_total", "roberta-base"): count})
-    row = table.data[table.data["metric"] == "parameters_total"].iloc[0]
-    assert row["ours_mean"] == count == 124_645_632
-    assert row["difference"] == count - 3_000_000_000
-    shown = table.display[table.display["metric"] == "parameters"].iloc[0]
-    assert shown["ours"] == "124.6M"

@@ -150,9 +150,11 @@ def test_report_pieces(tiny_bert):
     assert list(df["method"]) == ["full", "adapter", "lora"]
     assert df.loc[0, "measured peak"] == pytest.approx(16 / 1024)
     assert df["gradients"].iloc[0] > 100 * df["gradients"].iloc[2]
-    fig = M.plot_components(df)
+    from helpers import narrative, plots
+
+    fig = plots.memory_components(df)
     assert len(fig.axes) == 1
-    text = M.explanation(df)
+    text = narrative.memory_explanation(df)
     assert "trainable" in text and f"{df['predicted peak'].iloc[0]:.2f}" in text
 
 

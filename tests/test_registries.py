@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import analysis, data, methods, models, sources, training
+from helpers import analysis, data, methods, models, sources, tables, training
 from helpers.config import ConfigError, TrainConfig
 from helpers.grid import load_grid
 
@@ -48,8 +48,8 @@ def test_registered_method_trains_without_editing_other_modules(bitfit, tiny_ber
 
     # the report code lists it with its label, after the built-in methods
     summary = analysis.run_summary(tmp_path / "runs")
-    table = analysis.peft_table(summary, model=str(tiny_bert)).display
-    assert list(table["method"]) == [m.label for m in methods.METHODS.values()]
+    table = tables.peft_table(summary, model=str(tiny_bert)).display
+    assert list(table["method"]) == [m.short or m.label for m in methods.METHODS.values()]
     assert table["method"].iloc[-1] == "BitFit" and table["n"].iloc[-1] == 1
 
 
@@ -105,5 +105,6 @@ def test_model_table_feeds_labels_and_offline_configs():
         info = catalog.MODELS[name]
         assert analysis.display_model(name) == info.label
         assert models.load_model_config(name).model_type in ("roberta", "bert")
-    assert analysis.display_model("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert analysis.display_model("sentence-transformers/all-MiniLM-L6-v2") == "MiniLM-L6"
+    assert analysis.display_model("allenai/scibert_scivocab_uncased") == "SciBERT"
     assert analysis.display_model("org/other-model") == "other-model"

@@ -13,13 +13,14 @@ import re
 import shutil
 import statistics
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from helpers import analysis, reporting, synthetic
+from helpers import analysis, narrative, reporting, synthetic
 
 ROOT = reporting.PROJECT_ROOT
 EMBED = re.compile(r"\{\{<\s*embed\s+([^#\s]+)#([^\s>]+)[^>]*>\}\}")
@@ -67,11 +68,56 @@ def markdown_output(cell) -> str:
                    if "text/markdown" in o.get("data", {}))
 
 
-def parse_table(markdown: str) -> list[dict[str, str]]:
-    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True))
-            for ln in lines[2:]]
+def html_output(cell) -> str:
+    return "".join(o["data"]["text/html"] for o in cell.outputs
+                   if "text/html" in o.get("data", {}))
+
+
+class _TableParser(HTMLParser):
+    """Header cells and body rows of a great_tables table (bold/italic kept as ** / *)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header: list[str] = []
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self._in_head = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "thead":
+            self._in_head = True
+        elif tag == "tr" and not self._in_head:
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = []
+        elif tag == "strong" and self._cell is not None:
+            self._cell.append("**")
+        elif tag == "em" and self._cell is not None:
+            self._cell.append("*")
+
+    def handle_endtag(self, tag):
+        if tag == "thead":
+            self._in_head = False
+        elif tag in ("th", "td") and self._cell is not None:
+            text = "".join(self._cell).strip()
+            (self.header if self._in_head else self.rows[-1]).append(text)
+            self._cell = None
+        elif tag == "strong" and self._cell is not None:
+            self._cell.append("**")
+        elif tag == "em" and self._cell is not None:
+            self._cell.append("*")
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse_table(html: str) -> list[dict[str, str]]:
+    """Body rows as dicts keyed by header (row-group heading rows are left out)."""
+    p = _TableParser()
+    p.feed(html)
+    return [dict(zip(p.header, (c.replace("\xa0", " ") for c in row), strict=True))
+            for row in p.rows if len(row) == len(p.header)]
 
 
 def expected(runs_dir: Path, model: str, dataset: str, metric: str) -> tuple[list[float], str]:
@@ -88,35 +134,40 @@ def expected(runs_dir: Path, model: str, dataset: str, metric: str) -> tuple[lis
 
 def test_notebook_tables_match_independent_statistics(built):
     cells = labelled_cells(built["nb"])
-    rows = parse_table(markdown_output(cells["tbl-ft-acl"]))
-    by_model = {r["model"]: r for r in rows}
-    assert set(by_model) == {"roberta-base", "bert-base-uncased"}
+    rows = parse_table(html_output(cells["tbl-ft-acl"]))
+    by_model = {analysis.display_model(r["model"]): r for r in rows
+                if r["model"] != "*majority class*"}
+    assert set(by_model) == {"RoBERTa-base", "BERT-base"}
+    assert rows[-1]["model"] == "*majority class*"  # the baseline row
     means = {}
-    for model in ("roberta-base", "bert-base-uncased"):
-        values, text = expected(built["runs"], model, "acl_sup", "macro_f1")
+    for model in ("RoBERTa-base", "BERT-base"):
+        hub = {"RoBERTa-base": "roberta-base", "BERT-base": "bert-base-uncased"}[model]
+        values, text = expected(built["runs"], hub, "acl_sup", "macro_f1")
         assert by_model[model]["macro-F1"].strip("*") == text
         assert by_model[model]["n"] == str(len(values)) == "3"
-        _, loss = expected(built["runs"], model, "acl_sup", "train_loss")
+        _, loss = expected(built["runs"], hub, "acl_sup", "train_loss")
         assert by_model[model]["train loss"].strip("*") == loss
         means[model] = statistics.mean(values)
     best = max(means, key=means.get)
     assert by_model[best]["macro-F1"].startswith("**")
     assert not by_model[min(means, key=means.get)]["macro-F1"].startswith("**")
     # agnews_sup is planned by the grid but has no runs: every cell a dash, n = 0
-    for row in parse_table(markdown_output(cells["tbl-ft-agnews"])):
+    for row in parse_table(html_output(cells["tbl-ft-agnews"]))[:-1]:
         assert row["accuracy"] == analysis.MISSING and row["n"] == "0"
 
 
 def test_notebook_writes_csvs_figures_and_banner(built):
     build = built["root"] / "build"
-    for name in ("table1_restaurant_sup", "table2_acl_sup", "table3_peft", "per_seed",
-                 "paired_comparison", "hyperparameters", "grid", "original_comparison"):
+    for name in ("table1_restaurant_sup", "table1_acl_sup", "table2_agnews_sup", "table3_peft",
+                 "per_seed", "paired_comparison", "hyperparameters", "original_comparison",
+                 "memory_accounting", "memory_vs_original", "memory_overview"):
         assert (build / "tables" / f"{name}.csv").stat().st_size > 0, name
-    for name in ("figure1_learning_curves", "figure2_peft_curves", "figure3_per_seed"):
+    for name in ("figure1_learning_curves", "figure2_peft_curves", "figure3_per_seed",
+                 "figure4_memory_components"):
         for ext in ("png", "svg"):
             assert (build / "figures" / f"{name}.{ext}").stat().st_size > 0
     banner = markdown_output(labelled_cells(built["nb"])["banner"])
-    assert "grid.yaml" in banner and "roberta-base" in banner and "cpu" in banner
+    assert "grid.yaml" in banner and "RoBERTa-base" in banner and "cpu" in banner
     html = (build / "analysis.html").read_text()
     assert "Where these numbers come from" in html and "<table" in html
 
@@ -150,7 +201,11 @@ def test_every_embed_resolves_to_a_labelled_cell_with_outputs(built):
             if label.startswith("fig-"):
                 assert "image/png" in kinds, label
             elif label.startswith("tbl-"):
-                assert "|" in markdown_output(cells[label]), label
+                assert "<table" in html_output(cells[label]), label
+            else:  # generated prose: lists must follow a blank line to render as lists
+                text = markdown_output(cells[label])
+                assert text.strip(), label
+                assert narrative.items_without_blank_line(text) == [], label
             assert not any(o.get("output_type") == "error" for o in outputs)
 
 
@@ -196,9 +251,17 @@ def test_quarto_renders_html_and_pdf(built, tmp_path):
     shutil.copy(ROOT / "_quarto.yml", project / "_quarto.yml")
     (project / "build").mkdir()
     shutil.copy(built["executed"], project / "build" / "analysis.ipynb")
-    subprocess.run([quarto, "render"], cwd=project, check=True)
+    subprocess.run([quarto, "render", "-M", "keep-typ:true"], cwd=project, check=True)
     html = (project / "build" / "report" / "report" / "index.html").read_text()
     pdf = project / "build" / "report" / "report" / "index.pdf"
     assert "<table" in html and "<img" in html and "What this report corrects" in html
-    assert "Where these numbers come from" in html
+    assert "Where these numbers come from" in html and "Findings." in html
+    # the notebook preview's "Download Notebook" button links to a file that exists
+    preview = project / "build" / "report" / "build" / "analysis-preview.html"
+    if preview.is_file():
+        for href in re.findall(r'href="([^"]+\.ipynb)"', preview.read_text()):
+            assert (preview.parent / href).is_file(), href
+    typ = list((project / "build").rglob("*.typ")) + list(project.rglob("index.typ"))
+    for t in typ:  # every table has explicit widths (auto widths overlapped in the PDF)
+        assert "columns: (" in t.read_text() and not re.search(r"columns: \d+,", t.read_text())
     assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 20_000

@@ -35,13 +35,13 @@ class ModelInfo:
 
 MODELS: dict[str, ModelInfo] = {
     m.name: m for m in (
-        ModelInfo("roberta-base", "roberta-base", "roberta-base", "roberta",
+        ModelInfo("roberta-base", "roberta-base", "RoBERTa-base", "RoBERTa",
                   "roberta-base.json"),
-        ModelInfo("bert-base-uncased", "bert-base-uncased", "bert-base-uncased", "bert",
+        ModelInfo("bert-base-uncased", "bert-base-uncased", "BERT-base", "BERT",
                   "bert-base-uncased.json"),
         ModelInfo("allenai/scibert_scivocab_uncased", "allenai/scibert_scivocab_uncased",
-                  "scibert_scivocab_uncased", "scibert", "scibert_scivocab_uncased.json"),
-        ModelInfo("minilm", "sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2",
+                  "SciBERT", "SciBERT", "scibert_scivocab_uncased.json"),
+        ModelInfo("minilm", "sentence-transformers/all-MiniLM-L6-v2", "MiniLM-L6",
                   "MiniLM", aliases=("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")),
     )
 }

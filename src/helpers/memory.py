@@ -507,6 +507,19 @@ def _run_num_labels(config: dict, mem: dict) -> int:
 
 
 # --------------------------------------------------------------------------- report pieces
+def results_status(path: str | Path | None) -> str:
+    """``"measured"`` when the benchmark file holds raw peaks, ``"corrected"`` when its peaks
+    were corrected after the run (a ``correction`` note or ``measured_peak_raw_bytes`` rows),
+    ``"none"`` when there is no file. The report's GPU column is labelled with this."""
+    if path is None or not Path(path).is_file():
+        return "none"
+    content = json.loads(Path(path).read_text())
+    rows = content.get("rows", [])
+    if content.get("correction") or any("measured_peak_raw_bytes" in r for r in rows):
+        return "corrected"
+    return "measured" if any(r.get("measured_peak_bytes") for r in rows) else "none"
+
+
 def load_results(path: str | Path | None) -> list[dict[str, Any]]:
     """Rows of a ``benchmarks/results/memory_<device>.json`` (empty when there is none)."""
     if path is None or not Path(path).is_file():
@@ -554,71 +567,3 @@ def _find(rows: list[dict], model: str, method: str, precision: str, batch: int,
                 r.get("seq")) == (model, method, precision, batch, seq):
             return r
     return None
-
-
-COMPONENTS = ("weights", "gradients", "optimizer states", "activations", "other")
-
-
-def plot_components(df, title: str | None = None):
-    """Stacked bars (GiB) per component, full FT vs adapter vs LoRA, one panel per model."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    models = list(dict.fromkeys(df["model"]))
-    colors = sns.color_palette("colorblind", len(COMPONENTS))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.4), sharey=True,
-                             squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        sub = df[df["model"] == model].set_index("method")
-        bottom = None
-        for comp, color in zip(COMPONENTS, colors, strict=True):
-            vals = sub[comp]
-            ax.bar(sub.index, vals, bottom=bottom, color=color, label=comp)
-            bottom = vals if bottom is None else bottom + vals
-        if "measured peak" in sub and sub["measured peak"].notna().any():
-            ax.scatter(sub.index, sub["measured peak"], marker="_", s=400, color="black",
-                       zorder=3, label="measured peak")
-        ax.set_title(model.split("/")[-1], fontsize=10)
-        ax.set_xlabel("")
-    axes[0][0].set_ylabel("GiB")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False,
-               fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
-
-
-def explanation(df) -> str:
-    """Markdown: why PEFT saves gradient and optimizer memory but not activation memory."""
-    lines = []
-    for model in dict.fromkeys(df["model"]):
-        sub = df[df["model"] == model].set_index("method")
-        if not {"full", "lora", "adapter"} <= set(sub.index):
-            continue
-        f, lo, ad = sub.loc["full"], sub.loc["lora"], sub.loc["adapter"]
-        lines.append(
-            f"- **{model}**: {f['parameters (M)']:.1f} M parameters. Full fine-tuning keeps "
-            f"{f['gradients']:.2f} GiB of gradients and {f['optimizer states']:.2f} GiB of AdamW "
-            f"states; LoRA trains {lo['trainable share (%)']:.2f}% of the weights "
-            f"({lo['gradients'] + lo['optimizer states']:.3f} GiB for both), adapters "
-            f"{ad['trainable share (%)']:.2f}% ({ad['gradients'] + ad['optimizer states']:.3f}"
-            f" GiB). Activations: {f['activations']:.2f} GiB (full), {lo['activations']:.2f} "
-            f"GiB (LoRA), {ad['activations']:.2f} GiB (adapters); predicted peak "
-            f"{f['predicted peak']:.2f} vs {lo['predicted peak']:.2f} vs "
-            f"{ad['predicted peak']:.2f} GiB."
-        )
-    return (
-        "Gradients (4 B) and AdamW's two moment estimates (8 B) exist only for *trainable* "
-        "parameters, so they shrink with the trainable share: PEFT removes almost all of them. "
-        "The frozen weights still sit in memory (4 B each), and the forward pass still saves "
-        "most hidden states for backward: the gradient has to flow back through every frozen "
-        "layer to reach the adapters or LoRA matrices below, which needs those layers' "
-        "intermediate results (attention, GELU and LayerNorm inputs, dropout masks). Only the "
-        "inputs that solely served a frozen weight's gradient are dropped, and the adapter "
-        "bottlenecks and LoRA's low-rank path add a few. Activations scale with batch x "
-        "sequence length, not with the number of trained weights, so at larger batches and "
-        "longer inputs they dominate and PEFT's saving shrinks in relative terms.\n\n"
-        + "\n".join(lines)
-    )

@@ -44,6 +44,8 @@ class Method:
     trains: str
     #: TrainConfig fields only this method reads (shown "n/a" for the others in the appendix).
     fields: tuple[str, ...] = ()
+    #: Column-sized label for tables and figure ticks (default: ``label``).
+    short: str = ""
     #: (total, trainable) parameters of roberta-base with a 3-class head, rounded as the
     #: synthetic runs write them (helpers.synthetic); None: those of full fine-tuning.
     synthetic_parameters: tuple[int, int] | None = None
@@ -161,9 +163,9 @@ LABELS: Mapping[str, str] = _Labels()
 # ``full`` is the report's appendix. Adapters and LoRA need ~10x more: AdapterHub's docs say
 # "1e-4 works well" for bottleneck adapters, and the LoRA paper trained RoBERTa-base at 4e-4 to
 # 5e-4. The original report trained its adapters at 2e-5 and they failed to learn.
-register(Method("full", "full fine-tuning", 2e-5, apply_full, trains="every weight",
+register(Method("full", "full fine-tuning", 2e-5, apply_full, trains="every weight", short="full",
                 synthetic_parameters=(124_647_939, 124_647_939)))
-register(Method("adapter", "adapter (Houlsby)", 1e-4, apply_adapter,
+register(Method("adapter", "adapter (Houlsby)", 1e-4, apply_adapter, short="adapter",
                 trains="the adapter weights and the classification head (encoder frozen)",
                 fields=("adapter_config", "adapter_reduction_factor"),
                 synthetic_parameters=(126_442_563, 1_794_624 + 592_899)))

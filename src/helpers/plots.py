@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from .analysis import (
     LABELS,
     METHOD_LABELS,
+    METHOD_SHORT,
     SCORES,
     display_model,
     order_datasets,
@@ -27,26 +28,27 @@ from .analysis import (
     peft_model,
 )
 from .catalog import lookup
-from .config import METHODS
+from .methods import METHODS
 
+#: Figure width in inches: the PDF's text width (A4, 2 cm margins = 6.7 in), so the fonts
+#: print at the sizes set in :func:`_theme` (ticks 9 pt, never under 8 pt).
+FIG_WIDTH = 6.7
 #: The min-max band: seaborn's percentile interval over 100% of the seeds.
 MIN_MAX = ("pi", 100)
 EPOCH_METRICS = SCORES
 
 
 def short_label(model: str) -> str:
-    """A tick-sized model name: roberta, bert, scibert, MiniLM."""
+    """A tick-sized model name from the catalog (RoBERTa, BERT, SciBERT, MiniLM)."""
     info = lookup(model)
-    if info is not None:
-        return info.short
-    name = display_model(model)
-    if "MiniLM" in name:
-        return "MiniLM"
-    return name.replace("_", "-").split("-")[0]
+    return info.short if info else display_model(model).split("-")[0]
 
 
 def _theme() -> None:
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    sns.set_theme(style="whitegrid", context="paper", rc={
+        "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "xtick.labelsize": 9,
+        "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
+        "figure.titlesize": 10})
 
 
 def _curve(ax, data: pd.DataFrame, x: str, hue: str | None, title: str, ylabel: str,
@@ -88,7 +90,7 @@ def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str
     runs = history[(history["model"] == model) & (history["dataset"] == dataset)
                    & (history["method"] == method)]
     n = runs["run_id"].nunique()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 3.9), constrained_layout=True)
     loss = runs[(runs["split"] == "train") & (runs["metric"] == "loss")]
     _curve(axes[0, 0], loss, "step", None, "training loss", "loss")
     for ax, metric in zip(axes.flat[1:], EPOCH_METRICS, strict=True):
@@ -116,21 +118,26 @@ def peft_curves(history: pd.DataFrame, model: str | None = None,
     datasets = list(datasets) or ["(none)"]
     methods = [m for m in METHODS if m in set(runs["method"])]
     ncols = 1 + len(metrics)
-    fig, axes = plt.subplots(len(datasets), ncols, figsize=(4 * ncols, 3.2 * len(datasets)),
+    fig, axes = plt.subplots(len(datasets), ncols, figsize=(FIG_WIDTH, 1.75 * len(datasets) + 0.6),
                              constrained_layout=True, squeeze=False)
     for row, dataset in zip(axes, datasets, strict=True):
         d = runs[runs["dataset"] == dataset]
         loss = d[(d["split"] == "train") & (d["metric"] == "loss")]
-        _curve(row[0], loss, "step", "method", f"{dataset}: training loss", "loss", methods)
+        _curve(row[0], loss, "step", "method", f"{dataset}: train loss", "loss", methods)
         for ax, metric in zip(row[1:], metrics, strict=True):
             evals = d[(d["split"] == split) & (d["metric"] == metric)]
             _curve(ax, evals, "epoch", "method", f"{dataset}: {split} {LABELS[metric]}",
                    LABELS[metric], methods)
-        for ax in row[1:]:
+        for ax in row:
             if ax.get_legend():
                 ax.get_legend().remove()
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, [METHOD_SHORT.get(n, n) for n in names], loc="outside lower center",
+                   ncol=len(names), frameon=False)
     name = display_model(model) if model else "no PEFT runs"
     fig.suptitle(f"{name}: full fine-tuning vs PEFT, mean and min-max over seeds")
+    fig.get_layout_engine().set(h_pad=0.02)
     return fig
 
 
@@ -140,14 +147,18 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
     _theme()
     datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
     fig, axes = plt.subplots(len(metrics), len(datasets),
-                             figsize=(max(4.0, 3.8 * len(datasets)), 3.4 * len(metrics)),
+                             figsize=(FIG_WIDTH, 2.4 * len(metrics) + 0.4),
                              constrained_layout=True, squeeze=False)
-    data = summary.assign(cell=[f"{short_label(m)}\n{meth}"
+    # two-line labels when they fit side by side; one line, turned, when there are many
+    per_panel = summary.drop_duplicates(["dataset", "model", "method"]).groupby("dataset").size()
+    sep = "\n" if per_panel.empty or per_panel.max() <= 3 else " "
+    data = summary.assign(cell=[f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
                                 for m, meth in zip(summary["model"], summary["method"],
                                                    strict=True)])
     for j, dataset in enumerate(datasets):
         d = data[data["dataset"] == dataset]
-        order = [f"{short_label(m)}\n{meth}" for m in order_models(d["model"])
+        order = [f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
+                 for m in order_models(d["model"])
                  for meth in METHODS if ((d["model"] == m) & (d["method"] == meth)).any()]
         for i, metric in enumerate(metrics):
             ax = axes[i, j]
@@ -155,15 +166,51 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
             else:
                 sns.stripplot(data=d, x="cell", y=metric, order=order, hue="cell",
-                              hue_order=order, legend=False, jitter=0.15, size=6, ax=ax)
+                              hue_order=order, legend=False, jitter=0.15, size=4, ax=ax)
                 sns.pointplot(data=d, x="cell", y=metric, order=order, estimator="mean",
-                              errorbar=None, linestyle="none", markers="_", markersize=18,
+                              errorbar=None, linestyle="none", markers="_", markersize=12,
                               color="black", ax=ax)
             ax.set_title(f"{dataset}: test {LABELS[metric]}")
             ax.set_xlabel("")
             ax.set_ylabel(LABELS[metric])
-            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+            if sep == " ":  # one label per model x method: turned to fit
+                ax.tick_params(axis="x", labelrotation=90)
     fig.suptitle("Per-seed test scores (points) and their mean (dash)")
+    return fig
+
+
+#: Memory components of one training step, bottom to top (helpers.memory.report_table columns).
+MEMORY_COMPONENTS = ("weights", "gradients", "optimizer states", "activations", "other")
+
+
+def memory_components(df: pd.DataFrame, peak_label: str = "measured") -> Figure:
+    """Stacked bars (GiB) per component, full vs adapter vs LoRA, one panel per model.
+
+    ``df`` is :func:`helpers.memory.report_table`; the GPU peak (``peak_label``: measured or
+    corrected) is drawn as a dash where the benchmark file has it.
+    """
+    _theme()
+    models = list(dict.fromkeys(df["model"]))
+    colors = sns.color_palette("colorblind", len(MEMORY_COMPONENTS))
+    fig, axes = plt.subplots(1, len(models), figsize=(FIG_WIDTH, 2.9), sharey=True,
+                             squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        sub = df[df["model"] == model].set_index("method")
+        ticks = [METHOD_SHORT.get(m, m) for m in sub.index]
+        bottom = None
+        for comp, color in zip(MEMORY_COMPONENTS, colors, strict=True):
+            vals = sub[comp].to_numpy()
+            ax.bar(ticks, vals, bottom=bottom, color=color, label=comp)
+            bottom = vals if bottom is None else bottom + vals
+        if "measured peak" in sub and sub["measured peak"].notna().any():
+            ax.scatter(ticks, sub["measured peak"], marker="_", s=300, color="black",
+                       zorder=3, label=f"GPU peak ({peak_label})")
+        ax.set_title(display_model(model))
+        ax.set_xlabel("")
+    axes[0][0].set_ylabel("GiB")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     return fig
 
 
