@@ -1,7 +1,8 @@
 """Summarise one timed grid execution (benchmarks/gpu_grid.sh) into ``grid_<device>.json``.
 
 What a grid's wall time is made of, from what the runs themselves wrote: per run its
-papermill wall time (``runs/.logs/<run_id>.log``: start stamp and "complete after N s"), its
+papermill wall time (its latest ``runs/.logs/<run_id>.<attempt>.log``: start stamp and
+"complete after N s"), its
 own ``metrics.json`` (train/eval time, samples/s, where the time went) and its resolved
 ``config.json``; for the grid the measured wall time of the grid command, the runs completed,
 failed and not run, the aggregate training samples/s, and the GPU utilisation samples that
@@ -35,9 +36,10 @@ def run_rows(runs_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
     for run_id in run_ids:
         folder = runs.run_path(runs_dir, run_id)
         row: dict[str, Any] = {"run_id": run_id, "state": run_state(runs_dir, run_id)}
-        log = runs.log_path(runs_dir, run_id)
-        if log.is_file():
-            text = log.read_text(errors="replace")
+        logs = runs.attempt_logs(runs_dir, run_id)  # the latest attempt's papermill log
+        row["attempts"] = len(logs)
+        if logs:
+            text = logs[-1].read_text(errors="replace")
             m = re.search(r"at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
             row["started"] = m.group(1) if m else None
             m = re.search(r"# (?:complete|FAILED) after ([\d.]+)s", text)
