@@ -10,7 +10,7 @@
 #   5. writes $OUT/grid_cuda.json (benchmarks/grid_timing.py) + the make log and GPU samples;
 #   6. with MEMORY=1, benchmarks/memory.py --device cuda (raw GPU memory figures, issue 13).
 # Prepare on a machine with PyPI (each of these paths is git-ignored; carry them):
-#   bash benchmarks/gpu_wheels.sh                                   # .whl/ (~27 MiB)
+#   bash benchmarks/gpu_wheels.sh                                   # .whl/ (~41 MiB)
 #   rm -rf .gpudata && cp -r ../shared/data .gpudata                # the data (~4 MiB)
 #   PYTHONPATH=src python benchmarks/throughput.py --save-tokenizer # build/bench-tokenizer
 # Then on the GPU machine (carry .whl .gpudata build/bench-tokenizer):
