@@ -35,8 +35,9 @@ def run_rows(runs_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
     for run_id in run_ids:
         folder = runs.run_path(runs_dir, run_id)
         row: dict[str, Any] = {"run_id": run_id, "state": run_state(runs_dir, run_id)}
-        log = runs.log_path(runs_dir, run_id)
-        if log.is_file():
+        logs = runs.attempt_logs(runs_dir, run_id)  # the latest attempt's papermill log
+        if logs:
+            log = logs[-1]
             text = log.read_text(errors="replace")
             m = re.search(r"at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
             row["started"] = m.group(1) if m else None
