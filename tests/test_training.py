@@ -308,7 +308,8 @@ def test_killed_run_leaves_no_complete_folder(tiny_bert, real_data_dir, tmp_path
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         seen = ""
-        while "epoch 1:" not in seen:  # the training loop has started (tqdm's bar)
+        while "0/50 [" not in seen:  # the epoch bar is up: training starts now (to a pipe,
+            # helpers.progress shows only the epoch bar, no per-step bar)
             char = proc.stderr.read(1)  # tqdm ends its lines with \r, not \n
             assert char, f"training process ended early:\n{seen}"
             seen += char
