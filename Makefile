@@ -7,8 +7,12 @@ PY := $(VENV)/bin/python
 KERNEL ?= nlpdl-report
 GRID ?= params/cpu.yaml
 WORKERS ?= 2
-# GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1 (one worker per GPU); empty: CPU workers.
+# GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1; empty: CPU workers. RUNS_PER_DEVICE: runs
+# sharing each GPU (empty: chosen from the GPU memory and CPU cores, see helpers.gridrun).
 DEVICES ?=
+RUNS_PER_DEVICE ?=
+# Extra `grid run` flags, e.g. GRID_ARGS="--filter seed=1 --set max_train_samples=64".
+GRID_ARGS ?=
 RUNS ?= runs
 BUILD ?= build
 
@@ -42,7 +46,7 @@ lint: venv
 # Run the grid, execute notebooks/analysis.ipynb into $(BUILD)/analysis.ipynb (+ its HTML),
 # then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
 report: venv
-	$(PY) -m helpers grid run $(GRID) $(if $(DEVICES),--devices $(DEVICES),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)),--workers $(WORKERS)) --runs-dir $(RUNS)
 	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
 
 clean:

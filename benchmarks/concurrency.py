@@ -1,7 +1,8 @@
-"""Several training processes on one device: aggregate throughput of 1, 2, 4... at once.
+"""Runs-per-device scaling: aggregate throughput of 1, 2, 4... training processes at once.
 
 A batch-8 step of bert-base leaves an H100 mostly idle while the host issues it (see
-step_overhead.py), so runs sharing one GPU (``grid run --devices 0 --workers N``) may add up.
+step_overhead.py), so runs sharing one GPU (``grid run --devices 0 --runs-per-device N``)
+add up; this measures by how much, to choose N.
 This launches N copies of ``throughput.py --pipelines b`` at the same time, each with its share
 of the CPU threads and two passes over the same batches (figures from the warm pass), and
 reports each N's aggregate samples/s against N = 1.
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
     ap.add_argument("--model", default="bert-base-uncased")
     ap.add_argument("--dataset", default="acl_sup")
-    ap.add_argument("--workers", default="1,2,4", help="comma list of process counts")
+    ap.add_argument("--workers", "--runs-per-device", default="1,2,4",
+                    help="comma list of process counts, e.g. 1,4,8,12,16 on a GPU")
     ap.add_argument("--train-samples", type=int, default=320)
     ap.add_argument("--random-init", action="store_true")
     ap.add_argument("--tokenizer", default=None)

@@ -8,7 +8,8 @@
 # tokenizers, huggingface_hub<1, adapters 1.3.0, peft 0.21, datasets and its deps); they are
 # installed into a private folder, the machine's own CUDA torch is kept. Models are built
 # with random weights from the bundled configs: memory and speed do not depend on weights.
-# Prepare on a machine with PyPI (the three paths are git-ignored; carry them to the GPU):
+# Prepare on a machine with PyPI (the three paths are git-ignored; carry them to the GPU;
+# `bash benchmarks/gpu_wheels.sh` fetches a superset, with the Jupyter stack of gpu_grid.sh):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
 #     transformers==4.57.6 tokenizers==0.22.2 huggingface_hub==0.36.2 adapters==1.3.0 \
 #     peft==0.21.2 datasets==5.0.1 dill==0.4.1 multiprocess==0.70.19

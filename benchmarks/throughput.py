@@ -302,7 +302,10 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
     build_s = time.perf_counter() - t
     fm = flop_model(base)
 
+    # ours pads as a run does on this device (TrainConfig.pad_to_multiple_of; auto: 16 on CUDA)
+    pad = training.resolve_pad_multiple(args.pad_multiple, device)
     res: dict[str, Any] = {"model": model_name, "dataset": dataset, "method": method,
+                           "pad_to_multiple_of": pad,
                            "tokenizer": tok_name, "train_samples": n, "build_s": build_s,
                            "flop_model": fm, "pipelines": {}}
     state = {}
@@ -324,7 +327,7 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
 
             def make(train_rows=train_rows):
                 return training.make_loader(train_rows, tok, args.batch, train=True,
-                                            seed=cfg.seed)
+                                            seed=cfg.seed, pad_to_multiple_of=pad)
         # evaluation is the same for every pipeline: it only checks what was learnt
         enc = training.tokenize(dd, tok, args.max_length, cache_root, key_parts=(dataset,))
         val_loader = training.make_loader(training.subsample(enc["validation"], n_val), tok,
@@ -394,6 +397,10 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
             "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
             "eval_s": eval_s, "eval_s_per_sample": eval_s / max(n_val, 1),
             "pass_train_s": s["passes"],
+            # the first pass meets every shape for the first time in this process (cold), the
+            # last one replays them (warm); a run of the grid is one fresh process
+            "cold_samples_per_s": acc["samples"] / max(s["passes"][0], 1e-9),
+            "warm_samples_per_s": acc["samples"] / max(s["passes"][-1], 1e-9),
             "cold_extra_s": s["passes"][0] - s["passes"][-1] if len(s["passes"]) > 1 else None,
         }
         if args.phase_steps:
@@ -562,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=None,
                     help="tokenizer name/folder for every model (default: the model's own)")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--pad-multiple", type=int, default=None,
+                    help="ours: pad batches to a multiple of N tokens (default: as a run does, "
+                         "16 on CUDA, 1 on CPU)")
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=4, help="steps per interleaved chunk")
     ap.add_argument("--warmup-steps", type=int, default=2)
@@ -671,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result["rows"]))
     for r in result["rows"]:
         for k, p in r["pipelines"].items():
+            if len(p["pass_train_s"]) > 1:
+                print(f"  {r['model'].split('/')[-1]}/{r['dataset']}/{r['method']} {k}: cold "
+                      f"{p['cold_samples_per_s']:.1f} samples/s (first pass), warm "
+                      f"{p['warm_samples_per_s']:.1f} (last pass)")
             if "step_phases_ms" in p:
                 ph = p["step_phases_ms"]
                 total = sum(ph.values()) or 1.0

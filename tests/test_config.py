@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.config import DEFAULT_LEARNING_RATES, ConfigError, TrainConfig
+from helpers.config import (
+    DEFAULT_LEARNING_RATES,
+    ConfigError,
+    TrainConfig,
+    check_injected_parameters,
+)
 
 
 def test_defaults_are_the_appendix_values():
@@ -27,6 +32,16 @@ def test_unknown_key_is_named_with_a_hint():
         TrainConfig.from_dict({"learning_rte": 1e-5})
 
 
+def test_injected_notebook_parameters_are_checked():
+    """The notebook passes IPython's ``In``: only papermill's injected cells are checked."""
+    declared = "# Parameters (papermill injects overrides after this cell).\nmodel = 'x'\n"
+    injected = "# Parameters\nseed = 3\nlerning_rate = 0.1\n"
+    with pytest.raises(ConfigError, match="'lerning_rate'.*Did you mean 'learning_rate'"):
+        check_injected_parameters(["", declared, injected, "cfg = 1"])
+    check_injected_parameters(["", declared, "# Parameters\nseed = 3\nlearning_rate = 0.1\n",
+                               "run_dir = 1", "x = 2"])  # hand-typed cells are not checked
+
+
 @pytest.mark.parametrize("field,value", [
     ("method", "bitfit"), ("dataset", "imdb"), ("precision", "fp64"),
     ("learning_rate", 0), ("learning_rate", -1.0), ("num_train_epochs", 0),
@@ -34,11 +49,25 @@ def test_unknown_key_is_named_with_a_hint():
     ("max_length", 0), ("max_length", 100_000), ("logging_steps", 0),
     ("max_train_samples", 0), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
     ("lora_target_modules", []), ("num_train_epochs", True),
+    ("pad_to_multiple_of", 0), ("pad_to_multiple_of", 2.5), ("torch_compile", "max-speed"),
+    # issue 12: caught late (after the model was built) or not at all before
+    ("num_train_epochs", 0.5), ("num_train_epochs", 2.0), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf")), ("weight_decay", float("nan")),
+    ("weight_decay", float("inf")), ("learning_rate", "1e-5"),
 ])
 def test_invalid_values_raise(field, value):
     with pytest.raises(ConfigError) as info:
         TrainConfig.from_dict({field: value})
     assert field.split("_")[0] in str(info.value) or str(value) in str(info.value)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("num_train_epochs", 0.5), ("learning_rate", float("nan")), ("learning_rate", float("inf")),
+])
+def test_late_failures_are_named_in_validation(field, value):
+    """These passed validation and failed after the model was built (or trained to NaN)."""
+    with pytest.raises(ConfigError, match=rf"^{field}="):
+        TrainConfig.from_dict({field: value})
 
 
 def test_max_length_limit_names_the_model():
@@ -56,7 +85,18 @@ def test_run_id_is_readable_and_stable():
     assert a.run_id() == TrainConfig(**{**a.to_dict(), "learning_rate": 1e-4}).run_id()
     # where results go or how fast they come does not change it either
     moved = TrainConfig(**{**a.to_dict(), "runs_dir": "/elsewhere", "torch_threads": 1,
-                           "per_device_eval_batch_size": 256})
+                           "per_device_eval_batch_size": 256, "pad_to_multiple_of": 16,
+                           "torch_compile": "reduce-overhead"})
     assert moved.run_id() == a.run_id()
     for change in ({"seed": 4}, {"learning_rate": 5e-4}, {"max_train_samples": 10}):
         assert TrainConfig(**{**a.to_dict(), **change}).run_id() != a.run_id()
+
+
+def test_speed_fields_keep_existing_run_ids():
+    """pad_to_multiple_of / torch_compile came after runs existed: the id of a config is the
+    one computed before they did (value from the code of that time), whatever they are set to."""
+    cfg = TrainConfig(model="roberta-base", dataset="agnews_sup", method="lora", seed=5)
+    assert cfg.run_id() == "roberta-base__agnews_sup__lora__s5__9b192c22"
+    fast = TrainConfig(**{**cfg.to_dict(), "pad_to_multiple_of": 32,
+                          "torch_compile": "reduce-overhead"})
+    assert fast.run_id() == cfg.run_id()

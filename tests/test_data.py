@@ -190,11 +190,32 @@ _GOOD_ACL = json.dumps({"text": "a", "label": "Uses", "metadata": {}})
      r"test\.csv: line 2 has 2 fields"),
     ("agnews_sup", "ag_news_csv/test.csv", '"1","t","d"\n"7","t","d"\n',
      r"agnews-2.*'7'"),
-], ids=["malformed-jsonl", "malformed-semeval-json", "malformed-csv", "agnews-class-range"])
+    # issue 12: a raw UnicodeDecodeError / csv.Error without the file, or a late failure
+    ("acl_sup", "acl_sup/train.json", f"{_GOOD_ACL}\n".encode() + b'{"text": "caf\xe9"}\n',
+     r"train\.json: line 2, column 14: not UTF-8 \(byte 0xe9\).*as UTF-8"),
+    ("restaurant_sup", "SemEval14-res/train.json", b'{"1_0": {"term": "\xff"}}',
+     r"train\.json: line 1, column 19: not UTF-8 \(byte 0xff\)"),
+    ("agnews_sup", "ag_news_csv/test.csv", b'"1","t","d"\n"2","\x80","d"\n',
+     r"test\.csv: line 2, column 6: not UTF-8"),
+    ("agnews_sup", "ag_news_csv/test.csv",
+     '"1","t","d"\n"2","t","' + "x" * 131_073 + '"\n"3","t","d"\n',
+     r"test\.csv: line 2: a field is longer than 131,072 characters.*quote"),
+    ("restaurant_sup", "SemEval14-res/train.json",
+     '{"1_0": {"term": "food", "sentence": "ok", "polarity": "positive"},'
+     ' "7_1": {"term": null, "sentence": "ok", "polarity": "positive"}}',
+     r"train\.json: example '7_1' has term None.*non-empty string"),
+    ("acl_sup", "acl_sup/train.json", '{"text": null, "label": "Uses"}\n',
+     r"train\.json: line 1 has text None.*non-empty string"),
+], ids=["malformed-jsonl", "malformed-semeval-json", "malformed-csv", "agnews-class-range",
+        "jsonl-not-utf8", "semeval-not-utf8", "csv-not-utf8", "csv-field-too-long",
+        "semeval-term-null", "jsonl-text-null"])
 def test_bad_file_names_file_line_and_value(tmp_path, dataset, path, content, error):
     target = tmp_path / path
     target.parent.mkdir(parents=True)
-    target.write_text(content)
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content, encoding="utf-8")
     with pytest.raises(data.DataError, match=error):
         data.load(dataset, tmp_path)
 

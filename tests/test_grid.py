@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import runs
+from helpers import claims, runs
 from helpers.cli import main
 from helpers.grid import GridError, load_grid, plan_rows, run_state, status_rows
 from helpers.gridrun import cpu_count, make_submitit_executor, run_grid, worker_envs
@@ -71,7 +71,7 @@ def test_full_grid_is_the_report(tmp_path):
 def test_plan_cli_lists_states(tmp_path, capsys):
     assert main(["grid", "plan", str(FULL), "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "75 configs: 0 complete, 0 running, 0 failed, 75 pending" in out
+    assert "75 configs: 0 complete, 0 running, 0 corrupt, 0 failed, 75 pending" in out
     assert "roberta-base__acl_sup__lora__s3__" in out
     assert not list(tmp_path.iterdir())  # plan executes nothing
     assert main(["grid", "plan", str(FULL), "--runs-dir", str(tmp_path),
@@ -202,7 +202,8 @@ def test_smoke_grid_end_to_end_twice(tmp_path, data_env, capsys):
     assert first.ok and sorted(first.completed) == sorted(ids) and not first.skipped
     assert_all_complete(tmp_path, ids)
     for rid in ids:
-        assert runs.log_path(tmp_path, rid).read_text().rstrip().endswith(str(tmp_path / rid))
+        (log,) = runs.attempt_logs(tmp_path, rid)  # one attempt each
+        assert log.read_text().rstrip().endswith(str(tmp_path / rid))
     rows = status_rows(grid)
     assert {r["state"] for r in rows} == {"complete"}
     assert all(0 <= r["test_macro_f1"] <= 1 for r in rows)
@@ -287,3 +288,120 @@ def test_submitit_local_executor(tmp_path, data_env):
     assert summary.ok and summary.completed == [grid.runs[0].run_id]
     assert_all_complete(tmp_path, [grid.runs[0].run_id])
     assert list((tmp_path / ".submitit").rglob("*_result.pkl"))
+
+
+# ---------------------------------------------------------------------------------- issue 12
+SYNTHETIC_GRID = """
+defaults: {num_train_epochs: 3, logging_steps: 2, max_train_samples: 48}
+matrix: {model: roberta-base, dataset: restaurant_sup, method: full, seed: [1, 2, 3]}
+"""
+
+
+def test_corrupt_records_are_reported_not_crashing(tmp_path, capsys):
+    """A truncated or non-object metrics.json made `grid status` crash and counted as done."""
+    from helpers.synthetic import write_synthetic_runs
+
+    runs_dir = tmp_path / "runs"
+    ids = write_synthetic_runs(runs_dir, [("roberta-base", "restaurant_sup", "full")])
+    path = write(tmp_path, SYNTHETIC_GRID)
+    assert [r.run_id for r in load_grid(path, runs_dir=runs_dir).runs] == ids
+    truncated, listed = runs_dir / ids[0] / "metrics.json", runs_dir / ids[1] / "metrics.json"
+    truncated.write_text(truncated.read_text()[:40])
+    listed.write_text("[]")
+    assert main(["grid", "status", str(path), "--runs-dir", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "1 complete" in out and "2 corrupt" in out
+    assert f"{runs_dir / ids[0]}: metrics.json: not readable JSON" in out
+    assert f"{runs_dir / ids[1]}: metrics.json: expected a JSON object, got list" in out
+    assert main(["grid", "plan", str(path), "--runs-dir", str(runs_dir)]) == 0
+    assert "2 corrupt" in capsys.readouterr().out
+    assert [run_state(runs_dir, rid) for rid in ids] == ["corrupt", "corrupt", "complete"]
+
+
+def test_read_only_runs_folder_fails_in_one_line(tmp_path):
+    """Raised three raw OSError tracebacks (two workers and the runner)."""
+    import shutil
+
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    cmd = [sys.executable, "-m", "helpers", "grid", "run", str(SMOKE), "--runs-dir",
+           str(runs_dir), "--no-progress"]
+    if os.geteuid() == 0:  # root writes through file modes: use a read-only mount instead
+        if not shutil.which("unshare"):
+            pytest.skip("root without unshare(1): no read-only folder to test with")
+        cmd = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"',
+               str(runs_dir), *cmd]
+    runs_dir.chmod(0o555)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        runs_dir.chmod(0o755)
+    if "mount:" in proc.stderr:
+        pytest.skip(f"no read-only mount here: {proc.stderr.strip()}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: runs folder {runs_dir} is not writable (")
+    assert lines[0].endswith("choose another folder (--runs-dir, or the runs_dir parameter).")
+    assert list(runs_dir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_corrupt_run_is_set_aside_and_rerun(tmp_path, data_env, tiny_bert):
+    path = write(tmp_path, f"""
+defaults: {{model: "{tiny_bert}", num_train_epochs: 1, max_length: 32,
+           max_train_samples: 16, max_eval_samples: 16}}
+matrix: {{seed: 1}}
+""")
+    runs_dir = tmp_path / "runs"
+    grid = load_grid(path, runs_dir=runs_dir)
+    (rid,) = [r.run_id for r in grid.runs]
+    bad = runs_dir / rid
+    bad.mkdir(parents=True)
+    for name in runs.REQUIRED_FILES:  # every file there, one of them cut short
+        (bad / name).write_text('{"run_id": "' if name == "metrics.json" else "{}")
+    summary = run_grid(grid, progress=False)
+    assert summary.ok and summary.completed == [rid] and summary.corrupt == [rid]
+    assert_all_complete(runs_dir, [rid])
+    (kept,) = [p for p in (runs_dir / runs.CORRUPT_DIR).iterdir() if p.is_dir()]
+    assert kept.name.startswith(f"{rid}-")
+    assert (kept / "metrics.json").read_text() == '{"run_id": "'  # nothing deleted
+    assert "metrics.json" in kept.with_name(kept.name + ".txt").read_text()
+
+
+TWO_RUNNERS_GRID = """
+defaults: {{model: "{model}", num_train_epochs: 1, max_length: 32, max_train_samples: 16,
+           max_eval_samples: 16, torch_threads: 1}}
+matrix: {{seed: [1, 2]}}
+"""
+
+
+@pytest.mark.slow
+def test_two_runners_train_each_run_once(tmp_path, data_env, tiny_bert):
+    """Two `grid run` on one runs folder, started at once: every run trains exactly once."""
+    import re
+
+    path = write(tmp_path, TWO_RUNNERS_GRID.format(model=tiny_bert))
+    runs_dir = tmp_path / "runs"
+    ids = [r.run_id for r in load_grid(path, runs_dir=runs_dir).runs]
+    cmd = [sys.executable, "-m", "helpers", "grid", "run", str(path), "--runs-dir",
+           str(runs_dir), "--no-progress"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=400)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    done = []
+    for err in outputs:
+        summary = re.search(r"summary: (\d+) completed, (\d+) failed, (\d+) already complete"
+                            r"(?:, (\d+) claimed by another runner)?", err)
+        assert summary, err
+        completed, failed, complete, claimed = (int(g or 0) for g in summary.groups())
+        assert failed == 0 and completed + complete + claimed == len(ids), err
+        done.append(completed)
+        for rid in re.findall(r"skipped (\S+): claimed by pid \d+", err):
+            assert rid in ids
+    assert sum(done) == len(ids), outputs  # the runners shared the work
+    assert_all_complete(runs_dir, ids)
+    for rid in ids:  # one attempt, one executed notebook per run
+        assert len(runs.attempt_logs(runs_dir, rid)) == 1, rid
+        assert len(list((runs_dir / runs.LOGS_DIR).glob(f"{rid}.*.ipynb"))) == 1
+    assert not list((runs_dir / claims.CLAIMS_DIR).glob("*"))  # all released

@@ -54,7 +54,11 @@ def check_run(run_dir: Path, cfg: TrainConfig) -> dict:
     assert runs.is_complete(run_dir)
     resolved = cfg.resolved()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config == {**json.loads(json.dumps(resolved.to_dict())), "run_id": cfg.run_id()}
+    # pad_to_multiple_of is recorded as resolved for the device (None = auto)
+    device = torch.device(json.loads((run_dir / "memory.json").read_text())["device"])
+    pad = training.resolve_pad_multiple(cfg.pad_to_multiple_of, device)
+    assert config == {**json.loads(json.dumps(resolved.to_dict())), "run_id": cfg.run_id(),
+                      "pad_to_multiple_of": pad}
     assert run_dir.name == cfg.run_id()
 
     history = pd.read_csv(run_dir / "history.csv")
@@ -155,6 +159,19 @@ def test_notebook_rejects_invalid_parameters(tmp_path, real_data_dir):
     assert not (tmp_path / "runs").exists()
 
 
+def test_notebook_rejects_unknown_parameters(tmp_path, real_data_dir, tiny_bert):
+    """papermill only warns about ``-p lerning_rate 0.1``; the run used the default lr."""
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        execute_notebook(tmp_path / "out.ipynb", lerning_rate=0.1, model=str(tiny_bert),
+                         runs_dir=str(tmp_path / "runs"), data_dir=str(real_data_dir),
+                         max_train_samples=8, max_eval_samples=8)
+    assert info.value.ename == "ConfigError"
+    assert "'lerning_rate'" in info.value.evalue and "'learning_rate'" in info.value.evalue
+    assert not (tmp_path / "runs").exists()
+
+
 def test_notebook_parameters_cell_matches_config():
     """Every TrainConfig field is a parameter of the notebook, and nothing else is."""
     import ast
@@ -179,16 +196,10 @@ def test_notebook_parameters_cell_matches_config():
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
     assert nb.metadata["kernelspec"]["name"] == KERNEL
-    # the defaults are a valid config: TrainConfig defaults except the quick-run budget
+    # the defaults are a valid config (which one: tests/test_notebooks.py)
     values: dict = {}
     exec(source, {}, values)
-    cfg = TrainConfig.from_dict(values)
-    defaults = TrainConfig()
-    quick = {"num_train_epochs", "max_train_samples", "max_eval_samples"}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in quick:
-            assert getattr(cfg, f.name) == getattr(defaults, f.name), f.name
-    assert cfg.model == "minilm" and cfg.method == "full" and cfg.num_train_epochs == 1
+    TrainConfig.from_dict(values)
 
 
 # --------------------------------------------------------------------------- learning
@@ -259,6 +270,22 @@ def test_failed_run_records_error_and_leaves_nothing(broken_model, real_data_dir
     failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
     assert failure["run_id"] == cfg.run_id()
     assert "Traceback" in failure["traceback"] and failure["error"]
+
+
+def test_diverged_run_is_failed_never_complete(tiny_bert, real_data_dir, tmp_path):
+    """A learning rate this large trains to NaN loss within a few steps: the run stops, is
+    recorded as failed with the step, and never becomes a complete run (issue 12)."""
+    cfg = tiny_config(tiny_bert, real_data_dir, tmp_path / "runs", learning_rate=1e30)
+    with pytest.raises(training.DivergedError) as info:
+        training.run(cfg, progress=False, device="cpu")
+    steps_per_epoch = TINY["max_train_samples"] // TINY["per_device_train_batch_size"]
+    assert 1 <= info.value.step <= steps_per_epoch  # stopped in the first epoch
+    assert f"step {info.value.step}" in str(info.value) and "learning_rate" in str(info.value)
+    assert runs.complete_runs(tmp_path / "runs") == []
+    assert not (tmp_path / "runs" / cfg.run_id()).exists()
+    failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
+    assert failure["diverged_at_step"] == info.value.step
+    assert failure["error"].startswith("DivergedError")
 
 
 # --------------------------------------------------------------------------- kill, determinism
@@ -392,3 +419,76 @@ def test_bf16_autocast_on_cpu_when_asked(tiny_roberta, real_data_dir, tmp_path):
     assert memory["precision"] == "bf16" and memory["device"] == "cpu"
     metrics = check_run(run_dir, cfg)
     assert 0 <= metrics["test"]["macro_f1"] <= 1 and metrics["train_loss"] > 0
+
+
+def _without_dropout(model: Path, dest: Path) -> Path:
+    """A copy of a tiny model with every dropout off: training is then deterministic in the
+    values, not only in the random stream (dropout masks are drawn per padded position)."""
+    shutil.copytree(model, dest)
+    cfg = json.loads((dest / "config.json").read_text())
+    cfg.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def test_pad_to_multiple_of_changes_shapes_not_results(tiny_bert, tiny_roberta, real_data_dir,
+                                                       tmp_path):
+    """Padding to a multiple of 16 tokens (the CUDA default) is inert: attention masks hide
+    the extra positions, so a tiny model trains to the same metrics."""
+    dd = data.load("restaurant_sup", real_data_dir)
+    tok = models.load_tokenizer(str(tiny_bert))
+    encoded = training.subsample(training.tokenize(dd, tok, 128)["train"], 64)
+    for train in (True, False):
+        loader = training.make_loader(encoded, tok, 8, train=train, pad_to_multiple_of=16)
+        widths = [b["input_ids"].shape[1] for b in loader]
+        assert all(w % 16 == 0 for w in widths) and len(set(widths)) <= 128 // 16
+        plain = [b["input_ids"].shape[1] for b in training.make_loader(encoded, tok, 8, train)]
+        assert [w - p for w, p in zip(widths, plain, strict=True)] == [
+            -p % 16 for p in plain]  # each batch rounded up, no further
+    assert training.resolve_pad_multiple(None, torch.device("cpu")) == 1
+    assert training.resolve_pad_multiple(None, torch.device("cuda")) == 16
+    assert training.resolve_pad_multiple(8, torch.device("cuda")) == 8
+
+    for arch, path in (("bert", tiny_bert), ("roberta", tiny_roberta)):
+        model = _without_dropout(path, tmp_path / f"{arch}-nodrop")
+        out = {}
+        for pad in (None, 16):
+            cfg = tiny_config(model, real_data_dir, tmp_path / f"{arch}-{pad}",
+                              pad_to_multiple_of=pad, precision="fp32")
+            run_dir = training.run(cfg, progress=False, device="cpu")
+            config = json.loads((run_dir / "config.json").read_text())
+            assert config["pad_to_multiple_of"] == (pad or 1)
+            out[pad] = (run_dir.name, json.loads((run_dir / "metrics.json").read_text()),
+                        pd.read_csv(run_dir / "history.csv"))
+        (id1, m1, h1), (id2, m2, h2) = out[None], out[16]
+        assert id1 == id2  # a speed setting: the same experiment
+        for split in ("validation", "test"):
+            for metric in ("accuracy", "macro_f1", "micro_f1"):
+                assert m1[split][metric] == m2[split][metric], (arch, split, metric)
+            assert m1[split]["loss"] == pytest.approx(m2[split]["loss"], rel=1e-4)
+        assert m1["best_epoch"] == m2["best_epoch"]
+        assert h1["value"].to_numpy() == pytest.approx(h2["value"].to_numpy(), rel=1e-4,
+                                                       abs=1e-6)
+
+
+def _tokenize_into(model: str, data_dir: str, cache: str) -> list[int]:
+    """One process of the concurrent-cache test: tokenize restaurant into ``cache``."""
+    dd = data.load("restaurant_sup", data_dir)
+    out = training.tokenize(dd, models.load_tokenizer(model), 64, Path(cache))
+    return out["train"]["length"]
+
+
+def test_tokenization_cache_is_safe_under_concurrency(tiny_bert, real_data_dir, tmp_path):
+    """Runs sharing a GPU start together and all miss the cache: each writes a private
+    temporary folder renamed into place, so all succeed and one complete entry remains."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    cache = tmp_path / "cache"
+    with ProcessPoolExecutor(3, mp_context=mp.get_context("spawn")) as pool:
+        results = list(pool.map(_tokenize_into, *zip(*[(str(tiny_bert), str(real_data_dir),
+                                                        str(cache))] * 3, strict=True)))
+    assert results[0] == results[1] == results[2]
+    assert [p.name.startswith(".") for p in cache.iterdir()] == [False]  # no debris
+    again = _tokenize_into(str(tiny_bert), str(real_data_dir), str(cache))
+    assert again == results[0]

@@ -69,7 +69,8 @@ class _MethodShort(Mapping[str, str]):
 METHOD_SHORT: Mapping[str, str] = _MethodShort()
 
 #: config.json fields that say where or how fast a run went, not what it was.
-NOT_HYPERPARAMETERS = ("run_id", "runs_dir", "data_dir", "torch_threads", "save_best_checkpoint")
+NOT_HYPERPARAMETERS = ("run_id", "runs_dir", "data_dir", "torch_threads", "save_best_checkpoint",
+                       "pad_to_multiple_of", "torch_compile")
 
 
 class AnalysisError(ValueError):

@@ -1,4 +1,5 @@
-"""``python -m helpers ...``: one training run, data info/fetch, the grid runner, the report."""
+"""``python -m helpers ...``: one training run, data info/fetch, the grid runner, the report
+and the offline GPU rehearsal's model cache."""
 
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .reporting import add_parser as add_report_parser
 
     add_report_parser(sub)
+
+    from .rehearsal import add_parser as add_rehearsal_parser
+
+    add_rehearsal_parser(sub)
     return parser
 
 

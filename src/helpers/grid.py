@@ -37,13 +37,13 @@ from typing import Any
 
 import yaml
 
-from . import runs
+from . import claims, runs
 from .config import METHODS, ConfigError, TrainConfig, field_help
 from .settings import PARAMS_DIR, PROJECT_ROOT, project_path
 
 TOP_LEVEL_KEYS = ("description", "defaults", "methods", "matrix", "exclude")
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
-STATES = ("complete", "running", "failed", "pending")
+STATES = ("complete", "running", "corrupt", "failed", "pending")
 
 
 class GridError(ConfigError):
@@ -325,19 +325,30 @@ def _matches(run: GridRun, key: str, values: list[Any]) -> bool:
 
 # ---------------------------------------------------------------------------------- state
 def run_state(runs_dir: str | os.PathLike, run_id: str) -> str:
-    """``complete`` (the folder is the truth), ``running``, ``failed`` or ``pending``."""
+    """``complete`` (the folder is the truth), ``running`` (claimed, or being written),
+    ``corrupt`` (a folder whose records don't validate), ``failed`` or ``pending``."""
     runs_dir = Path(runs_dir)
-    if runs.is_complete(runs.run_path(runs_dir, run_id)):
+    folder = runs.run_path(runs_dir, run_id)
+    if runs.is_complete(folder):
         return "complete"
-    tmp = runs_dir / runs.TMP_DIR
+    if claims.holder(runs_dir, run_id) is not None or staging_alive(runs_dir, run_id):
+        return "running"
+    if folder.exists():
+        return "corrupt"
+    if runs.failure_path(runs_dir, run_id).is_file():
+        return "failed"
+    return "pending"
+
+
+def staging_alive(runs_dir: str | os.PathLike, run_id: str) -> bool:
+    """Whether a live process is writing ``run_id`` in ``.tmp`` (a kernel, maybe orphaned)."""
+    tmp = Path(runs_dir) / runs.TMP_DIR
     if tmp.is_dir():
         for d in tmp.glob(f"{glob_escape(run_id)}.*"):
             pid = d.name[len(run_id) + 1:].split(".")[0]
             if pid.isdigit() and runs._alive(int(pid)):
-                return "running"
-    if runs.failure_path(runs_dir, run_id).is_file():
-        return "failed"
-    return "pending"
+                return True
+    return False
 
 
 def glob_escape(text: str) -> str:
@@ -382,6 +393,12 @@ def status_rows(grid: Grid) -> list[dict[str, Any]]:
         elif row["state"] == "failed":
             f = runs.read_failure(grid.runs_dir, row["run_id"]) or {}
             row["error"] = f"{f.get('ename', '?')}: {str(f.get('evalue', ''))[:80]}"
+        elif row["state"] == "corrupt":
+            folder = runs.run_path(grid.runs_dir, row["run_id"])
+            row["error"] = f"{folder}: {runs.check_records(folder)} (grid run reruns it)"
+        elif row["state"] == "running":
+            who = claims.holder(grid.runs_dir, row["run_id"])
+            row["error"] = f"claimed by {claims.describe(who)}" if who else "being written"
         rows.append(row)
     return rows
 

@@ -1,17 +1,24 @@
 """Executing a grid: one papermill run of ``notebooks/train.ipynb`` per pending config.
 
 * Resumable: the complete run folder is the truth (:mod:`helpers.runs`), so complete runs are
-  skipped and a killed batch leaves only ``.tmp`` debris, removed by ``runs.clean_stale``.
+  skipped and a killed batch leaves only ``.tmp`` debris, removed by ``runs.clean_stale``. A
+  run folder whose records don't validate is set aside to ``.corrupt/`` and rerun.
+* Shared: a run is claimed before it starts (:mod:`helpers.claims`), so runners sharing a
+  runs folder never train the same config twice; each skips, and names, what another holds.
 * Failure-isolated: a failing notebook is recorded in ``runs/.failed/<run_id>.json`` (failing
   cell, exception, traceback, log) and the batch goes on; the next ``run`` retries it.
 * Parallel: N worker processes, each running one notebook at a time. ``devices`` gives each
   worker its own ``CUDA_VISIBLE_DEVICES``; the CPU cores are split between workers
   (``torch_threads`` and ``OMP_NUM_THREADS``) so N workers don't oversubscribe the machine.
+* Many runs per GPU (``runs_per_device``): a batch-8 step of these encoders keeps a GPU busy
+  for a fraction of its wall time (the rest is Python issuing kernels), so several runs share
+  each GPU; the default comes from the GPU's memory and the CPU cores
+  (:func:`default_runs_per_device`).
 * Beyond one machine: ``executor="slurm"`` submits the pending configs as one Slurm job array
   through submitit; ``"local-submitit"`` runs the same code path with submitit's local executor.
 
-Every run writes its kernel output to ``runs/.logs/<run_id>.log`` and its executed notebook to
-``runs/.logs/<run_id>.ipynb``, copied into the run folder as ``train.ipynb`` on success.
+Every attempt writes its kernel output to ``runs/.logs/<run_id>.<attempt>.log`` and its executed
+notebook beside it (``.ipynb``), copied into the run folder as ``train.ipynb`` on success.
 """
 
 from __future__ import annotations
@@ -32,12 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import runs
-from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state
+from . import claims, runs
+from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state, staging_alive
 from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 NOTEBOOK = TRAIN_NOTEBOOK
 EXECUTORS = ("local", "slurm", "local-submitit")
+#: GPU memory one run of the report's grid is given when choosing runs per device: roberta-base
+#: trains in ~2.4 GiB (bf16, batch 8 x 256; benchmarks/results/memory_cuda.json), plus the
+#: CUDA context (~0.5 GiB) and the allocator's slack.
+RUN_GPU_MEMORY_GIB = 4.5
+#: The most runs per GPU measured to still add throughput (GPU probe: 16 processes on an H200,
+#: 1550 samples/s together vs 1335 with 12 and 185 alone).
+MAX_RUNS_PER_DEVICE = 16
 SUBMITIT_DIR = ".submitit"
 
 
@@ -47,8 +61,9 @@ class RunSummary:
 
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # complete before the batch
-    busy: list[str] = field(default_factory=list)  # being run by another process
+    skipped: list[str] = field(default_factory=list)  # complete before (or by another runner)
+    busy: list[str] = field(default_factory=list)  # claimed by another runner: not run here
+    corrupt: list[str] = field(default_factory=list)  # records did not validate: set aside
     not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
     interrupted: bool = False
     seconds: float = 0.0
@@ -64,29 +79,53 @@ class RunSummary:
 
 # ---------------------------------------------------------------------------------- one run
 def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Execute the notebook for one config; never raises for a failing run (it is recorded).
+    """Claim the run, then execute the notebook for its config; never raises for a failing
+    run (it is recorded).
 
-    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd. Returns run_id, ok,
-    seconds and, on failure, error (``ename: evalue``). Module-level and picklable, so the
-    local worker processes and submitit jobs run exactly this.
+    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force. Returns run_id, ok,
+    seconds, error (``ename: evalue``) on failure, and ``skipped`` (why, e.g. "claimed by pid
+    12 on host-a since 10:01:02") when another runner holds the run or completed it meanwhile.
+    Module-level and picklable, so the local worker processes and submitit jobs run exactly
+    this.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError, strip_color
-
     if env:
         os.environ.update(env)
     run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
-    log = runs.log_path(runs_dir, run_id)
+    claim = claims.try_claim(runs_dir, run_id)
+    if claim is None:
+        return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
+                        busy=True)
+    with claim:
+        if not task.get("force") and runs.is_complete(runs.run_path(runs_dir, run_id)):
+            return _skipped(run_id, "completed by another runner meanwhile", busy=False)
+        return _execute_claimed(task, run_id, runs_dir)
+
+
+def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
+    return {"run_id": run_id, "ok": True, "seconds": 0.0, "error": None, "skipped": why,
+            "busy": busy}
+
+
+def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[str, Any]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError, strip_color
+
+    log = runs.log_path(runs_dir, run_id, runs.new_attempt())
     log.parent.mkdir(parents=True, exist_ok=True)
     out_nb = log.with_suffix(".ipynb")
     start = time.time()
     info: dict[str, Any] | None = None
+    run_dir = runs.run_path(runs_dir, run_id)
     with open(log, "w", encoding="utf-8") as fh:
         fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n# CUDA_VISIBLE_DEVICES="
                  f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')} OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', '')}\n# notebook {task['notebook']} -> "
                  f"{out_nb}\n")
+        problem = runs.check_records(run_dir) if run_dir.exists() else None
+        if problem:  # never published like this by us: a damaged or hand-made folder
+            fh.write(f"# {run_dir} is corrupt ({problem}): moved to "
+                     f"{runs.set_aside(runs_dir, run_id, problem)}\n")
         fh.flush()
         try:
             with _output_to(fh):
@@ -102,7 +141,6 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
         except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
             info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
                     "traceback": traceback.format_exc().splitlines()}
-        run_dir = runs.run_path(runs_dir, run_id)
         if info is None and not runs.is_complete(run_dir):
             info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
                     "evalue": f"the notebook finished but {run_dir} is not a complete run "
@@ -120,6 +158,12 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     _copy_notebook(out_nb, run_dir)
     runs.clear_failure(runs_dir, run_id)
     return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None}
+
+
+def _last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    """The newest attempt's log (a placeholder name when no attempt wrote one)."""
+    logs = runs.attempt_logs(runs_dir, run_id)
+    return logs[-1] if logs else runs.log_path(runs_dir, run_id, "none")
 
 
 def _copy_notebook(executed: Path, run_dir: Path) -> None:
@@ -186,6 +230,30 @@ def _worker(env: dict[str, str], tasks: Any, results: Any) -> None:
         results.put(("done", os.getpid(), execute_run(task)))
 
 
+def gpu_memory_gib(device: str) -> float | None:
+    """Total memory of GPU ``device`` from nvidia-smi (None when it can't say). Not through
+    torch: the grid's parent process must not hold a CUDA context of its own."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total",
+                              "--format=csv,noheader,nounits", "-i", str(device)],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return float(out.split()[0]) / 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def default_runs_per_device(devices: Sequence[str]) -> int:
+    """Runs sharing each GPU: bounded by the CPU cores per GPU (each eager run keeps about
+    one core busy issuing kernels), by the GPU's memory (:data:`RUN_GPU_MEMORY_GIB` a run)
+    and by :data:`MAX_RUNS_PER_DEVICE`; 4 when the memory is unknown."""
+    by_cpu = max(1, cpu_count() // max(1, len(devices)))
+    memory = [m for m in (gpu_memory_gib(d) for d in devices) if m is not None]
+    by_memory = int(min(memory) // RUN_GPU_MEMORY_GIB) if memory else 4
+    return max(1, min(by_cpu, by_memory, MAX_RUNS_PER_DEVICE))
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -207,7 +275,8 @@ def worker_envs(workers: int, devices: Sequence[str] | None) -> list[dict[str, s
 
 # ---------------------------------------------------------------------------------- batch
 def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] | None = None,
-             force: bool = False, executor: str = "local", notebook: str | os.PathLike = NOTEBOOK,
+             runs_per_device: int | None = None, force: bool = False, executor: str = "local",
+             notebook: str | os.PathLike = NOTEBOOK,
              kernel_name: str = KERNEL_NAME, slurm: dict[str, Any] | None = None,
              progress: bool = True, out: TextIO | None = None) -> RunSummary:
     """Execute the grid's pending configs (all of them with ``force``); see the module doc."""
@@ -219,12 +288,26 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         raise GridError(f"Notebook {notebook} does not exist (pass notebook=... / --notebook).")
     _check_kernel(kernel_name)
     devices = list(devices or [])
+    if runs_per_device is not None:
+        if not devices:
+            raise GridError("runs_per_device needs devices (e.g. --devices 0); on the CPU "
+                            "use --workers.")
+        if runs_per_device < 1:
+            raise GridError(f"runs_per_device={runs_per_device} must be >= 1.")
+        if workers is not None:
+            raise GridError("give either workers or runs_per_device, not both.")
+        workers = runs_per_device * len(devices)
+    if devices and not workers and executor == "local":
+        workers = default_runs_per_device(devices) * len(devices)
     workers = workers or len(devices) or 1
     if workers < 1:
         raise GridError(f"workers={workers} must be >= 1.")
     started = time.time()
     runs_dir = project_path(grid.runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs.check_writable(runs_dir)
+    except runs.NotWritableError as e:
+        raise GridError(str(e)) from None
     runs.clean_stale(runs_dir)
     _wait_for_orphans(grid)
 
@@ -237,18 +320,27 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             # A batch killed between a run's completion and the copy of its notebook.
-            executed = runs.log_path(runs_dir, r.run_id).with_suffix(".ipynb")
+            executed = _last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = runs.run_path(runs_dir, r.run_id)
             if not (run_dir / "train.ipynb").is_file() and executed.is_file():
                 _copy_notebook(executed, run_dir)
         else:
+            if state == "corrupt":
+                summary.corrupt.append(r.run_id)
             todo.append(r)
     threads = job_cpus(executor, workers, slurm or {})
-    tasks = [_task(r, runs_dir, notebook, kernel_name, threads) for r in todo]
+    tasks = [_task(r, runs_dir, notebook, kernel_name, threads, force) for r in todo]
+    if executor == "local" and 1 < workers < len(tasks):
+        tasks = longest_first(tasks)
     print(f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
-          f"{len(tasks)} to run" + (f", {len(summary.busy)} running elsewhere"
-                                    if summary.busy else "")
-          + (f" ({executor}, {workers} worker(s))" if tasks else ""), file=out)
+          f"{len(tasks)} to run"
+          + (f" ({len(summary.corrupt)} corrupt: set aside in {runs.CORRUPT_DIR}/ and rerun)"
+             if summary.corrupt else "")
+          + (f", {len(summary.busy)} claimed by another runner (skipped)"
+             if summary.busy else "")
+          + (f" ({executor}, {workers} worker(s)"
+             + (f" on GPU {','.join(devices)}, {workers // len(devices)} per GPU"
+                if devices and executor == "local" else "") + ")" if tasks else ""), file=out)
     if tasks:
         bar = _Progress(len(tasks), progress, out)
         try:
@@ -260,7 +352,7 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
             summary.interrupted = True
         finally:
             bar.close()
-        done = set(summary.executed)
+        done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
         summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
         if summary.not_run:
             _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
@@ -270,14 +362,39 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
     return summary
 
 
+def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Longest runs first (training examples x epochs; PEFT a little cheaper), so that the
+    grid does not end waiting on one long run that started last. Grid order among equals."""
+    from functools import cache
+
+    @cache
+    def rows(dataset: str, data_dir: str | None) -> int:
+        from . import data
+
+        try:
+            return data.load(dataset, data_dir)["train"].num_rows
+        except Exception:  # a missing data folder fails that run later, with its message
+            return 0
+
+    def cost(t: dict[str, Any]) -> float:
+        p = t["params"]
+        n = rows(str(p["dataset"]), p.get("data_dir"))
+        if p.get("max_train_samples"):
+            n = min(n, p["max_train_samples"])
+        return n * p["num_train_epochs"] * (1.0 if p["method"] == "full" else 0.8)
+
+    return sorted(tasks, key=cost, reverse=True)
+
+
 def _task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
-          threads: int) -> dict[str, Any]:
+          threads: int, force: bool = False) -> dict[str, Any]:
     params = r.params()
     params["runs_dir"] = str(runs_dir)
     if params.get("torch_threads") is None:  # not part of the run id: speed only
         params["torch_threads"] = threads
     return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
-            "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd()}
+            "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
+            "force": force}
 
 
 def _check_kernel(name: str) -> None:
@@ -295,11 +412,13 @@ def _wait_for_orphans(grid: Grid, timeout: float = 5.0) -> None:
     """Kernels of a killed batch exit within about a second (ipykernel polls its parent).
 
     Until then their ``.tmp`` folders look like runs in progress; give them that second rather
-    than skipping those runs as "running elsewhere".
+    than skipping those runs as "running elsewhere". Runs claimed by a live runner are not
+    orphans and are not waited for.
     """
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if not any(run_state(grid.runs_dir, r.run_id) == "running" for r in grid.runs):
+        if not any(staging_alive(grid.runs_dir, r.run_id)
+                   and claims.holder(grid.runs_dir, r.run_id) is None for r in grid.runs):
             return
         time.sleep(0.5)
     runs.clean_stale(grid.runs_dir)
@@ -309,20 +428,35 @@ class _Progress:
     """tqdm bar over finished runs, postfix done/failed/remaining, one line per finished run."""
 
     def __init__(self, total: int, enabled: bool, out) -> None:
-        from tqdm.auto import tqdm
+        from .progress import bar_class
 
-        self.tqdm = tqdm
+        self.tqdm = tqdm = bar_class()  # widgets in JupyterLab, text in a terminal or log
         self.bar = tqdm(total=total, unit="run", desc="grid", disable=not enabled, file=out,
                         dynamic_ncols=True)
         self.total, self.done, self.failed, self.out = total, 0, 0, out
+        self.running: dict[str, int] = {}  # runs in flight per device ("cpu", GPU ids)
+        self.skipped = 0
         self._postfix()
 
     def _postfix(self) -> None:
-        self.bar.set_postfix(done=self.done, failed=self.failed,
-                             remaining=self.total - self.done - self.failed)
+        running = " ".join(f"{'gpu' if d != 'cpu' else ''}{d}:{n}"
+                           for d, n in sorted(self.running.items()))
+        self.bar.set_postfix(done=self.done, failed=self.failed, skipped=self.skipped,
+                             remaining=self.total - self.done - self.failed - self.skipped,
+                             running=running or 0)
+
+    def started(self, device: str) -> None:
+        self.running[device] = self.running.get(device, 0) + 1
+        self._postfix()
+
+    def stopped(self, device: str) -> None:
+        self.running[device] = max(0, self.running.get(device, 0) - 1)
 
     def finish(self, result: dict[str, Any]) -> None:
-        if result["ok"]:
+        if result.get("skipped"):
+            self.skipped += 1
+            line = f"  skipped {result['run_id']}: {result['skipped']}"
+        elif result["ok"]:
             self.done += 1
             line = f"  done   {result['run_id']} ({result['seconds']:.0f}s)"
         else:
@@ -337,7 +471,10 @@ class _Progress:
 
 
 def _collect(result: dict[str, Any], summary: RunSummary, bar: _Progress) -> None:
-    (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
+    if result.get("skipped"):
+        (summary.busy if result.get("busy") else summary.skipped).append(result["run_id"])
+    else:
+        (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
     bar.finish(result)
 
 
@@ -359,6 +496,8 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
     for p in procs:
         task_q.put(None)
         p.start()
+    device_of = {p.pid: env.get("CUDA_VISIBLE_DEVICES") or "cpu"
+                 for p, env in zip(procs, envs, strict=False)}
     current: dict[int, str] = {}
     by_id = {t["run_id"]: t for t in tasks}
     pending = len(tasks)
@@ -370,11 +509,12 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                 for p in procs:
                     if not p.is_alive() and p.pid in current:  # died mid-run (OOM kill, ...)
                         run_id = current.pop(p.pid)
+                        bar.stopped(device_of[p.pid])
                         t = by_id[run_id]
                         info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
                                 "evalue": f"worker process {p.pid} exited with code "
                                           f"{p.exitcode} while running the notebook"}
-                        log = runs.log_path(t["runs_dir"], run_id)
+                        log = _last_attempt(t["runs_dir"], run_id)
                         _record(Path(t["runs_dir"]), run_id, info, log,
                                 log.with_suffix(".ipynb"), time.time(), 0.0)
                         _collect({"run_id": run_id, "ok": False, "seconds": 0.0,
@@ -385,8 +525,10 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                 continue
             if kind == "start":
                 current[pid] = payload
+                bar.started(device_of.get(pid, "cpu"))
             else:
-                current.pop(pid, None)
+                if current.pop(pid, None) is not None:
+                    bar.stopped(device_of.get(pid, "cpu"))
                 _collect(payload, summary, bar)
                 pending -= 1
     finally:
@@ -459,7 +601,7 @@ def _run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
                     "evalue": f"{str(e).splitlines()[0][:300] if str(e) else ''} "
                               f"(job {job.job_id}, stderr {job.paths.stderr})",
                     "traceback": str(e).splitlines()}
-            log = runs.log_path(runs_dir, t["run_id"])
+            log = _last_attempt(runs_dir, t["run_id"])
             _record(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"), time.time(), 0)
             result = {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
                       "error": f"{info['ename']}: {info['evalue']}"}
@@ -469,7 +611,8 @@ def _run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
 def format_summary(summary: RunSummary, grid: Grid) -> str:
     lines = [f"summary: {len(summary.completed)} completed, {len(summary.failed)} failed, "
              f"{len(summary.skipped)} already complete"
-             + (f", {len(summary.busy)} running elsewhere" if summary.busy else "")
+             + (f", {len(summary.busy)} claimed by another runner (not run here)"
+                if summary.busy else "")
              + (f", {len(summary.not_run)} not run" if summary.not_run else "")
              + f" ({summary.seconds:.0f}s)"]
     for run_id in summary.failed:
@@ -500,7 +643,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a field in every config, e.g. --set model=/path/to/model")
     p.add_argument("--workers", type=int, default=None, help="configs run at once (default 1, "
                    "or one per --devices entry)")
-    p.add_argument("--devices", default=None, help="GPU ids, e.g. 0,1: one worker per GPU")
+    p.add_argument("--devices", default=None, help="GPU ids, e.g. 0,1: runs share each GPU "
+                   "(see --runs-per-device)")
+    p.add_argument("--runs-per-device", type=int, default=None,
+                   help="runs at once on each GPU of --devices (default: from the GPU's memory "
+                        f"and the CPU cores, at most {MAX_RUNS_PER_DEVICE})")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
@@ -542,7 +689,8 @@ def cli(args: argparse.Namespace) -> int:
         slurm = {"partition": args.partition, "time": args.time, "gpus_per_task": gpus,
                  "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb,
                  "account": args.account, "array_parallelism": args.array_parallelism}
-        summary = run_grid(grid, workers=args.workers, devices=devices, force=args.force,
+        summary = run_grid(grid, workers=args.workers, devices=devices,
+                           runs_per_device=args.runs_per_device, force=args.force,
                            executor=args.executor, notebook=args.notebook,
                            kernel_name=args.kernel, slurm=slurm,
                            progress=not args.no_progress)

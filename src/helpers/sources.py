@@ -79,6 +79,28 @@ class Source:
 
 
 # --------------------------------------------------------------------------- readers
+def check_utf8(path: Path) -> None:
+    """Raise DataError at the first byte that is not UTF-8, by line and column (a bare
+    UnicodeDecodeError names neither the file nor the line)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{path}: line {line}, column {column}: not UTF-8 (byte 0x{raw[e.start]:02x}). "
+            f"Re-save the file as UTF-8 (e.g. 'iconv -f latin1 -t utf-8'), or fetch it again."
+        ) from None
+
+
+def check_text(value: object, what: str, where: str) -> None:
+    """A text field must be a non-empty string (``term: null`` failed later, in tokenization)."""
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where} has {what} {value!r}; {what} must be a non-empty string. "
+                        f"Fix or drop that example.")
+
+
 def label_id(label: str, labels: Sequence[str], path: Path, example_id: str) -> int:
     try:
         return list(labels).index(label)
@@ -91,6 +113,7 @@ def label_id(label: str, labels: Sequence[str], path: Path, example_id: str) -> 
 
 def read_semeval(path: Path, labels: Sequence[str]) -> Rows:
     """Xu et al. (2019)'s SemEval-14 JSON: aspect term as ``text``, sentence as ``text_pair``."""
+    check_utf8(path)
     text = path.read_text(encoding="utf-8")
     try:
         obj = json.loads(text)
@@ -106,6 +129,8 @@ def read_semeval(path: Path, labels: Sequence[str]) -> Rows:
         except (KeyError, TypeError):
             raise DataError(f"{path}: example '{key}' lacks one of term/sentence/polarity."
                             ) from None
+        check_text(term, "term", f"{path}: example '{key}'")
+        check_text(sentence, "sentence", f"{path}: example '{key}'")
         rows.append({"id": str(ex.get("id", key)), "text": term, "text_pair": sentence,
                      "label": label_id(polarity, labels, path, key)})
     return rows
@@ -113,6 +138,7 @@ def read_semeval(path: Path, labels: Sequence[str]) -> Rows:
 
 def read_jsonl(path: Path, labels: Sequence[str]) -> Rows:
     """JSON Lines ``{text, label, ...}`` (the "Don't Stop Pretraining" copies)."""
+    check_utf8(path)
     rows = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -125,6 +151,7 @@ def read_jsonl(path: Path, labels: Sequence[str]) -> Rows:
                 raise DataError(f"{path}: malformed JSON at line {lineno}: {e.msg}.") from None
             except (KeyError, TypeError):
                 raise DataError(f"{path}: line {lineno} lacks 'text' or 'label'.") from None
+            check_text(text, "text", f"{path}: line {lineno}")
             example_id = f"{path.stem}-{lineno}"
             rows.append({"id": example_id, "text": text, "text_pair": None,
                          "label": label_id(label, labels, path, example_id)})
@@ -133,10 +160,11 @@ def read_jsonl(path: Path, labels: Sequence[str]) -> Rows:
 
 def read_agnews_csv(path: Path, labels: Sequence[str]) -> Rows:
     """The AG News CSV (no header: class 1-4, title, description); title and text joined."""
+    check_utf8(path)
     rows = []
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
-        for record in reader:
+        for record in _csv_records(reader, path):
             lineno = reader.line_num
             if not record:
                 continue
@@ -158,6 +186,23 @@ def read_agnews_csv(path: Path, labels: Sequence[str]) -> Rows:
             text = f"{title} {desc}" if desc else title
             rows.append({"id": example_id, "text": text, "text_pair": None, "label": label})
     return rows
+
+
+def _csv_records(reader, path: Path):
+    """``reader``'s records; a csv.Error names the file and the line its record starts on."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if "field larger than field limit" in str(e):
+                raise DataError(
+                    f"{path}: line {start}: a field is longer than {csv.field_size_limit():,} "
+                    f"characters, usually a quote that is never closed and swallows the lines "
+                    f"after it. Close the quote (or shorten the field).") from None
+            raise DataError(f"{path}: line {start}: not valid CSV ({e}).") from None
 
 
 SEMEVAL = Reader(read_semeval, "one JSON object: id -> {polarity, term, id, sentence}")

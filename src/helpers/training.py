@@ -27,7 +27,6 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ import torch
 
 from . import runs
 from .config import ConfigError, TrainConfig
+from .progress import progress as progress_bar
 from .settings import project_path
 
 if TYPE_CHECKING:
@@ -55,6 +55,24 @@ CHECKPOINT_FILE = "best_checkpoint.safetensors"
 
 
 # --------------------------------------------------------------------------- config checks
+
+
+class DivergedError(RuntimeError):
+    """The loss became non-finite: the run stops and is recorded as failed, never complete."""
+
+    def __init__(self, step: int, what: str, value: float) -> None:
+        self.step = step
+        super().__init__(f"{what} became {value} at step {step}: training diverged, so the run "
+                         f"is recorded as failed, not complete. Lower learning_rate (or train "
+                         f"in precision='fp32').")
+
+
+def check_finite(values: list[float], first_step: int, what: str = "training loss") -> None:
+    """Raise :class:`DivergedError` at the first non-finite value (``first_step`` is the
+    step of ``values[0]``)."""
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise DivergedError(first_step + i, what, value)
 
 
 def resolve_runs_dir(runs_dir: str | os.PathLike) -> Path:
@@ -90,6 +108,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     On the 2-core AVX512-BF16 CPU, bf16 made the cpu grid's runs 2.1x faster (train 2.0x,
     eval 2.8x) and moved test macro-F1 by 0.004 on average over 18 same-seed pairs (max
     0.024), against 0.020 between the two seeds of a cell (benchmarks/results/precision_cpu.json).
+
+    On CUDA, bf16 is chosen for how the grid runs there: many runs share one GPU, each with
+    fixed shapes (``pad_to_multiple_of``). The GPU probe (../shared/tools/gpu-probe, H200,
+    bert-base, batch 8) measured 12 such processes at 1335 samples/s together in bf16 against
+    700 in fp32: a bf16 step keeps the GPU busy half as long (4.2-4.8 vs 8.3 ms). Alone, an
+    eager process is host-bound and bf16's casts make it slower than fp32 (27-37 vs 22-26
+    ms/step), and each new shape costs bf16 about 0.3 s once (fp32 8 ms): fixed shapes bound
+    that to a few seconds per run.
     """
     cuda = device.type == "cuda"
     if precision == "auto":
@@ -102,6 +128,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision='bf16' is not supported by this GPU; use 'fp16' or 'fp32'.")
     return precision
+
+
+#: ``pad_to_multiple_of=None`` on a GPU: at most max_length / 16 shapes per run (16 at 256
+#: tokens), as the GPU probe ran its concurrent processes.
+CUDA_PAD_MULTIPLE = 16
+
+
+def resolve_pad_multiple(pad_to_multiple_of: int | None, device: torch.device) -> int:
+    """The multiple batches are padded to: the config's, else 16 on CUDA and 1 (none) on CPU.
+
+    A GPU pays a first-use cost per new tensor shape (kernel selection, lazy loading: about
+    0.3 s per shape in bf16) and has compute to spare at batch 8, so a few padded tokens are
+    free there; a CPU has no such cost and pays for every padded token.
+    """
+    if pad_to_multiple_of is not None:
+        return pad_to_multiple_of
+    return CUDA_PAD_MULTIPLE if device.type == "cuda" else 1
 
 
 def keep_freed_memory(threshold: int = 1 << 30) -> bool:
@@ -232,11 +275,14 @@ def _rows(ds: Dataset) -> list[dict[str, Any]]:
 
 
 def make_loader(ds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int, train: bool,
-                group_by_length: bool = True, seed: int = 0) -> torch.utils.data.DataLoader:
-    """Dynamic padding (``DataCollatorWithPadding``): batches pad to their longest example.
+                group_by_length: bool = True, seed: int = 0, pad_to_multiple_of: int = 1,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """Dynamic padding (``DataCollatorWithPadding``): batches pad to their longest example,
+    rounded up to a multiple of ``pad_to_multiple_of`` tokens (1: not rounded).
 
     Training batches are shuffled (length-grouped when asked); eval batches go in order of
-    length, which minimises padding and does not change any metric.
+    length, which minimises padding and does not change any metric. ``pin_memory`` (CUDA)
+    makes the host-to-device copies asynchronous.
     """
     from torch.utils.data import DataLoader, RandomSampler
     from transformers import DataCollatorWithPadding
@@ -244,15 +290,18 @@ def make_loader(ds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int, trai
 
     lengths = list(ds["length"])
     rows = _rows(ds)
-    collate = DataCollatorWithPadding(tok, padding="longest")
+    collate = DataCollatorWithPadding(
+        tok, padding="longest", pad_to_multiple_of=pad_to_multiple_of if pad_to_multiple_of > 1
+        else None)
     if train:
         generator = torch.Generator().manual_seed(seed)
         sampler = (LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
                    if group_by_length else RandomSampler(rows, generator=generator))
-        return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+        return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                          pin_memory=pin_memory)
     order = sorted(range(len(rows)), key=lambda i: -lengths[i])
     return DataLoader([rows[i] for i in order], batch_size=batch_size, shuffle=False,
-                      collate_fn=collate)
+                      collate_fn=collate, pin_memory=pin_memory)
 
 
 # --------------------------------------------------------------------------- train / eval
@@ -340,7 +389,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     """One pass over ``loader``; appends train-loss rows to ``state.history``.
 
     Losses stay on the device and are read once per logging window, so the loop has no
-    per-step host synchronisation.
+    per-step host synchronisation; a non-finite loss stops the run at the next logging step
+    (a NaN or inf in the window makes its mean non-finite) or at the end of the epoch.
     """
     model.train()
     steps = len(loader)
@@ -348,7 +398,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     epoch_losses: list[torch.Tensor] = []
     _sync(device)
     start = time.perf_counter()
-    bar = _progress(loader, total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
+    bar = progress_bar(loader, inner=True, total=steps, desc=f"epoch {epoch}", leave=False,
+                       disable=not progress)
     for i, batch in enumerate(bar):
         state.samples += batch["input_ids"].shape[0]
         state.tokens += int(batch["attention_mask"].sum())
@@ -358,6 +409,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
         epoch_losses.append(loss)
         if state.global_step % logging_steps == 0:
             value = torch.stack(window).mean().item()
+            if not math.isfinite(value):  # read anyway for the log: the check costs nothing
+                check_finite(torch.stack(window).tolist(), state.global_step - len(window) + 1)
             window = []
             state.history.append(_row(state.global_step, epoch - 1 + (i + 1) / steps,
                                       "train", "loss", value))
@@ -365,6 +418,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
     _sync(device)
     state.train_time_s += time.perf_counter() - start
     losses = torch.stack(epoch_losses).cpu().tolist() if epoch_losses else []
+    check_finite(losses, state.global_step - len(losses) + 1)
     state.step_losses.extend(losses)
     state.history.append(_row(state.global_step, epoch, "train", "epoch_loss",
                               sum(losses) / max(len(losses), 1)))
@@ -410,7 +464,7 @@ def run(cfg: TrainConfig, *, progress: bool = True,
     wall_start = time.perf_counter()
     cfg = check_config(cfg, device)
     run_id = cfg.run_id()
-    runs_dir = resolve_runs_dir(cfg.runs_dir)
+    runs_dir = runs.check_writable(resolve_runs_dir(cfg.runs_dir))  # before loading anything
     threads = torch.get_num_threads()
     try:
         if cfg.torch_threads is not None:
@@ -425,6 +479,7 @@ def run(cfg: TrainConfig, *, progress: bool = True,
                 "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(),
                 "source": "helpers.training.run",
+                **({"diverged_at_step": e.step} if isinstance(e, DivergedError) else {}),
             })
         raise
     finally:
@@ -440,6 +495,7 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
     from . import data, models
 
     precision = resolve_precision(cfg.precision, device)
+    pad_multiple = resolve_pad_multiple(cfg.pad_to_multiple_of, device)
     timings: dict[str, float] = {"startup_s": time.perf_counter() - wall_start}
     mark = time.perf_counter()
 
@@ -470,11 +526,15 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
     set_seed(cfg.seed)
     model = models.build_model(cfg, names, device=device)
     params = models.count_parameters(model)
+    net = compile_model(model, cfg.torch_compile, runs_dir)  # `model` keeps the weight names
     phase("model_build_s")
 
+    pin = device.type == "cuda"
     train_loader = make_loader(train_ds, tok, cfg.per_device_train_batch_size, train=True,
-                               group_by_length=cfg.group_by_length, seed=cfg.seed)
-    eval_loaders = {s: make_loader(ds, tok, cfg.per_device_eval_batch_size, train=False)
+                               group_by_length=cfg.group_by_length, seed=cfg.seed,
+                               pad_to_multiple_of=pad_multiple, pin_memory=pin)
+    eval_loaders = {s: make_loader(ds, tok, cfg.per_device_eval_batch_size, train=False,
+                                   pad_to_multiple_of=pad_multiple, pin_memory=pin)
                     for s, ds in eval_ds.items()}
     optimizer = make_optimizer(model, cfg)
     total_steps = len(train_loader) * cfg.num_train_epochs
@@ -487,14 +547,16 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
     state = TrainState()
     per_epoch: list[dict[str, dict[str, float]]] = []
     best_epoch, best_f1, best_weights = 0, -1.0, None
-    epochs = _progress(range(1, cfg.num_train_epochs + 1), desc=run_id, disable=not progress)
+    epochs = progress_bar(range(1, cfg.num_train_epochs + 1), desc=run_id, disable=not progress)
     for epoch in epochs:
-        train_one_epoch(model, train_loader, optimizer, scheduler, state, epoch, device,
+        train_one_epoch(net, train_loader, optimizer, scheduler, state, epoch, device,
                         precision, cfg.logging_steps, scaler=scaler, progress=progress)
         phase("train_s")
-        scores = {s: evaluate(model, loader, device, precision)
+        scores = {s: evaluate(net, loader, device, precision)
                   for s, loader in eval_loaders.items()}
         phase("eval_s")
+        for split, values in scores.items():  # finite training losses, then NaN weights
+            check_finite([values["loss"]], state.global_step, f"{split} loss after epoch {epoch}")
         per_epoch.append(scores)
         for split, values in scores.items():
             for metric in METRIC_NAMES:
@@ -506,7 +568,7 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
             if cfg.save_best_checkpoint:
                 best_weights = {n: p.detach().to("cpu", copy=True)
                                 for n, p in model.named_parameters() if p.requires_grad}
-        epochs.set_postfix(val_macro_f1=f"{scores['validation']['macro_f1']:.3f}")
+        epochs.set_postfix(val_macro_f1=f"{scores['validation']['macro_f1']:.3f}", refresh=False)
         phase("select_s")
 
     if best_weights is not None:
@@ -535,13 +597,28 @@ def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_sta
     }
     pd.DataFrame(state.history, columns=list(runs.HISTORY_COLUMNS)).to_csv(
         out / "history.csv", index=False)
-    runs.write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
+    # the resolved speed settings too: what "auto" meant on this device
+    runs.write_json(out / "config.json", {**cfg.to_dict(), "pad_to_multiple_of": pad_multiple,
+                                          "run_id": run_id})
     runs.write_json(out / "memory.json", memory_report(params, device, precision))
     runs.write_json(out / "env.json", environment(device, precision))
     phase("write_s")
     metrics["timings"] = timings
     metrics["wall_time_s"] = time.perf_counter() - wall_start
     runs.write_json(out / "metrics.json", metrics)
+
+
+def compile_model(model: torch.nn.Module, mode: str | None, runs_dir: Path) -> torch.nn.Module:
+    """``torch.compile(model, mode)`` (None: the model itself), with Inductor's cache on disk
+    under ``runs/.cache/inductor`` so runs after the first of a model x shape reuse its kernels.
+
+    Opt-in (``torch_compile``): "reduce-overhead" replays CUDA graphs, one per shape, which
+    removes the host overhead of eager steps but compiles for tens of seconds per process.
+    """
+    if mode is None:
+        return model
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(runs_dir / CACHE_DIR / "inductor"))
+    return torch.compile(model, mode=mode, dynamic=False)
 
 
 def _row(step: int, epoch: float, split: str, metric: str, value: float) -> dict[str, Any]:
@@ -551,20 +628,6 @@ def _row(step: int, epoch: float, split: str, metric: str, value: float) -> dict
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _progress(iterable, **kwargs) -> Iterator:
-    """tqdm: widgets in Jupyter when ipywidgets is there, else plain text, updated sparingly
-    when the output is not a terminal (papermill stores every update in the notebook)."""
-    try:
-        import ipywidgets  # noqa: F401
-        from tqdm.auto import tqdm
-    except ImportError:
-        from tqdm.std import tqdm
-
-        if not sys.stderr.isatty():
-            kwargs.setdefault("mininterval", 5.0)
-    return tqdm(iterable, **kwargs)
 
 
 # --------------------------------------------------------------------------- memory and env
