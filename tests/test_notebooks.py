@@ -234,6 +234,8 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
         kinds = {k for o in cell.outputs for k in o.get("data", {})}
         if label.startswith("fig-"):
             assert "image/png" in kinds, label
+        elif label.startswith("tbl-"):  # great_tables HTML (helpers.tables)
+            assert "text/html" in kinds, label
         else:
             assert "text/markdown" in kinds, label
     assert (tmp_path / "build" / "tables" / "table1_restaurant_sup.csv").is_file()
