@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -148,6 +148,17 @@ def _baseline_text(baselines: dict[str, dict] | None, dataset: str,
     return f"; always predicting the majority class ({b['label']}) scores {fmt(b[metric])}"
 
 
+def _full_ft_rankings(summary: pd.DataFrame, metric: str
+                      ) -> Iterator[tuple[str, pd.DataFrame, pd.Series]]:
+    """Per dataset: full fine-tuning's per-model statistics and models ranked by mean metric."""
+    full = summary[summary["method"] == "full"]
+    for dataset in order_datasets(full["dataset"]):
+        stats = aggregate(full[full["dataset"] == dataset], ["model"]).set_index("model")
+        ranked = stats[f"{metric}_mean"].dropna().sort_values(ascending=False)
+        if not ranked.empty:
+            yield dataset, stats, ranked
+
+
 # ----------------------------------------------------------------------------- findings
 def findings(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
              comparison: Any = None, metric: str = "macro_f1") -> str:
@@ -158,12 +169,7 @@ def findings(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
     n_seeds = int(per_cell.min())
     seeds = f"{n_seeds}" if per_cell.max() == n_seeds else f"{n_seeds}-{int(per_cell.max())}"
     items = []
-    full = summary[summary["method"] == "full"]
-    for dataset in order_datasets(full["dataset"]):
-        stats = aggregate(full[full["dataset"] == dataset], ["model"]).set_index("model")
-        ranked = stats[f"{metric}_mean"].dropna().sort_values(ascending=False)
-        if ranked.empty:
-            continue
+    for dataset, stats, ranked in _full_ft_rankings(summary, metric):
         best = ranked.index[0]
         items.append(f"**{dataset}**: full fine-tuning reaches test {LABELS[metric]} "
                      f"{_cell(stats, best, metric)} with {display_model(best)}"
@@ -242,13 +248,8 @@ def model_sources(summary: pd.DataFrame) -> str:
 def facts_full_ft(summary: pd.DataFrame, metric: str = "macro_f1",
                   baselines: dict[str, dict] | None = None) -> str:
     """Best model per dataset (by mean test macro-F1), the runner-up, and scibert on acl_sup."""
-    full = summary[summary["method"] == "full"]
     lines = []
-    for dataset in order_datasets(full["dataset"]):
-        stats = aggregate(full[full["dataset"] == dataset], ["model"]).set_index("model")
-        ranked = stats[f"{metric}_mean"].dropna().sort_values(ascending=False)
-        if ranked.empty:
-            continue
+    for dataset, stats, ranked in _full_ft_rankings(summary, metric):
         best = ranked.index[0]
         text = (f"**{dataset}**: best {LABELS[metric]} is {display_model(best)} "
                 f"({_cell(stats, best, metric)})")
