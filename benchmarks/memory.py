@@ -50,7 +50,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def versions() -> dict[str, str | None]:
-    from helpers.training import package_versions
+    from helpers.environment import package_versions
 
     names = ("torch", "transformers", "adapters", "peft")
     return {"python": platform.python_version(), **package_versions(names),

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from helpers import analysis, training
+from helpers import analysis, environment, training
 from helpers.grid import load_grid
 from helpers.gridrun import run_grid
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "native_bf16": training.cpu_has_native_bf16(),
                     "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-        "versions": training.package_versions(("torch", "transformers", "adapters", "peft")),
+        "versions": environment.package_versions(("torch", "transformers", "adapters", "peft")),
         "grid_wall_s": {},
     }
     frames = {}

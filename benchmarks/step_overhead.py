@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from helpers import models, training
+from helpers import environment, models, training
 from helpers.config import TrainConfig
 
 NARROW = {"hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 256}
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     "torch_threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
         "versions": {"python": platform.python_version(),
-                     **training.package_versions(("torch", "transformers", "adapters", "peft"))},
+                     **environment.package_versions(("torch", "transformers", "adapters", "peft"))},
         "rows": rows,
     }
     out = Path(args.out)

@@ -58,7 +58,7 @@ from typing import Any
 
 import torch
 
-from helpers import data, models, training
+from helpers import batches, data, models, training
 from helpers.config import DEFAULT_LEARNING_RATES, TrainConfig
 
 DATASET_SIZES = {"restaurant_sup": (3452, 150, 1120), "acl_sup": (1688, 114, 139),
@@ -100,7 +100,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
-    from helpers.training import package_versions
+    from helpers.environment import package_versions
 
     names = ("torch", "transformers", "datasets", "tokenizers")
     return {"python": platform.python_version(), **package_versions(names),
@@ -292,7 +292,7 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
     names = data.label_names(dd)
     tok, tok_name = tokenizer_for(model_name, args.tokenizer)
     n = min(args.train_samples, len(dd["train"]))
-    rng = torch.Generator().manual_seed(training.SUBSAMPLE_SEED)
+    rng = torch.Generator().manual_seed(batches.SUBSAMPLE_SEED)
     idx = torch.randperm(len(dd["train"]), generator=rng)[:n].tolist()
     n_val = min(args.eval_samples, len(dd["validation"]))
 
@@ -321,16 +321,16 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
                     TensorRows(padded["train"], idx), batch_size=args.batch,
                     sampler=torch.utils.data.RandomSampler(range(n), generator=gen))
         else:
-            enc = training.tokenize(dd, tok, args.max_length, cache_root, key_parts=(dataset,))
+            enc = batches.tokenize(dd, tok, args.max_length, cache_root, key_parts=(dataset,))
             tok_s = time.perf_counter() - t  # a cache hit after the first run of a grid
             train_rows = enc["train"].select(idx)
 
             def make(train_rows=train_rows):
-                return training.make_loader(train_rows, tok, args.batch, train=True,
+                return batches.make_loader(train_rows, tok, args.batch, train=True,
                                             seed=cfg.seed, pad_to_multiple_of=pad)
         # evaluation is the same for every pipeline: it only checks what was learnt
-        enc = training.tokenize(dd, tok, args.max_length, cache_root, key_parts=(dataset,))
-        val_loader = training.make_loader(training.subsample(enc["validation"], n_val), tok,
+        enc = batches.tokenize(dd, tok, args.max_length, cache_root, key_parts=(dataset,))
+        val_loader = batches.make_loader(batches.subsample(enc["validation"], n_val), tok,
                                           64, train=False)
         model = copy.deepcopy(base).to(device)
         steps = math.ceil(n / args.batch)
@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         for model_name, ds, method in plan:
             mpipes = pipes if method == "full" else {k: v for k, v in pipes.items() if k != "a"}
             # warm the token cache first, so pipeline b's tokenize_s is the per-run cache hit
-            training.tokenize(data.load(ds, args.data_dir),
+            batches.tokenize(data.load(ds, args.data_dir),
                               tokenizer_for(model_name, args.tokenizer)[0],
                               args.max_length, cache_root, key_parts=(ds,))
             load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -14,7 +14,9 @@ import pytest
 from helpers import claims, runs
 from helpers.cli import main
 from helpers.grid import GridError, load_grid, plan_rows, run_state, status_rows
-from helpers.gridrun import cpu_count, make_submitit_executor, run_grid, worker_envs
+from helpers.gridrun import run_grid
+from helpers.slurm import make_submitit_executor
+from helpers.workers import cpu_count, worker_envs
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "params" / "full.yaml"

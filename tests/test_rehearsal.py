@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import gridrun, runs
+from helpers import gridrun, runs, workers
 from helpers.cli import main
 from helpers.grid import GridError, load_grid
 from helpers.models import load_model_config
@@ -84,16 +84,16 @@ def test_hub_ids_load_offline_from_the_cache(tiny_hub, tmp_path):
 
 
 def test_runs_per_device_default_and_checks(monkeypatch):
-    monkeypatch.setattr(gridrun, "cpu_count", lambda: 16)
-    monkeypatch.setattr(gridrun, "gpu_memory_gib", lambda d: 79.6)
-    assert gridrun.default_runs_per_device(["0"]) == 16  # H100: cores and memory allow 16
-    assert gridrun.default_runs_per_device(["0", "1"]) == 8  # the cores are shared
-    monkeypatch.setattr(gridrun, "gpu_memory_gib", lambda d: 24.0)
-    assert gridrun.default_runs_per_device(["0"]) == int(24 // gridrun.RUN_GPU_MEMORY_GIB)
-    monkeypatch.setattr(gridrun, "gpu_memory_gib", lambda d: None)
-    assert gridrun.default_runs_per_device(["0"]) == 4
-    monkeypatch.setattr(gridrun, "cpu_count", lambda: 2)
-    assert gridrun.default_runs_per_device(["0"]) == 2
+    monkeypatch.setattr(workers, "cpu_count", lambda: 16)
+    monkeypatch.setattr(workers, "gpu_memory_gib", lambda d: 79.6)
+    assert workers.default_runs_per_device(["0"]) == 16  # H100: cores and memory allow 16
+    assert workers.default_runs_per_device(["0", "1"]) == 8  # the cores are shared
+    monkeypatch.setattr(workers, "gpu_memory_gib", lambda d: 24.0)
+    assert workers.default_runs_per_device(["0"]) == int(24 // workers.RUN_GPU_MEMORY_GIB)
+    monkeypatch.setattr(workers, "gpu_memory_gib", lambda d: None)
+    assert workers.default_runs_per_device(["0"]) == 4
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    assert workers.default_runs_per_device(["0"]) == 2
     grid = load_grid(FULL)
     with pytest.raises(GridError, match="needs devices"):
         gridrun.run_grid(grid, runs_per_device=2)

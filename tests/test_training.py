@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import data, models, runs, training
+from helpers import batches, data, models, runs, training
 from helpers.config import ConfigError, TrainConfig, field_help
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -368,14 +368,14 @@ def test_pairs_are_encoded_with_the_tokenizers_own_specials(tiny_bert, tiny_robe
     row = dd["train"][0]
     for path in (tiny_bert, tiny_roberta):
         tok = models.load_tokenizer(str(path))
-        enc = training.tokenize_function(tok, 64)(
+        enc = batches.tokenize_function(tok, 64)(
             {"text": [row["text"]], "text_pair": [row["text_pair"]], "label": [row["label"]]})
         assert enc["input_ids"][0] == tok(row["text"], row["text_pair"], truncation=True,
                                           max_length=64)["input_ids"]
         ids = enc["input_ids"][0]
         assert ids.count(tok.sep_token_id) >= 2  # [SEP] a [SEP] b / <s> a </s></s> b </s>
         assert enc["labels"] == [row["label"]] and enc["length"] == [len(ids)]
-    single = training.tokenize_function(models.load_tokenizer(str(tiny_bert)), 8)(
+    single = batches.tokenize_function(models.load_tokenizer(str(tiny_bert)), 8)(
         {"text": ["a long sentence " * 10], "text_pair": [None], "label": [0]})
     assert single["length"] == [8]  # truncated to max_length
 
@@ -384,28 +384,28 @@ def test_tokenization_cache_is_reused(tiny_bert, tiny_roberta, real_data_dir, tm
     dd = data.load("restaurant_sup", real_data_dir)
     cache = tmp_path / "cache"
     tok = models.load_tokenizer(str(tiny_bert))
-    first = training.tokenize(dd, tok, 64, cache)
+    first = batches.tokenize(dd, tok, 64, cache)
     assert len(list(cache.iterdir())) == 1
     # a copy of the same tokenizer in another folder hits the same entry
     copy = shutil.copytree(tiny_bert, tmp_path / "copy")
-    again = training.tokenize(dd, models.load_tokenizer(str(copy)), 64, cache)
+    again = batches.tokenize(dd, models.load_tokenizer(str(copy)), 64, cache)
     assert len(list(cache.iterdir())) == 1
     assert again["train"]["input_ids"] == first["train"]["input_ids"]
-    training.tokenize(dd, tok, 32, cache)
-    training.tokenize(dd, models.load_tokenizer(str(tiny_roberta)), 64, cache)
+    batches.tokenize(dd, tok, 32, cache)
+    batches.tokenize(dd, models.load_tokenizer(str(tiny_roberta)), 64, cache)
     assert len(list(cache.iterdir())) == 3
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]
 
 
 def test_subsample_is_fixed_and_dynamic_padding(tiny_bert, real_data_dir):
     dd = data.load("restaurant_sup", real_data_dir)
-    a = training.subsample(dd["train"], 50)
-    b = training.subsample(dd["train"], 50)
+    a = batches.subsample(dd["train"], 50)
+    b = batches.subsample(dd["train"], 50)
     assert a["id"] == b["id"] and len(a) == 50 and len(set(a["id"])) == 50
-    assert training.subsample(dd["train"], None) is dd["train"]
+    assert batches.subsample(dd["train"], None) is dd["train"]
     tok = models.load_tokenizer(str(tiny_bert))
-    encoded = training.tokenize(dd, tok, 128)
-    loader = training.make_loader(training.subsample(encoded["train"], 64), tok, 8, train=True)
+    encoded = batches.tokenize(dd, tok, 128)
+    loader = batches.make_loader(batches.subsample(encoded["train"], 64), tok, 8, train=True)
     widths = [batch["input_ids"].shape[1] for batch in loader]
     assert len(widths) == 8 and max(widths) < 128  # padded per batch, never to max_length
     for batch in loader:
@@ -438,12 +438,12 @@ def test_pad_to_multiple_of_changes_shapes_not_results(tiny_bert, tiny_roberta, 
     the extra positions, so a tiny model trains to the same metrics."""
     dd = data.load("restaurant_sup", real_data_dir)
     tok = models.load_tokenizer(str(tiny_bert))
-    encoded = training.subsample(training.tokenize(dd, tok, 128)["train"], 64)
+    encoded = batches.subsample(batches.tokenize(dd, tok, 128)["train"], 64)
     for train in (True, False):
-        loader = training.make_loader(encoded, tok, 8, train=train, pad_to_multiple_of=16)
+        loader = batches.make_loader(encoded, tok, 8, train=train, pad_to_multiple_of=16)
         widths = [b["input_ids"].shape[1] for b in loader]
         assert all(w % 16 == 0 for w in widths) and len(set(widths)) <= 128 // 16
-        plain = [b["input_ids"].shape[1] for b in training.make_loader(encoded, tok, 8, train)]
+        plain = [b["input_ids"].shape[1] for b in batches.make_loader(encoded, tok, 8, train)]
         assert [w - p for w, p in zip(widths, plain, strict=True)] == [
             -p % 16 for p in plain]  # each batch rounded up, no further
     assert training.resolve_pad_multiple(None, torch.device("cpu")) == 1
@@ -475,7 +475,7 @@ def test_pad_to_multiple_of_changes_shapes_not_results(tiny_bert, tiny_roberta, 
 def _tokenize_into(model: str, data_dir: str, cache: str) -> list[int]:
     """One process of the concurrent-cache test: tokenize restaurant into ``cache``."""
     dd = data.load("restaurant_sup", data_dir)
-    out = training.tokenize(dd, models.load_tokenizer(model), 64, Path(cache))
+    out = batches.tokenize(dd, models.load_tokenizer(model), 64, Path(cache))
     return out["train"]["length"]
 
 

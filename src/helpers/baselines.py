@@ -3,7 +3,7 @@
 Why: a score means little without the floor it must beat. The original report's adapters on
 acl_sup (accuracy 0.5107, macro-F1 0.1126) score exactly what this baseline scores there
 (71 of 139 test examples are Background), i.e. they learned nothing. The rows are those a run
-evaluates: the same data loader and the same fixed subsample (``helpers.training.subsample``)
+evaluates: the same data loader and the same fixed subsample (``helpers.batches.subsample``)
 for the same ``max_train_samples`` / ``max_eval_samples``; the metrics are scikit-learn's, as
 in ``helpers.training.evaluate``.
 """
@@ -23,7 +23,7 @@ def _baseline(dataset: str, max_train_samples: int | None, max_eval_samples: int
     from sklearn.metrics import accuracy_score, f1_score
 
     from . import data
-    from .training import subsample
+    from .batches import subsample
 
     dd = data.load(dataset, data_dir)
     names = data.label_names(dd)

@@ -13,7 +13,7 @@
 * Many runs per GPU (``runs_per_device``): a batch-8 step of these encoders keeps a GPU busy
   for a fraction of its wall time (the rest is Python issuing kernels), so several runs share
   each GPU; the default comes from the GPU's memory and the CPU cores
-  (:func:`default_runs_per_device`).
+  (:func:`helpers.workers.default_runs_per_device`).
 * Beyond one machine: ``executor="slurm"`` submits the pending configs as one Slurm job array
   through submitit; ``"local-submitit"`` runs the same code path with submitit's local executor.
 
@@ -42,17 +42,18 @@ from typing import Any, TextIO
 from . import claims, runs
 from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state, staging_alive
 from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
+from .slurm import SUBMITIT_DIR, job_cpus, make_submitit_executor
+from .workers import (  # noqa: F401  (re-exported: the old home of these helpers)
+    MAX_RUNS_PER_DEVICE,
+    RUN_GPU_MEMORY_GIB,
+    cpu_count,
+    default_runs_per_device,
+    gpu_memory_gib,
+    worker_envs,
+)
 
 NOTEBOOK = TRAIN_NOTEBOOK
 EXECUTORS = ("local", "slurm", "local-submitit")
-#: GPU memory one run of the report's grid is given when choosing runs per device: roberta-base
-#: trains in ~2.4 GiB (bf16, batch 8 x 256; benchmarks/results/memory_cuda.json), plus the
-#: CUDA context (~0.5 GiB) and the allocator's slack.
-RUN_GPU_MEMORY_GIB = 4.5
-#: The most runs per GPU measured to still add throughput (GPU probe: 16 processes on an H200,
-#: 1550 samples/s together vs 1335 with 12 and 185 alone).
-MAX_RUNS_PER_DEVICE = 16
-SUBMITIT_DIR = ".submitit"
 
 
 @dataclass
@@ -228,49 +229,6 @@ def _worker(env: dict[str, str], tasks: Any, results: Any) -> None:
             return
         results.put(("start", os.getpid(), task["run_id"]))
         results.put(("done", os.getpid(), execute_run(task)))
-
-
-def gpu_memory_gib(device: str) -> float | None:
-    """Total memory of GPU ``device`` from nvidia-smi (None when it can't say). Not through
-    torch: the grid's parent process must not hold a CUDA context of its own."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total",
-                              "--format=csv,noheader,nounits", "-i", str(device)],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-        return float(out.split()[0]) / 1024
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None
-
-
-def default_runs_per_device(devices: Sequence[str]) -> int:
-    """Runs sharing each GPU: bounded by the CPU cores per GPU (each eager run keeps about
-    one core busy issuing kernels), by the GPU's memory (:data:`RUN_GPU_MEMORY_GIB` a run)
-    and by :data:`MAX_RUNS_PER_DEVICE`; 4 when the memory is unknown."""
-    by_cpu = max(1, cpu_count() // max(1, len(devices)))
-    memory = [m for m in (gpu_memory_gib(d) for d in devices) if m is not None]
-    by_memory = int(min(memory) // RUN_GPU_MEMORY_GIB) if memory else 4
-    return max(1, min(by_cpu, by_memory, MAX_RUNS_PER_DEVICE))
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def worker_envs(workers: int, devices: Sequence[str] | None) -> list[dict[str, str]]:
-    threads = str(max(1, cpu_count() // workers))
-    envs = []
-    for i in range(workers):
-        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-               "TOKENIZERS_PARALLELISM": "false"}
-        if devices:
-            env["CUDA_VISIBLE_DEVICES"] = str(devices[i % len(devices)])
-        envs.append(env)
-    return envs
 
 
 # ---------------------------------------------------------------------------------- batch
@@ -537,46 +495,6 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                 p.terminate()  # its kernel notices its parent is gone and exits (~1 s)
         for p in procs:
             p.join(timeout=10)
-
-
-def job_cpus(executor: str, workers: int, slurm: dict[str, Any]) -> int:
-    """CPU threads per run: this machine's cores split between workers; on Slurm what each
-    array task asks for (default 4: tokenization and the data loader need a few)."""
-    if executor == "slurm":
-        return int(slurm.get("cpus_per_task") or 4)
-    return max(1, cpu_count() // workers)
-
-
-def make_submitit_executor(executor: str, folder: Path, workers: int,
-                           slurm: dict[str, Any]) -> tuple[Any, int]:
-    """A configured ``submitit.AutoExecutor`` and the CPUs each job gets.
-
-    ``slurm`` keys: partition, time (minutes), gpus_per_task, cpus_per_task, mem_gb, account,
-    array_parallelism (default: ``workers``).
-    """
-    import submitit
-
-    cluster = "slurm" if executor == "slurm" else "local"
-    try:
-        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
-    except RuntimeError as e:  # no srun/sbatch here
-        raise GridError(f"--executor {executor}: {e} Run it on the cluster's login node, or "
-                        f"use --executor local.") from None
-    cpus = job_cpus(executor, workers, slurm)
-    params: dict[str, Any] = {
-        "name": "nlpdl-grid", "timeout_min": int(slurm.get("time") or 240),
-        "cpus_per_task": cpus, "tasks_per_node": 1, "nodes": 1,
-        "gpus_per_node": int(slurm.get("gpus_per_task") or 0),
-        "slurm_array_parallelism": int(slurm.get("array_parallelism") or workers),
-    }
-    if slurm.get("partition"):
-        params["slurm_partition"] = slurm["partition"]
-    if slurm.get("mem_gb"):
-        params["mem_gb"] = int(slurm["mem_gb"])
-    if slurm.get("account"):
-        params["slurm_account"] = slurm["account"]
-    ex.update_parameters(**params)
-    return ex, cpus
 
 
 def _run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
