@@ -43,12 +43,9 @@ from . import claims, runs
 from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state, staging_alive
 from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 from .slurm import SUBMITIT_DIR, job_cpus, make_submitit_executor
-from .workers import (  # noqa: F401  (re-exported: the old home of these helpers)
+from .workers import (
     MAX_RUNS_PER_DEVICE,
-    RUN_GPU_MEMORY_GIB,
-    cpu_count,
     default_runs_per_device,
-    gpu_memory_gib,
     worker_envs,
 )
 

@@ -31,20 +31,15 @@ from typing import Any
 import torch
 
 from . import runs
-from .batches import (  # noqa: F401  (re-exported: the old home of the data helpers)
-    SUBSAMPLE_SEED,
+from .batches import (
     make_loader,
     subsample,
     tokenize,
-    tokenize_function,
 )
 from .config import ConfigError, TrainConfig
-from .environment import (  # noqa: F401  (re-exported: the old home of these helpers)
-    device_name,
+from .environment import (
     environment,
     memory_report,
-    package_versions,
-    peak_rss_bytes,
 )
 from .progress import progress as progress_bar
 from .settings import project_path
