@@ -11,6 +11,8 @@ WORKERS ?= 2
 # sharing each GPU (empty: chosen from the GPU memory and CPU cores, see helpers.gridrun).
 DEVICES ?=
 RUNS_PER_DEVICE ?=
+# CUDA MPS for the runs sharing a GPU: auto (empty: a private daemon when it can), on, off.
+MPS ?=
 # Extra `grid run` flags, e.g. GRID_ARGS="--filter seed=1 --set max_train_samples=64".
 GRID_ARGS ?=
 RUNS ?= runs
@@ -46,7 +48,7 @@ lint: venv
 # Run the grid, execute notebooks/analysis.ipynb into $(BUILD)/analysis.ipynb (+ its HTML),
 # then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
 report: venv
-	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
 	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
 
 clean:

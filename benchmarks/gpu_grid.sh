@@ -20,7 +20,7 @@
 # the grid gets all of it but the setup and RESERVE_S (30) and is interrupted (resumable) at
 # its limit; the analysis notebook runs in what is left; what completed is reported),
 # GRID_ARGS (extra `grid run` flags), MEMORY=1, WORK (/tmp/nlpdl-grid: runs, build, cache),
-# MPS=1 (opt-in, unmeasured: CUDA's multi-process service, so that the runs' kernels overlap).
+# MPS (auto: the grid runner's private CUDA MPS daemon; off / on; helpers/mps.py).
 # Calling it again on the same (still warm) machine resumes: wheels and cache are kept, the
 # grid skips complete runs, and grid_cuda.json sums the grid's wall time over the calls.
 # TINY=1 rehearses this script on a CPU: tiny models, DEVICES empty (2 CPU workers), and
@@ -101,22 +101,9 @@ else
 fi
 HUB_S=$(( $(date +%s) - t ))
 
-# optional (MPS=1): CUDA's multi-process service lets the kernels of the runs sharing the GPU
-# overlap instead of taking turns; started with private pipe/log folders, checked with a
-# CUDA client under a time limit, and stopped again at the end. Not measured yet: opt-in.
-MPS_ON=
-if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
-  export CUDA_MPS_PIPE_DIRECTORY="$WORK/mps-pipe" CUDA_MPS_LOG_DIRECTORY="$WORK/mps-log"
-  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-  if nvidia-cuda-mps-control -d && timeout 60 "$PY" -c \
-      "import torch; x = torch.ones(8, device='cuda'); print('MPS client ok', float(x.sum()))"; then
-    MPS_ON=1
-  else
-    say "MPS did not work here: continuing without it"
-    echo quit | nvidia-cuda-mps-control 2>/dev/null
-    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
-  fi
-fi
+# CUDA MPS: the grid runner starts a private daemon itself when several runs share the GPU
+# (`grid run --mps auto`, helpers/mps.py); MPS=off measures without it, MPS=on insists.
+case "${MPS:-}" in 1) MPS=on;; 0) MPS=off;; esac
 
 # 4. the user's command: make report (grid, then the analysis notebook)
 export NLPDL_DATA_DIR
@@ -136,13 +123,14 @@ LOG="$OUT/grid_make.log"
 MAKE_ARGS=(report GRID="$GRID" DEVICES="$DEVICES" PY="$PY" STAMP="$WORK/.installed"
            RUNS="$WORK/runs" BUILD="$WORK/build" GRID_ARGS="$GRID_ARGS")
 [ -n "${RUNS_PER_DEVICE:-}" ] && MAKE_ARGS+=(RUNS_PER_DEVICE="$RUNS_PER_DEVICE")
+[ -n "${MPS:-}" ] && MAKE_ARGS+=(MPS="$MPS")
 report() {  # `make report ...`, or where make is missing the two commands it runs
   if command -v "${MAKE:-make}" >/dev/null; then
     "${MAKE:-make}" "${MAKE_ARGS[@]}"
   else
     echo "make is not installed: running the two commands of make report"
     local dev=(--workers 2)
-    [ -n "$DEVICES" ] && dev=(--devices "$DEVICES" ${RUNS_PER_DEVICE:+--runs-per-device "$RUNS_PER_DEVICE"})
+    [ -n "$DEVICES" ] && dev=(--devices "$DEVICES" ${RUNS_PER_DEVICE:+--runs-per-device "$RUNS_PER_DEVICE"} ${MPS:+--mps "$MPS"})
     # shellcheck disable=SC2086
     "$PY" -m helpers grid run "$GRID" $GRID_ARGS "${dev[@]}" --runs-dir "$WORK/runs" &&
       "$PY" -m helpers report --grid "$GRID" --runs-dir "$WORK/runs" \
@@ -152,7 +140,7 @@ report() {  # `make report ...`, or where make is missing the two commands it ru
 echo "make ${MAKE_ARGS[*]}" > "$LOG"
 GRID_START=$(date +%s)
 # own process group, so that the time limit interrupts the grid like a Ctrl-C would
-export -f report; export PY GRID GRID_ARGS DEVICES RUNS_PER_DEVICE WORK MAKE
+export -f report; export PY GRID GRID_ARGS DEVICES RUNS_PER_DEVICE MPS WORK MAKE
 MAKE_ARGS_STR=$(printf '%q ' "${MAKE_ARGS[@]}")
 setsid bash -c "MAKE_ARGS=($MAKE_ARGS_STR); report" >> "$LOG" 2>&1 &
 MAKE_PID=$!
@@ -178,7 +166,6 @@ kill "$WATCH_PID" "$HARD_PID" 2>/dev/null
 [ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null
 GRID_END=${GRID_END:-$MAKE_END}
 GRID_S=$(( GRID_END - GRID_START )); ANALYSIS_S=$(( MAKE_END - GRID_END ))
-[ -n "$MPS_ON" ] && { echo quit | nvidia-cuda-mps-control; }
 say "make exit $MAKE_RC: grid ${GRID_S}s, analysis ${ANALYSIS_S}s"
 # a grid finished over several calls (resumed on the same machine): its wall time is the sum
 CALLS="$WORK/grid_seconds.$(echo "$GRID $GRID_ARGS" | md5sum | cut -c1-8)"  # per grid
@@ -198,7 +185,7 @@ done
   --setup "{\"wheels_s\": $INSTALL_S, \"model_cache_s\": $HUB_S, \"make_exit\": $MAKE_RC}" \
   --util "$UTIL" --runs-per-device "${RUNS_PER_DEVICE:-auto}" \
   --device "$([ -n "$DEVICES" ] && echo cuda || echo cpu)" \
-  --note "make report through papermill, random-init models from rehearse-hub${TINY:+ (TINY)}${MPS_ON:+, with MPS}" \
+  --note "make report through papermill, random-init models from rehearse-hub${TINY:+ (TINY)}; $(grep -m1 '^MPS: ' "$LOG" || echo 'MPS: not reported')" \
   "${SET_ARGS[@]}" --out "$OUT" || MAKE_RC=${MAKE_RC:-1}
 [ -f "$WORK/build/analysis.ipynb" ] && say "analysis notebook executed: $WORK/build/analysis.ipynb"
 

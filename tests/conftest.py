@@ -22,6 +22,14 @@ def find_real_data() -> Path | None:
     return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Like the Makefile: ../shared/data is the data folder when NLPDL_DATA_DIR is unset, so
+    that `pytest` alone finds it in the code under test, kernels and workers too."""
+    found = find_real_data()
+    if found is not None and not os.environ.get("NLPDL_DATA_DIR"):
+        os.environ["NLPDL_DATA_DIR"] = str(found)
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     found = find_real_data()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,14 +254,13 @@ def test_kill_and_resume(tmp_path, data_env):
 
 @pytest.mark.slow
 def test_failing_run_is_recorded_and_the_batch_goes_on(tmp_path, data_env, tiny_bert, capsys):
-    empty = tmp_path / "no_data"
-    empty.mkdir()
+    gone = tmp_path / "deleted_model"  # a valid path for the grid, missing when the run starts
     path = write(tmp_path, f"""
 defaults: {{model: "{tiny_bert}", dataset: acl_sup, num_train_epochs: 1, max_length: 32,
            max_train_samples: 16, max_eval_samples: 16}}
 matrix:
   - {{seed: 1}}
-  - {{seed: 2, data_dir: "{empty}"}}   # a valid name, but the files aren't there
+  - {{seed: 2, model: "{gone}"}}
 """)
     runs_dir = tmp_path / "runs"
     grid = load_grid(path, runs_dir=runs_dir)
@@ -270,17 +270,46 @@ matrix:
     assert f"FAILED {bad}" in err and "1 completed, 1 failed" in err
     assert_all_complete(runs_dir, [good])
     failure = runs.read_failure(runs_dir, bad)
-    assert failure["ename"] == "DataError"
-    assert "acl_sup" in failure["evalue"] and str(empty) in failure["evalue"]
+    assert failure["ename"] == "ModelError" and str(gone) in failure["evalue"]
     assert isinstance(failure["cell_index"], int)
     assert "training.run(cfg)" in failure["cell_source"]
-    assert any("DataError" in line for line in failure["traceback"])
-    assert "DataError" in Path(failure["log"]).read_text()
+    assert any("ModelError" in line for line in failure["traceback"])
+    assert "ModelError" in Path(failure["log"]).read_text()
     assert run_state(runs_dir, bad) == "failed"
     assert [r["state"] for r in plan_rows(grid)] == ["complete", "failed"]
 
     again = run_grid(grid, progress=False)  # the next run retries the failed one only
     assert again.failed == [bad] and again.skipped == [good] and not again.completed
+
+
+def test_bad_data_stops_the_grid_before_any_run(tmp_path, data_env, capsys):
+    """A missing or malformed data file was reported by each run that read it, in turn."""
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    path = write(tmp_path, f"""
+defaults: {{model: minilm, dataset: acl_sup, max_train_samples: 16}}
+matrix:
+  - {{seed: 1}}
+  - {{seed: 2, data_dir: "{empty}"}}   # a valid name, but the files aren't there
+  - {{seed: 3, data_dir: "{empty}"}}
+""")
+    runs_dir = tmp_path / "runs"
+    assert main(["grid", "run", str(path), "--runs-dir", str(runs_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"Missing data file {empty}" in err and "2 pending run(s) read acl_sup" in err
+    assert "none was started" in err
+    assert not (runs_dir / runs.LOGS_DIR).exists()
+    bad = tmp_path / "bad_data"  # the real files, one byte of the train file not UTF-8
+    shutil.copytree(data_env / "acl_sup", bad / "acl_sup")
+    train = bad / "acl_sup" / "train.json"
+    lines = train.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b"a", b"\xe9", 1)
+    train.write_bytes(b"\n".join(lines))
+    path.write_text(f"defaults: {{dataset: acl_sup, data_dir: \"{bad}\"}}\n"
+                    "matrix: {seed: [1]}\n")
+    assert main(["grid", "run", str(path), "--runs-dir", str(runs_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{train}: line 4" in err and "not UTF-8" in err and "none was started" in err
 
 
 @pytest.mark.slow
@@ -318,6 +347,28 @@ def test_corrupt_records_are_reported_not_crashing(tmp_path, capsys):
     assert main(["grid", "plan", str(path), "--runs-dir", str(runs_dir)]) == 0
     assert "2 corrupt" in capsys.readouterr().out
     assert [run_state(runs_dir, rid) for rid in ids] == ["corrupt", "corrupt", "complete"]
+
+
+def test_force_does_not_retrain_what_another_runner_completed_meanwhile(tmp_path):
+    """Two `grid run --force` on one folder trained a run twice: the second runner claimed
+    it once the first had published it."""
+    from helpers.gridrun import _task, execute_run
+    from helpers.synthetic import write_synthetic_runs
+
+    runs_dir = tmp_path / "runs"
+    write_synthetic_runs(runs_dir, [("roberta-base", "restaurant_sup", "full")])
+    run = load_grid(write(tmp_path, SYNTHETIC_GRID), runs_dir=runs_dir).runs[0]
+    notebook = tmp_path / "missing.ipynb"  # any attempt to train fails fast, and says so
+    now = time.time()
+    during = execute_run(_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
+                               since=now - 3600))  # batch began before the run was written
+    assert during["ok"] and during["skipped"] == "completed by another runner meanwhile"
+    assert not runs.attempt_logs(runs_dir, run.run_id)
+    before = execute_run(_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
+                               since=now + 1))  # complete before the batch: --force reruns
+    assert not before["ok"] and "missing.ipynb" in before["error"]
+    assert len(runs.attempt_logs(runs_dir, run.run_id)) == 1
+    assert runs.is_complete(runs_dir / run.run_id)  # a failed rerun leaves the old result
 
 
 def test_read_only_runs_folder_fails_in_one_line(tmp_path):

@@ -186,6 +186,11 @@ def test_notebook_parameters_cell_matches_config():
     names = [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
              for t in node.targets]
     assert names == [f.name for f in dataclasses.fields(TrainConfig)]
+    # papermill reads the same parameters (a second "=" on a line, even in its comment, makes
+    # it skip the line and warn "unknown parameter" in every run's log)
+    from papermill.translators import PythonTranslator
+
+    assert [p.name for p in PythonTranslator.inspect(tagged[0])] == names
     # each parameter's comment is its help text, declared once in TrainConfig's field metadata
     helps = field_help()
     for line in source.splitlines():

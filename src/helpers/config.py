@@ -64,7 +64,7 @@ class TrainConfig:
     per_device_eval_batch_size: int = _field(8, "examples per eval batch (speed only)")
     weight_decay: float = _field(0.01, "AdamW weight decay (none on biases and norms)")
     warmup_ratio: float = _field(0.0, "share of steps with linear warmup (then linear decay)")
-    max_length: int = _field(256, "tokens per example after truncation (<= the model's limit)")
+    max_length: int = _field(256, "tokens per example after truncation (at most the model's limit)")
     logging_steps: int = _field(10, "the training loss is logged every this many steps")
     max_train_samples: int | None = _field(None, "None: the whole training split")
     max_eval_samples: int | None = _field(

@@ -86,14 +86,9 @@ def load(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -
             return load(names[0], data_dir)
         return _concatenate([load(n, data_dir) for n in names], names)
 
+    splits = _read(name, data_dir)
     base, kind = check_name(name)
     source = SOURCES[base]
-    root = resolve_data_dir(data_dir)
-    folder = root / source.folder
-    splits = sources.read_splits(folder, source)
-    for split, rows in splits.items():
-        if not rows:
-            raise DataError(f"Dataset '{name}': split '{split}' is empty (files in {folder}).")
     label = ClassLabel(names=list(source.labels))
     features = FEATURES.copy()
     features["label"] = label
@@ -103,6 +98,24 @@ def load(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -
     if kind == "fs":
         dd["train"] = few_shot(dd["train"])
     return dd
+
+
+def check(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -> None:
+    """Read the files as :func:`load` does, without building datasets: the grid runner checks
+    each dataset once before starting runs, so a bad file stops the grid, not every run."""
+    for n in [name] if isinstance(name, str) else list(name):
+        _read(n, data_dir)
+
+
+def _read(name: str, data_dir: str | os.PathLike | None) -> dict[str, sources.Rows]:
+    base, _ = check_name(name)
+    source = SOURCES[base]
+    folder = resolve_data_dir(data_dir) / source.folder
+    splits = sources.read_splits(folder, source)
+    for split, rows in splits.items():
+        if not rows:
+            raise DataError(f"Dataset '{name}': split '{split}' is empty (files in {folder}).")
+    return splits
 
 
 def few_shot(train: Dataset, size: int = FEW_SHOT_SIZE, seed: int = SPLIT_SEED) -> Dataset:

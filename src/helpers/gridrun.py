@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import claims, runs
+from . import claims, mps, runs
 from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state, staging_alive
 from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 from .slurm import SUBMITIT_DIR, job_cpus, make_submitit_executor
@@ -80,7 +80,8 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     """Claim the run, then execute the notebook for its config; never raises for a failing
     run (it is recorded).
 
-    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force. Returns run_id, ok,
+    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force, since (the batch's
+    start). Returns run_id, ok,
     seconds, error (``ename: evalue``) on failure, and ``skipped`` (why, e.g. "claimed by pid
     12 on host-a since 10:01:02") when another runner holds the run or completed it meanwhile.
     Module-level and picklable, so the local worker processes and submitit jobs run exactly
@@ -94,9 +95,20 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
         return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
                         busy=True)
     with claim:
-        if not task.get("force") and runs.is_complete(runs.run_path(runs_dir, run_id)):
+        run_dir = runs.run_path(runs_dir, run_id)
+        # --force reruns what was complete when this batch started, not what another (forced)
+        # runner completed since: that would train it twice
+        if runs.is_complete(run_dir) and (not task.get("force")
+                                          or _written_since(run_dir, task.get("since"))):
             return _skipped(run_id, "completed by another runner meanwhile", busy=False)
         return _execute_claimed(task, run_id, runs_dir)
+
+
+def _written_since(run_dir: Path, since: float | None) -> bool:
+    try:
+        return since is not None and (run_dir / "metrics.json").stat().st_mtime >= since
+    except OSError:
+        return False
 
 
 def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
@@ -118,7 +130,10 @@ def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[
         fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n# CUDA_VISIBLE_DEVICES="
                  f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')} OMP_NUM_THREADS="
-                 f"{os.environ.get('OMP_NUM_THREADS', '')}\n# notebook {task['notebook']} -> "
+                 f"{os.environ.get('OMP_NUM_THREADS', '')}"
+                 + (f" {mps.PIPE_ENV}={os.environ[mps.PIPE_ENV]}"
+                    if os.environ.get(mps.PIPE_ENV) else "")
+                 + f"\n# notebook {task['notebook']} -> "
                  f"{out_nb}\n")
         problem = runs.check_records(run_dir) if run_dir.exists() else None
         if problem:  # never published like this by us: a damaged or hand-made folder
@@ -233,7 +248,8 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
              runs_per_device: int | None = None, force: bool = False, executor: str = "local",
              notebook: str | os.PathLike = NOTEBOOK,
              kernel_name: str = KERNEL_NAME, slurm: dict[str, Any] | None = None,
-             progress: bool = True, out: TextIO | None = None) -> RunSummary:
+             progress: bool = True, out: TextIO | None = None,
+             mps_mode: str = "auto") -> RunSummary:
     """Execute the grid's pending configs (all of them with ``force``); see the module doc."""
     out = out or sys.stderr
     if executor not in EXECUTORS:
@@ -257,6 +273,11 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
     workers = workers or len(devices) or 1
     if workers < 1:
         raise GridError(f"workers={workers} must be >= 1.")
+    per_device = workers // len(devices) if devices else 0
+    try:
+        mps.plan(mps_mode, devices, per_device, executor)
+    except mps.MpsError as e:
+        raise GridError(str(e)) from None
     started = time.time()
     runs_dir = project_path(grid.runs_dir)
     try:
@@ -283,8 +304,9 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
             if state == "corrupt":
                 summary.corrupt.append(r.run_id)
             todo.append(r)
+    _check_data(todo)
     threads = job_cpus(executor, workers, slurm or {})
-    tasks = [_task(r, runs_dir, notebook, kernel_name, threads, force) for r in todo]
+    tasks = [_task(r, runs_dir, notebook, kernel_name, threads, force, started) for r in todo]
     if executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
@@ -297,24 +319,58 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
              + (f" on GPU {','.join(devices)}, {workers // len(devices)} per GPU"
                 if devices and executor == "local" else "") + ")" if tasks else ""), file=out)
     if tasks:
-        bar = _Progress(len(tasks), progress, out)
         try:
-            if executor == "local":
-                _run_local(tasks, worker_envs(workers, devices), summary, bar)
-            else:
-                _run_submitit(tasks, executor, workers, slurm or {}, runs_dir, summary, bar)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        finally:
-            bar.close()
-        done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
-        summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
-        if summary.not_run:
-            _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
+            with mps.for_grid(mps_mode, devices, per_device, executor,
+                              say=lambda line: print(line, file=out)) as mps_env:
+                _run_tasks(tasks, executor, workers, devices, slurm or {}, runs_dir, summary,
+                           _Progress(len(tasks), progress, out), mps_env)
+                done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
+                summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
+                if summary.not_run:  # before MPS stops: it waits for its clients
+                    _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
+        except mps.MpsError as e:
+            raise GridError(str(e)) from None
         runs.clean_stale(runs_dir)
     summary.seconds = time.time() - started
     print(format_summary(summary, grid), file=out)
     return summary
+
+
+def _run_tasks(tasks: list[dict[str, Any]], executor: str, workers: int, devices: list[str],
+               slurm: dict[str, Any], runs_dir: Path, summary: RunSummary, bar: _Progress,
+               extra_env: dict[str, str]) -> None:
+    try:
+        if executor == "local":
+            envs = [{**env, **extra_env} for env in worker_envs(workers, devices)]
+            _run_local(tasks, envs, summary, bar)
+        else:
+            _run_submitit(tasks, executor, workers, slurm, runs_dir, summary, bar)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+
+
+def _check_data(todo: list[GridRun]) -> None:
+    """Read each dataset the pending runs use, once, before any starts (a second or two): a
+    missing or malformed file is one error naming it, not a failure in every run."""
+    if not todo:
+        return
+    from .data import DataError, check
+
+    users: dict[tuple[str, str | None], list[str]] = {}
+    for r in todo:
+        p = r.params()
+        names = [p["dataset"]] if isinstance(p["dataset"], str) else list(p["dataset"])
+        for name in names:
+            users.setdefault((name, p.get("data_dir")), []).append(r.run_id)
+    for (name, data_dir), ids in users.items():
+        try:
+            check(name, data_dir)
+        except DataError as e:
+            raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
+                            f"none was started. Fix the data, or leave them out with "
+                            f"--filter.") from None
 
 
 def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -342,14 +398,14 @@ def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
-          threads: int, force: bool = False) -> dict[str, Any]:
+          threads: int, force: bool = False, since: float | None = None) -> dict[str, Any]:
     params = r.params()
     params["runs_dir"] = str(runs_dir)
     if params.get("torch_threads") is None:  # not part of the run id: speed only
         params["torch_threads"] = threads
     return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
             "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
-            "force": force}
+            "force": force, "since": since}
 
 
 def _check_kernel(name: str) -> None:
@@ -563,6 +619,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-per-device", type=int, default=None,
                    help="runs at once on each GPU of --devices (default: from the GPU's memory "
                         f"and the CPU cores, at most {MAX_RUNS_PER_DEVICE})")
+    p.add_argument("--mps", choices=mps.MODES, default="auto",
+                   help="CUDA MPS, so that the runs sharing a GPU run their kernels side by "
+                        "side (auto: a private daemon when several runs share a GPU and "
+                        f"{mps.CONTROL} is installed; see helpers.mps)")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
@@ -608,7 +668,7 @@ def cli(args: argparse.Namespace) -> int:
                            runs_per_device=args.runs_per_device, force=args.force,
                            executor=args.executor, notebook=args.notebook,
                            kernel_name=args.kernel, slurm=slurm,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, mps_mode=args.mps)
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
