@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -154,6 +155,17 @@ def test_peft_table_has_trainable_share(runs_dir, summary):
         assert row["trained"] == tables.fmt_share(p["trainable"] / p["total"])
         assert row["n"] == len(SEEDS)
     assert set(table.display.loc[table.display["method"] == "full", "trained"]) == {"100%"}
+
+
+def test_table_headings_are_bold_as_markup_that_typst_keeps(summary):
+    """Quarto < 1.8 drops CSS font-weight when it turns an HTML table into a Typst one, so the
+    row-group headings and column labels carry <strong> (it becomes #strong in the PDF)."""
+    html = tables.peft_table(summary).html()
+    groups = re.findall(r'<th class="gt_group_heading"[^>]*>(.*?)</th>', html)
+    assert groups == [f"<strong>{d}</strong>" for d in DATASETS]
+    labels = re.findall(r'<th class="gt_col_heading[^"]*"[^>]*>(.*?)</th>', html)
+    assert labels[:2] == ["<strong>method</strong>", "<strong>train loss</strong>"]
+    assert all(re.fullmatch(r"<strong>[^<>]+</strong>", label) for label in labels)
 
 
 def test_paired_comparison_matches_scipy_t_interval(runs_dir, summary):

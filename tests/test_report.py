@@ -90,7 +90,7 @@ class _TableParser(HTMLParser):
             self.rows.append([])
         elif tag in ("th", "td"):
             self._cell = []
-        elif tag == "strong" and self._cell is not None:
+        elif tag == "strong" and self._cell is not None and not self._in_head:
             self._cell.append("**")
         elif tag == "em" and self._cell is not None:
             self._cell.append("*")
@@ -102,7 +102,7 @@ class _TableParser(HTMLParser):
             text = "".join(self._cell).strip()
             (self.header if self._in_head else self.rows[-1]).append(text)
             self._cell = None
-        elif tag == "strong" and self._cell is not None:
+        elif tag == "strong" and self._cell is not None and not self._in_head:
             self._cell.append("**")
         elif tag == "em" and self._cell is not None:
             self._cell.append("*")
@@ -262,6 +262,18 @@ def test_quarto_renders_html_and_pdf(built, tmp_path):
         for href in re.findall(r'href="([^"]+\.ipynb)"', preview.read_text()):
             assert (preview.parent / href).is_file(), href
     typ = list((project / "build").rglob("*.typ")) + list(project.rglob("index.typ"))
+    assert typ
     for t in typ:  # every table has explicit widths (auto widths overlapped in the PDF)
         assert "columns: (" in t.read_text() and not re.search(r"columns: \d+,", t.read_text())
+    report_typ = (project / "report" / "index.typ").read_text()
+    # row-group headings (full-width cells) and column labels are bold in the PDF too
+    groups = re.findall(r"table\.cell\([^()]*colspan: \d+, fill[^\n]*?\)\)\)\[(.*)\],\n",
+                        report_typ)
+    assert groups and all("#strong[" in g for g in groups), groups
+    headers = re.findall(r"table\.header\((.*)\n", report_typ)
+    assert headers and all(h.count("#strong[") == h.count("table.cell(") for h in headers)
+    # figures float in the page's flow, not inside a #block[] they cannot leave (that left
+    # the rest of a page blank whenever a figure moved on to the next page)
+    assert 'kind: "quarto-float-fig"' in report_typ
+    assert not re.search(r"#block\[\s*#figure\(", report_typ)
     assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 20_000

@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,14 @@ class Table:
         return {c: f"{100 * w / total:.1f}%" for c, w in raw.items()}
 
     def gt(self):
-        """The great_tables object (HTML; Quarto converts it for Typst, widths included)."""
-        from great_tables import GT
+        """The great_tables object (HTML; Quarto converts it for Typst, widths included).
+
+        Column labels and row-group headings are bold through ``<strong>`` in the cell, not
+        through great_tables' ``*_font_weight`` options: those are CSS, and Quarto < 1.8
+        drops ``font-weight`` when it turns an HTML table into a Typst one (Quarto 1.8 added
+        it, quarto-cli#12554), while ``<strong>`` becomes ``#strong[...]`` in every version.
+        """
+        from great_tables import GT, html, loc
 
         frame = self.display.copy()
         for c in frame.columns:
@@ -165,9 +172,11 @@ class Table:
         gt = GT(frame, groupname_col=self.group) if self.group else GT(frame)
         cols = [c for c in frame.columns if c != self.group]
         gt = gt.fmt_markdown(columns=cols).cols_width(self.column_widths())
+        gt = gt.cols_label(cases={c: html(_strong(escape(str(c)))) for c in cols})
+        if self.group:  # a row-group label reaches the transform as HTML already (escaped)
+            gt = gt.text_transform(loc.row_groups(), _strong)
         gt = gt.tab_options(table_width="100%", table_font_size=FONT_SIZE,
                             data_row_padding="3px", row_group_padding="3px",
-                            column_labels_font_weight="bold", row_group_font_weight="bold",
                             source_notes_font_size="12px")
         for note in self.notes:
             from great_tables import md
@@ -188,6 +197,10 @@ class Table:
     def save(self, output_dir: str | os.PathLike, name: str) -> Path:
         """Write ``<output_dir>/tables/<name>.csv`` (the numeric data) and return its path."""
         return save_csv(self.data, output_dir, name)
+
+
+def _strong(label_html: str) -> str:
+    return f"<strong>{label_html}</strong>"
 
 
 def _plain(text: str) -> str:
