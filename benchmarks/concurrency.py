@@ -10,13 +10,17 @@ reports each N's aggregate samples/s against N = 1.
     PYTHONPATH=src python benchmarks/concurrency.py --device cuda --random-init \\
         --model bert-base-uncased --workers 1,2,4 --data-dir DIR
 
-Writes ``<out>/concurrency_<device>.json`` (one file; the workers' own files stay in a
+``--mps`` runs them as clients of a private CUDA MPS daemon (``helpers.mps``, as ``grid run``
+starts one), so that their kernels overlap instead of taking turns on the GPU.
+
+Writes ``<out>/concurrency_<device>[_mps].json`` (one file; the workers' own files stay in a
 temporary folder) and prints a short table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -28,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def launch(n: int, args, extra: list[str], tmp: Path) -> dict:
+def launch(n: int, args, extra: list[str], tmp: Path, env: dict[str, str]) -> dict:
     threads = max(1, (os.cpu_count() or 1) // n)
     procs = []
     for i in range(n):
@@ -40,7 +44,7 @@ def launch(n: int, args, extra: list[str], tmp: Path) -> dict:
                str(threads), "--train-samples", str(args.train_samples), "--out", str(out),
                *extra]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True))
+                                      text=True, env={**os.environ, **env}))
     t = time.perf_counter()
     errors = [p.communicate()[1] for p in procs]
     wall = time.perf_counter() - t
@@ -66,16 +70,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=None)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--quick", action="store_true", help="tiny budget (for the test)")
+    ap.add_argument("--mps", action="store_true",
+                    help="the processes are clients of a private CUDA MPS daemon")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
+    if args.mps and args.device != "cuda":
+        ap.error("--mps needs --device cuda")
     extra = (["--random-init"] if args.random_init else []) \
         + (["--tokenizer", args.tokenizer] if args.tokenizer else []) \
         + (["--data-dir", args.data_dir] if args.data_dir else []) \
         + (["--quick"] if args.quick else [])
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        env: dict[str, str] = {}
+        if args.mps:
+            from helpers.mps import private_daemon
+
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")
+            env = stack.enter_context(private_daemon(visible))
         for n in (int(x) for x in args.workers.split(",")):
-            r = launch(n, args, extra, Path(tmp))
+            r = launch(n, args, extra, Path(tmp), env)
             rows.append(r)
             per_process = rows[0]["aggregate_samples_per_s"] / rows[0]["workers"]
             r["vs_one_process"] = r["aggregate_samples_per_s"] / per_process
@@ -84,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"({r['vs_one_process']:.2f}x one process)", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"concurrency_{args.device}.json"
+    path = out / f"concurrency_{args.device}{'_mps' if args.mps else ''}.json"
     path.write_text(json.dumps({
         "benchmark": "concurrency", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "device": args.device, "model": args.model, "dataset": args.dataset,
         "random_init": args.random_init, "train_samples": args.train_samples,
-        "quick": args.quick,
+        "quick": args.quick, "mps": args.mps,
         "cpu_count": os.cpu_count(), "rows": rows}, indent=1) + "\n")
     print(f"wrote {path}")
     return 0

@@ -254,13 +254,16 @@ def test_kill_and_resume(tmp_path, data_env):
 
 @pytest.mark.slow
 def test_failing_run_is_recorded_and_the_batch_goes_on(tmp_path, data_env, tiny_bert, capsys):
-    gone = tmp_path / "deleted_model"  # a valid path for the grid, missing when the run starts
+    broken = tmp_path / "broken_model"  # a model folder whose weights were cut short
+    shutil.copytree(tiny_bert, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
     path = write(tmp_path, f"""
 defaults: {{model: "{tiny_bert}", dataset: acl_sup, num_train_epochs: 1, max_length: 32,
            max_train_samples: 16, max_eval_samples: 16}}
 matrix:
   - {{seed: 1}}
-  - {{seed: 2, model: "{gone}"}}
+  - {{seed: 2, model: "{broken}"}}
 """)
     runs_dir = tmp_path / "runs"
     grid = load_grid(path, runs_dir=runs_dir)
@@ -270,11 +273,11 @@ matrix:
     assert f"FAILED {bad}" in err and "1 completed, 1 failed" in err
     assert_all_complete(runs_dir, [good])
     failure = runs.read_failure(runs_dir, bad)
-    assert failure["ename"] == "ModelError" and str(gone) in failure["evalue"]
+    assert failure["ename"] == "SafetensorError" and "header" in failure["evalue"]
     assert isinstance(failure["cell_index"], int)
     assert "training.run(cfg)" in failure["cell_source"]
-    assert any("ModelError" in line for line in failure["traceback"])
-    assert "ModelError" in Path(failure["log"]).read_text()
+    assert any("SafetensorError" in line for line in failure["traceback"])
+    assert "SafetensorError" in Path(failure["log"]).read_text()
     assert run_state(runs_dir, bad) == "failed"
     assert [r["state"] for r in plan_rows(grid)] == ["complete", "failed"]
 
@@ -352,7 +355,7 @@ def test_corrupt_records_are_reported_not_crashing(tmp_path, capsys):
 def test_force_does_not_retrain_what_another_runner_completed_meanwhile(tmp_path):
     """Two `grid run --force` on one folder trained a run twice: the second runner claimed
     it once the first had published it."""
-    from helpers.gridrun import _task, execute_run
+    from helpers.execution import execute_run, make_task
     from helpers.synthetic import write_synthetic_runs
 
     runs_dir = tmp_path / "runs"
@@ -360,11 +363,11 @@ def test_force_does_not_retrain_what_another_runner_completed_meanwhile(tmp_path
     run = load_grid(write(tmp_path, SYNTHETIC_GRID), runs_dir=runs_dir).runs[0]
     notebook = tmp_path / "missing.ipynb"  # any attempt to train fails fast, and says so
     now = time.time()
-    during = execute_run(_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
+    during = execute_run(make_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
                                since=now - 3600))  # batch began before the run was written
     assert during["ok"] and during["skipped"] == "completed by another runner meanwhile"
     assert not runs.attempt_logs(runs_dir, run.run_id)
-    before = execute_run(_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
+    before = execute_run(make_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
                                since=now + 1))  # complete before the batch: --force reruns
     assert not before["ok"] and "missing.ipynb" in before["error"]
     assert len(runs.attempt_logs(runs_dir, run.run_id)) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import gridrun, runs, workers
+from helpers import execution, gridrun, runs, workers
 from helpers.cli import main
 from helpers.grid import GridError, load_grid
 from helpers.models import load_model_config
@@ -163,7 +163,7 @@ def test_longest_runs_go_first(real_data_dir, monkeypatch):
     does not end waiting on a long run that started last."""
     monkeypatch.setenv("NLPDL_DATA_DIR", str(real_data_dir))
     grid = load_grid(FULL)
-    tasks = [gridrun._task(r, Path("runs"), Path("nb"), "k", 1) for r in grid.runs]
+    tasks = [execution.make_task(r, Path("runs"), Path("nb"), "k", 1) for r in grid.runs]
     order = [(t["params"]["dataset"], t["params"]["method"]) for t in
              gridrun.longest_first(tasks)]
     assert order[:15] == [("agnews_sup", "full")] * 15

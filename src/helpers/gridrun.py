@@ -24,22 +24,18 @@ notebook beside it (``.ipynb``), copied into the run folder as ``train.ipynb`` o
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import queue
-import shutil
 import signal
-import socket
 import sys
 import time
-import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import claims, mps, runs
+from .execution import copy_notebook, execute_run, last_attempt, make_task, record_failure
 from .grid import Grid, GridError, GridRun, load_grid, parse_value, run_state, staging_alive
 from .settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 from .slurm import SUBMITIT_DIR, job_cpus, make_submitit_executor
@@ -73,158 +69,6 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.interrupted and not self.not_run
-
-
-# ---------------------------------------------------------------------------------- one run
-def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Claim the run, then execute the notebook for its config; never raises for a failing
-    run (it is recorded).
-
-    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force, since (the batch's
-    start). Returns run_id, ok,
-    seconds, error (``ename: evalue``) on failure, and ``skipped`` (why, e.g. "claimed by pid
-    12 on host-a since 10:01:02") when another runner holds the run or completed it meanwhile.
-    Module-level and picklable, so the local worker processes and submitit jobs run exactly
-    this.
-    """
-    if env:
-        os.environ.update(env)
-    run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
-    claim = claims.try_claim(runs_dir, run_id)
-    if claim is None:
-        return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
-                        busy=True)
-    with claim:
-        run_dir = runs.run_path(runs_dir, run_id)
-        # --force reruns what was complete when this batch started, not what another (forced)
-        # runner completed since: that would train it twice
-        if runs.is_complete(run_dir) and (not task.get("force")
-                                          or _written_since(run_dir, task.get("since"))):
-            return _skipped(run_id, "completed by another runner meanwhile", busy=False)
-        return _execute_claimed(task, run_id, runs_dir)
-
-
-def _written_since(run_dir: Path, since: float | None) -> bool:
-    try:
-        return since is not None and (run_dir / "metrics.json").stat().st_mtime >= since
-    except OSError:
-        return False
-
-
-def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
-    return {"run_id": run_id, "ok": True, "seconds": 0.0, "error": None, "skipped": why,
-            "busy": busy}
-
-
-def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[str, Any]:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError, strip_color
-
-    log = runs.log_path(runs_dir, run_id, runs.new_attempt())
-    log.parent.mkdir(parents=True, exist_ok=True)
-    out_nb = log.with_suffix(".ipynb")
-    start = time.time()
-    info: dict[str, Any] | None = None
-    run_dir = runs.run_path(runs_dir, run_id)
-    with open(log, "w", encoding="utf-8") as fh:
-        fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
-                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n# CUDA_VISIBLE_DEVICES="
-                 f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')} OMP_NUM_THREADS="
-                 f"{os.environ.get('OMP_NUM_THREADS', '')}"
-                 + (f" {mps.PIPE_ENV}={os.environ[mps.PIPE_ENV]}"
-                    if os.environ.get(mps.PIPE_ENV) else "")
-                 + f"\n# notebook {task['notebook']} -> "
-                 f"{out_nb}\n")
-        problem = runs.check_records(run_dir) if run_dir.exists() else None
-        if problem:  # never published like this by us: a damaged or hand-made folder
-            fh.write(f"# {run_dir} is corrupt ({problem}): moved to "
-                     f"{runs.set_aside(runs_dir, run_id, problem)}\n")
-        fh.flush()
-        try:
-            with _output_to(fh):
-                papermill.execute_notebook(
-                    task["notebook"], str(out_nb), parameters=task["params"],
-                    kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
-                    log_output=False, stdout_file=fh, stderr_file=fh,
-                )
-        except PapermillExecutionError as e:
-            info = {"ename": e.ename, "evalue": e.evalue, "cell_index": e.cell_index,
-                    "exec_count": e.exec_count, "cell_source": e.source,
-                    "traceback": [strip_color(line) for line in e.traceback]}
-        except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
-            info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
-                    "traceback": traceback.format_exc().splitlines()}
-        if info is None and not runs.is_complete(run_dir):
-            info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
-                    "evalue": f"the notebook finished but {run_dir} is not a complete run "
-                              f"(its run id differs from the grid's, or it wrote elsewhere)"}
-        seconds = time.time() - start
-        if info is not None:
-            fh.write(f"\n# FAILED after {seconds:.1f}s: {info['ename']}: {info['evalue']}\n")
-        else:
-            fh.write(f"\n# complete after {seconds:.1f}s: {run_dir}\n")
-    if info is not None:
-        _record(runs_dir, run_id, info, log, out_nb, start, seconds)
-        return {"run_id": run_id, "ok": False, "seconds": seconds,
-                "error": f"{info['ename']}: {str(info['evalue']).splitlines()[0][:200]}"
-                         if str(info["evalue"]) else info["ename"]}
-    _copy_notebook(out_nb, run_dir)
-    runs.clear_failure(runs_dir, run_id)
-    return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None}
-
-
-def _last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
-    """The newest attempt's log (a placeholder name when no attempt wrote one)."""
-    logs = runs.attempt_logs(runs_dir, run_id)
-    return logs[-1] if logs else runs.log_path(runs_dir, run_id, "none")
-
-
-def _copy_notebook(executed: Path, run_dir: Path) -> None:
-    """Add the executed notebook to a complete run folder (atomically: copy, then rename)."""
-    tmp = run_dir / ".train.ipynb.tmp"
-    shutil.copyfile(executed, tmp)
-    tmp.replace(run_dir / "train.ipynb")
-
-
-@contextlib.contextmanager
-def _output_to(fh: TextIO) -> Iterator[None]:
-    """Send everything else about the run to its log too: papermill's warnings and the
-    kernel process's own stderr (it inherits file descriptors 1 and 2 when it starts)."""
-    handler = logging.StreamHandler(fh)
-    handler.setFormatter(logging.Formatter("[papermill] %(levelname)s %(message)s"))
-    log = logging.getLogger("papermill")
-    log.addHandler(handler)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        os.dup2(fh.fileno(), 1)
-        os.dup2(fh.fileno(), 2)
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-        log.removeHandler(handler)
-
-
-def _record(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
-            start: float, seconds: float) -> None:
-    """Write .failed/<run_id>.json, keeping what helpers.training recorded in this attempt."""
-    path = runs.failure_path(runs_dir, run_id)
-    previous = {}
-    if path.is_file() and path.stat().st_mtime >= start:
-        previous = {"training": runs.read_json(path)}
-    runs.record_failure(runs_dir, run_id, {
-        **previous, **info, "log": str(log), "notebook": str(out_nb),
-        "note": "cell_index counts the cells of the executed notebook (with papermill's "
-                "injected-parameters cell)",
-        "host": socket.gethostname(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "seconds": round(seconds, 1),
-    })
 
 
 # ---------------------------------------------------------------------------------- workers
@@ -296,17 +140,17 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             # A batch killed between a run's completion and the copy of its notebook.
-            executed = _last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
+            executed = last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = runs.run_path(runs_dir, r.run_id)
             if not (run_dir / "train.ipynb").is_file() and executed.is_file():
-                _copy_notebook(executed, run_dir)
+                copy_notebook(executed, run_dir)
         else:
             if state == "corrupt":
                 summary.corrupt.append(r.run_id)
             todo.append(r)
     _check_data(todo)
     threads = job_cpus(executor, workers, slurm or {})
-    tasks = [_task(r, runs_dir, notebook, kernel_name, threads, force, started) for r in todo]
+    tasks = [make_task(r, runs_dir, notebook, kernel_name, threads, force, started) for r in todo]
     if executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
@@ -395,17 +239,6 @@ def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return n * p["num_train_epochs"] * (1.0 if p["method"] == "full" else 0.8)
 
     return sorted(tasks, key=cost, reverse=True)
-
-
-def _task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
-          threads: int, force: bool = False, since: float | None = None) -> dict[str, Any]:
-    params = r.params()
-    params["runs_dir"] = str(runs_dir)
-    if params.get("torch_threads") is None:  # not part of the run id: speed only
-        params["torch_threads"] = threads
-    return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
-            "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
-            "force": force, "since": since}
 
 
 def _check_kernel(name: str) -> None:
@@ -525,8 +358,8 @@ def _run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary:
                         info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
                                 "evalue": f"worker process {p.pid} exited with code "
                                           f"{p.exitcode} while running the notebook"}
-                        log = _last_attempt(t["runs_dir"], run_id)
-                        _record(Path(t["runs_dir"]), run_id, info, log,
+                        log = last_attempt(t["runs_dir"], run_id)
+                        record_failure(Path(t["runs_dir"]), run_id, info, log,
                                 log.with_suffix(".ipynb"), time.time(), 0.0)
                         _collect({"run_id": run_id, "ok": False, "seconds": 0.0,
                                   "error": info["evalue"]}, summary, bar)
@@ -572,8 +405,9 @@ def _run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
                     "evalue": f"{str(e).splitlines()[0][:300] if str(e) else ''} "
                               f"(job {job.job_id}, stderr {job.paths.stderr})",
                     "traceback": str(e).splitlines()}
-            log = _last_attempt(runs_dir, t["run_id"])
-            _record(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"), time.time(), 0)
+            log = last_attempt(runs_dir, t["run_id"])
+            record_failure(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"),
+                           time.time(), 0)
             result = {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
                       "error": f"{info['ename']}: {info['evalue']}"}
         _collect(result, summary, bar)
