@@ -121,7 +121,8 @@ def test_full_grid_runs_offline_from_the_rehearsal_cache(tiny_hub, real_data_dir
     log = out.getvalue()
     assert summary.ok, log
     assert "2 worker(s) on GPU 0, 2 per GPU" in log
-    assert "running=gpu0:2" in log  # the progress bar counts the runs in flight per device
+    # in a log (not a terminal) each finished run's line counts the runs still in flight
+    assert "[1/2, running=gpu0:1]" in log and "[2/2, running=gpu0:0]" in log
     for r in grid.runs:
         folder = runs.run_path(tmp_path, r.run_id)
         config = runs.read_json(folder / "config.json")

@@ -269,25 +269,34 @@ def _wait_for_orphans(grid: Grid, timeout: float = 5.0) -> None:
 
 
 class _Progress:
-    """tqdm bar over finished runs, postfix done/failed/remaining, one line per finished run."""
+    """tqdm bar over finished runs, postfix done/failed/remaining, one line per finished run.
+
+    The bar is drawn only where it redraws in place (a terminal, JupyterLab's widgets); in a
+    log file each redraw would be appended, so there each finished run's line carries the
+    count and the runs in flight instead.
+    """
 
     def __init__(self, total: int, enabled: bool, out) -> None:
         from .progress import bar_class
 
         self.tqdm = tqdm = bar_class()  # widgets in JupyterLab, text in a terminal or log
-        self.bar = tqdm(total=total, unit="run", desc="grid", disable=not enabled, file=out,
+        self.live = enabled and (tqdm.__module__ != "tqdm.std"
+                                 or bool(getattr(out, "isatty", None) and out.isatty()))
+        self.bar = tqdm(total=total, unit="run", desc="grid", disable=not self.live, file=out,
                         dynamic_ncols=True)
         self.total, self.done, self.failed, self.out = total, 0, 0, out
         self.running: dict[str, int] = {}  # runs in flight per device ("cpu", GPU ids)
         self.skipped = 0
         self._postfix()
 
+    def _in_flight(self) -> str:
+        return " ".join(f"{'gpu' if d != 'cpu' else ''}{d}:{n}"
+                        for d, n in sorted(self.running.items())) or "0"
+
     def _postfix(self) -> None:
-        running = " ".join(f"{'gpu' if d != 'cpu' else ''}{d}:{n}"
-                           for d, n in sorted(self.running.items()))
         self.bar.set_postfix(done=self.done, failed=self.failed, skipped=self.skipped,
                              remaining=self.total - self.done - self.failed - self.skipped,
-                             running=running or 0)
+                             running=self._in_flight())
 
     def started(self, device: str) -> None:
         self.running[device] = self.running.get(device, 0) + 1
@@ -306,6 +315,9 @@ class _Progress:
         else:
             self.failed += 1
             line = f"  FAILED {result['run_id']} ({result['seconds']:.0f}s): {result['error']}"
+        if not self.live:
+            finished = self.done + self.failed + self.skipped
+            line += f"  [{finished}/{self.total}, running={self._in_flight()}]"
         self.tqdm.write(line, file=self.out)
         self.bar.update(1)
         self._postfix()
