@@ -107,7 +107,7 @@ def test_daemon_starts_checks_and_always_stops(control, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     said: list[str] = []
     with pytest.raises(KeyboardInterrupt):  # a Ctrl-C in the middle of the grid
-        with mps.for_grid("auto", ["0"], 4, say=said.append) as env:
+        with mps.for_grid(mps.plan("auto", ["0"], 4), ["0"], say=said.append) as env:
             pipe = Path(env[mps.PIPE_ENV])
             assert (pipe / "control").exists() and env[mps.LOG_ENV].startswith(str(pipe))
             raise KeyboardInterrupt
@@ -119,13 +119,13 @@ def test_daemon_starts_checks_and_always_stops(control, monkeypatch):
 
 def test_daemon_that_starts_no_server_is_stopped_and_auto_goes_on(control):
     said: list[str] = []
-    with mps.for_grid("auto", ["0"], 4, say=said.append) as env:
+    with mps.for_grid(mps.plan("auto", ["0"], 4), ["0"], say=said.append) as env:
         assert env == {}
     assert calls(control) == ["start visible=unset", "get_server_list", "quit"]
     assert said and said[0].startswith("MPS: off: it did not work here")
     assert "started no server" in said[0]
     with pytest.raises(mps.MpsError, match="--mps on: .*started no server"):
-        with mps.for_grid("on", ["0"], 4, say=said.append):
+        with mps.for_grid(mps.plan("on", ["0"], 4), ["0"], say=said.append):
             pass
     assert calls(control)[-1] == "quit"
 

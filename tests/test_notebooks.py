@@ -117,7 +117,7 @@ def test_progress_outside_a_kernel_is_plain_text_without_escapes():
     assert not progress.interactive_frontend()
     out = io.StringIO()
     assert progress.bar_class().__module__ == "tqdm.std"
-    assert not progress.nested_bars(out)
+    assert not progress.redraws_in_place(out)
     outer = progress.progress(range(3), desc="outer", file=out)
     for _ in outer:
         inner = progress.progress(range(4), inner=True, desc="inner", leave=False, file=out)
@@ -135,7 +135,7 @@ def test_kernel_bars_are_widgets_only_for_an_interactive_frontend():
 
     code = ("from helpers import progress\n"
             "print(progress.interactive_frontend(), progress.bar_class().__module__, "
-            "progress.nested_bars())")
+            "progress.redraws_in_place())")
     km, kc = start_new_kernel(kernel_name=KERNEL)
     try:
         seen = {}

@@ -119,7 +119,7 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
         raise GridError(f"workers={workers} must be >= 1.")
     per_device = workers // len(devices) if devices else 0
     try:
-        mps.plan(mps_mode, devices, per_device, executor)
+        mps_plan = mps.plan(mps_mode, devices, per_device, executor)
     except mps.MpsError as e:
         raise GridError(str(e)) from None
     started = time.time()
@@ -164,7 +164,7 @@ def run_grid(grid: Grid, *, workers: int | None = None, devices: Sequence[str] |
                 if devices and executor == "local" else "") + ")" if tasks else ""), file=out)
     if tasks:
         try:
-            with mps.for_grid(mps_mode, devices, per_device, executor,
+            with mps.for_grid(mps_plan, devices,
                               say=lambda line: print(line, file=out)) as mps_env:
                 _run_tasks(tasks, executor, workers, devices, slurm or {}, runs_dir, summary,
                            _Progress(len(tasks), progress, out), mps_env)
@@ -277,11 +277,10 @@ class _Progress:
     """
 
     def __init__(self, total: int, enabled: bool, out) -> None:
-        from .progress import bar_class
+        from .progress import bar_class, redraws_in_place
 
         self.tqdm = tqdm = bar_class()  # widgets in JupyterLab, text in a terminal or log
-        self.live = enabled and (tqdm.__module__ != "tqdm.std"
-                                 or bool(getattr(out, "isatty", None) and out.isatty()))
+        self.live = enabled and redraws_in_place(out)
         self.bar = tqdm(total=total, unit="run", desc="grid", disable=not self.live, file=out,
                         dynamic_ncols=True)
         self.total, self.done, self.failed, self.out = total, 0, 0, out

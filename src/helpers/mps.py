@@ -48,6 +48,7 @@ class Plan:
 
     start: bool
     reason: str
+    required: bool = False  # --mps on: a daemon that fails its check is an error
 
 
 def plan(mode: str, devices: Sequence[str], runs_per_device: int, executor: str = "local",
@@ -75,7 +76,7 @@ def plan(mode: str, devices: Sequence[str], runs_per_device: int, executor: str 
             raise MpsError(f"--mps on: {CONTROL} is not on PATH (it ships with the NVIDIA "
                            f"driver's utilities); install it or use --mps off.")
         return Plan(False, f"off: {CONTROL} not found (runs on a GPU take turns)")
-    return Plan(True, "starting a private daemon")
+    return Plan(True, "starting a private daemon", required=mode == "on")
 
 
 def _control(env: Mapping[str, str], command: str | None, timeout: float) -> str:
@@ -138,13 +139,11 @@ def private_daemon(devices: Sequence[str], check: Callable[..., None] = check_cl
 
 
 @contextlib.contextmanager
-def for_grid(mode: str, devices: Sequence[str], runs_per_device: int, executor: str = "local",
-             say: Callable[[str], None] = print,
+def for_grid(p: Plan, devices: Sequence[str], say: Callable[[str], None] = print,
              daemon: Callable[..., contextlib.AbstractContextManager[dict[str, str]]]
              = private_daemon) -> Iterator[dict[str, str]]:
-    """The env the grid's runs get for MPS ({} without it). With ``auto``, a daemon that fails
-    its check is stopped and the grid goes on without MPS; with ``on`` that is an error."""
-    p = plan(mode, devices, runs_per_device, executor)
+    """The env the grid's runs get for MPS under plan ``p`` ({} without it). A daemon that
+    fails its check is stopped and the grid goes on without MPS, unless ``p.required``."""
     if not p.start:
         if p.reason:
             say(f"MPS: {p.reason}")
@@ -155,7 +154,7 @@ def for_grid(mode: str, devices: Sequence[str], runs_per_device: int, executor: 
         try:
             env = stack.enter_context(daemon(devices))
         except (MpsError, OSError, subprocess.TimeoutExpired) as e:
-            if mode == "on":
+            if p.required:
                 raise MpsError(f"--mps on: {e}") from None
             say(f"MPS: off: it did not work here ({e}); the runs on a GPU take turns")
             env = {}

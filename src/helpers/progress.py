@@ -44,8 +44,10 @@ def bar_class() -> type:
     return tqdm
 
 
-def nested_bars(file: Any = None) -> bool:
-    """Whether an inner bar (below an outer one) renders cleanly: widgets, or a terminal."""
+def redraws_in_place(file: Any = None) -> bool:
+    """Whether a bar written to ``file`` redraws in place: widgets, or a terminal. Only there
+    does an inner bar (below an outer one) render cleanly, or a bar belong at all in output
+    that is kept (a log file gets every redraw appended)."""
     stream = file if file is not None else sys.stderr
     if interactive_frontend():
         return _has_widgets()
@@ -62,7 +64,7 @@ def progress(iterable: Any = None, *, inner: bool = False, **kwargs: Any) -> Any
     """
     file = kwargs.get("file")
     cls = bar_class()
-    if inner and not nested_bars(file):
+    if inner and not redraws_in_place(file):
         kwargs["disable"] = True
     if cls.__module__ == "tqdm.std":
         stream = file if file is not None else sys.stderr
