@@ -86,7 +86,7 @@ def load(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -
             return load(names[0], data_dir)
         return _concatenate([load(n, data_dir) for n in names], names)
 
-    splits = _read(name, data_dir)
+    splits = read_rows(name, data_dir)
     base, kind = check_name(name)
     source = SOURCES[base]
     label = ClassLabel(names=list(source.labels))
@@ -100,14 +100,10 @@ def load(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -
     return dd
 
 
-def check(name: str | Sequence[str], data_dir: str | os.PathLike | None = None) -> None:
-    """Read the files as :func:`load` does, without building datasets: the grid runner checks
-    each dataset once before starting runs, so a bad file stops the grid, not every run."""
-    for n in [name] if isinstance(name, str) else list(name):
-        _read(n, data_dir)
-
-
-def _read(name: str, data_dir: str | os.PathLike | None) -> dict[str, sources.Rows]:
+def read_rows(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, sources.Rows]:
+    """``name``'s rows per split, read and checked as :func:`load` does, without building
+    datasets: the grid runner reads each dataset once before starting runs, so a bad file
+    stops the grid, not every run."""
     base, _ = check_name(name)
     source = SOURCES[base]
     folder = resolve_data_dir(data_dir) / source.folder

@@ -200,7 +200,7 @@ def _check_data(todo: list[GridRun]) -> None:
     missing or malformed file is one error naming it, not a failure in every run."""
     if not todo:
         return
-    from .data import DataError, check
+    from .data import DataError, read_rows
 
     users: dict[tuple[str, str | None], list[str]] = {}
     for r in todo:
@@ -210,7 +210,7 @@ def _check_data(todo: list[GridRun]) -> None:
             users.setdefault((name, p.get("data_dir")), []).append(r.run_id)
     for (name, data_dir), ids in users.items():
         try:
-            check(name, data_dir)
+            read_rows(name, data_dir)
         except DataError as e:
             raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
                             f"none was started. Fix the data, or leave them out with "
