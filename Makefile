@@ -8,7 +8,7 @@ KERNEL ?= nlpdl-report
 GRID ?= params/cpu.yaml
 WORKERS ?= 2
 # GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1; empty: CPU workers. RUNS_PER_DEVICE: runs
-# sharing each GPU (empty: chosen from the GPU memory and CPU cores, see helpers.gridrun).
+# sharing each GPU (empty: chosen from the GPU memory and CPU cores, see helpers.grid.workers).
 DEVICES ?=
 RUNS_PER_DEVICE ?=
 # CUDA MPS for the runs sharing a GPU: auto (empty: a private daemon when it can), on, off.
@@ -40,6 +40,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

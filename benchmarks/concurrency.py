@@ -10,7 +10,7 @@ reports each N's aggregate samples/s against N = 1.
     PYTHONPATH=src python benchmarks/concurrency.py --device cuda --random-init \\
         --model bert-base-uncased --workers 1,2,4 --data-dir DIR
 
-``--mps`` runs them as clients of a private CUDA MPS daemon (``helpers.mps``, as ``grid run``
+``--mps`` runs them as clients of a private CUDA MPS daemon (``helpers.grid.mps``, as ``grid run``
 starts one), so that their kernels overlap instead of taking turns on the GPU.
 
 Writes ``<out>/concurrency_<device>[_mps].json`` (one file; the workers' own files stay in a
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         env: dict[str, str] = {}
         if args.mps:
-            from helpers.mps import private_daemon
+            from helpers.grid.mps import private_daemon
 
             visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")
             env = stack.enter_context(private_daemon(visible))

@@ -20,7 +20,7 @@
 # the grid gets all of it but the setup and RESERVE_S (30) and is interrupted (resumable) at
 # its limit; the analysis notebook runs in what is left; what completed is reported),
 # GRID_ARGS (extra `grid run` flags), MEMORY=1, WORK (/tmp/nlpdl-grid: runs, build, cache),
-# MPS (auto: the grid runner's private CUDA MPS daemon; off / on; helpers/mps.py).
+# MPS (auto: the grid runner's private CUDA MPS daemon; off / on; helpers/grid/mps.py).
 # Calling it again on the same (still warm) machine resumes: wheels and cache are kept, the
 # grid skips complete runs, and grid_cuda.json sums the grid's wall time over the calls.
 # TINY=1 rehearses this script on a CPU: tiny models, DEVICES empty (2 CPU workers), and
@@ -102,7 +102,7 @@ fi
 HUB_S=$(( $(date +%s) - t ))
 
 # CUDA MPS: the grid runner starts a private daemon itself when several runs share the GPU
-# (`grid run --mps auto`, helpers/mps.py); MPS=off measures without it, MPS=on insists.
+# (`grid run --mps auto`, helpers/grid/mps.py); MPS=off measures without it, MPS=on insists.
 case "${MPS:-}" in 1) MPS=on;; 0) MPS=off;; esac
 
 # 4. the user's command: make report (grid, then the analysis notebook)

@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers import runs
-from helpers.grid import load_grid, run_state
+from helpers.grid.spec import load_grid
+from helpers.grid.status import run_state
+from helpers.run import store as runs
 
 
 def run_rows(runs_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--filter", action="append", default=[])
     args = ap.parse_args(argv)
 
-    from helpers.grid import parse_value
+    from helpers.grid.spec import parse_value
 
     overrides = dict((k, parse_value(v)) for k, v in (o.split("=", 1) for o in args.overrides))
     grid = load_grid(args.grid, overrides=overrides, runs_dir=args.runs_dir).select(args.filter)

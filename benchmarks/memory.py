@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from helpers import memory as M
-from helpers.config import METHODS
+from helpers.run.config import METHODS
 
 MIB = 2**20
 CUDA_SHAPES = "8x256,32x128,8x512"
@@ -50,7 +50,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def versions() -> dict[str, str | None]:
-    from helpers.environment import package_versions
+    from helpers.run.environment import package_versions
 
     names = ("torch", "transformers", "adapters", "peft")
     return {"python": platform.python_version(), **package_versions(names),
@@ -70,7 +70,7 @@ def device_info(device: str) -> dict:
 def default_models(device: str, quick: bool, workdir: Path) -> list[str]:
     if device == "cuda":
         return ["bert-base-uncased"] if quick else list(M.REPORT_MODELS)
-    from helpers.tiny import make_tiny_model
+    from helpers.testing.tiny import make_tiny_model
 
     tiny = [str(make_tiny_model(a, workdir / f"tiny_{a}")) for a in ("bert", "roberta")]
     return tiny[:1] if quick else [*tiny, "minilm"]
@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     precisions = [p for p in args.precisions.split(",") if p]
     for m in methods:
-        M._check(m)
+        M.check_inputs(m)
     for p in precisions:
-        M._check("full", p)
+        M.check_inputs("full", p)
     shapes = parse_shapes(args.shapes or ("4x32" if args.quick else
                                           CUDA_SHAPES if device == "cuda" else CPU_SHAPES))
     steps = 2 if args.quick else args.steps

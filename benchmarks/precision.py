@@ -33,9 +33,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from helpers import analysis, environment, training
-from helpers.grid import load_grid
-from helpers.gridrun import run_grid
+from helpers.grid.runner import run_grid
+from helpers.grid.spec import load_grid
+from helpers.report import load
+from helpers.run import environment
+from helpers.run.device import cpu_has_native_bf16, pick_device
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAIR_KEYS = ["model", "dataset", "method", "seed"]
@@ -43,7 +45,7 @@ SCORES = ["macro_f1", "accuracy"]
 
 
 def runs_of(runs_dir: Path, precision: str, run_ids: set[str]) -> pd.DataFrame:
-    summary = analysis.run_summary(runs_dir)
+    summary = load.run_summary(runs_dir)
     summary = summary[summary["run_id"].isin(run_ids)]
     wrong = summary[summary["precision"] != precision]
     if len(wrong):
@@ -116,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(PROJECT_ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
-    device = training.pick_device()
-    if device.type == "cpu" and not training.cpu_has_native_bf16():
+    device = pick_device()
+    if device.type == "cpu" and not cpu_has_native_bf16():
         print("note: this CPU has no native bf16 (AVX512-BF16/AMX); `auto` keeps fp32 here, "
               "and bf16 runs are emulated (slow).", file=sys.stderr)
     result: dict[str, Any] = {
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device.type, "grid": os.path.relpath(args.grid, PROJECT_ROOT),
         "filter": args.filter, "workers": args.workers,
         "machine": {"cpu": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "native_bf16": training.cpu_has_native_bf16(),
+                    "cpu_count": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
                     "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
         "versions": environment.package_versions(("torch", "transformers", "adapters", "peft")),
         "grid_wall_s": {},

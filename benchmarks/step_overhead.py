@@ -6,8 +6,8 @@ optimizer), not what the kernels compute. This benchmark measures that host cost
 machine, GPU or not: the real architectures (``roberta-base`` / ``bert-base-uncased`` configs:
 12 layers, the same modules and ops) made *narrow* (hidden size 64, 4 heads, FFN 256), so the
 kernels are nearly free and a step's time is its overhead. It trains real steps through
-``helpers.training.train_one_epoch`` with ``helpers.models.apply_method`` and
-``helpers.training.make_optimizer`` (the code a run uses) and reports per model x method x
+``helpers.run.training.train_one_epoch`` with ``helpers.run.models.apply_method`` and
+``helpers.run.step.make_optimizer`` (the code a run uses) and reports per model x method x
 precision:
 
 * ``step_ms``: median wall time of a step (forward, backward, grad clip, AdamW, scheduler);
@@ -34,8 +34,9 @@ from typing import Any
 
 import torch
 
-from helpers import environment, models, training
-from helpers.config import TrainConfig
+from helpers.run import environment, models, training
+from helpers.run.config import TrainConfig
+from helpers.run.step import make_optimizer
 
 NARROW = {"hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 256}
 LABELS = ["a", "b", "c"]
@@ -65,7 +66,7 @@ def measure(name: str, method: str, precision: str, device: torch.device, args) 
     from transformers import get_linear_schedule_with_warmup
 
     model, cfg = narrow_model(name, method, device)
-    opt = training.make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     total = args.warmup + args.steps + 1
     sched = get_linear_schedule_with_warmup(opt, 0, total)
     data = batches(model.config, total, args.batch, args.seq)

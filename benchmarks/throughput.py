@@ -2,12 +2,12 @@
 
 Both pipelines train the same model from the same initial weights on the same examples at the
 report's hyperparameters (batch 8, lr 2e-5, AdamW, weight decay 0.01, grad clip 1.0), with the
-same loop (``helpers.training.train_one_epoch``). They differ only in:
+same loop (``helpers.run.training.train_one_epoch``). They differ only in:
 
 * (a) original: every example padded to ``max_length`` (256), tokenization redone per run
   (timed), no length grouping (random order), fp32, ``torch.optim.AdamW`` defaults as HF
   Trainer's ``adamw_torch`` creates it (for-loop kernel on CPU, foreach on CUDA).
-* (b) ours: ``helpers.training`` as a run uses it -- dynamic padding, length-grouped batches,
+* (b) ours: ``helpers.run.training`` as a run uses it -- dynamic padding, length-grouped batches,
   tokenization cached on disk, fused AdamW, and ``precision: auto`` (bf16 autocast where the
   GPU or CPU has bf16, else fp32; SDPA attention). ``b_fp32`` / ``b_bf16`` are ours with the
   precision fixed; on a CPU where ``auto`` means bf16, ``b_fp32`` runs too by default.
@@ -58,8 +58,16 @@ from typing import Any
 
 import torch
 
-from helpers import batches, data, models, training
-from helpers.config import DEFAULT_LEARNING_RATES, TrainConfig
+from helpers.run import batches, data, models, training
+from helpers.run.config import TrainConfig
+from helpers.run.device import (
+    autocast_context,
+    keep_freed_memory,
+    resolve_pad_multiple,
+    resolve_precision,
+)
+from helpers.run.methods import METHODS
+from helpers.run.step import MAX_GRAD_NORM, evaluate, make_optimizer, to_device
 
 DATASET_SIZES = {"restaurant_sup": (3452, 150, 1120), "acl_sup": (1688, 114, 139),
                  "agnews_sup": (6156, 684, 760)}  # train/validation/test, for the projection
@@ -100,7 +108,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
-    from helpers.environment import package_versions
+    from helpers.run.environment import package_versions
 
     names = ("torch", "transformers", "datasets", "tokenizers")
     return {"python": platform.python_version(), **package_versions(names),
@@ -183,7 +191,7 @@ ZERO = {"tokens": 0.0, "slots": 0.0, "samples": 0.0, "flops": 0.0}
 
 
 def load_tokenizer(name: str):
-    """helpers.models.load_tokenizer, plus bare tokenizer folders (no model config.json)."""
+    """helpers.run.models.load_tokenizer, plus bare tokenizer folders (no model config.json)."""
     if Path(name).expanduser().is_dir() and not (Path(name).expanduser() / "config.json").exists():
         from transformers import AutoTokenizer
 
@@ -248,7 +256,7 @@ class TensorRows(torch.utils.data.Dataset):
 
 
 def pipeline_specs(device: torch.device, names: list[str]) -> dict[str, dict[str, Any]]:
-    ours = training.resolve_precision("auto", device)  # what a run with the defaults uses
+    ours = resolve_precision("auto", device)  # what a run with the defaults uses
     ours_label = "ours: dynamic padding, length grouping, token cache, fused AdamW"
     specs = {
         "a": {"label": "original: pad 256, fp32, no grouping, tokenize per run",
@@ -269,13 +277,13 @@ def pipeline_specs(device: torch.device, names: list[str]) -> dict[str, dict[str
 
 
 def make_opt(model, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
-    """``fused``: ours (helpers.training). ``foreach``: the same AdamW with torch's multi-tensor
+    """``fused``: ours (helpers.run.training). ``foreach``: the same AdamW with torch's multi-tensor
     kernel, as before our change (HF Trainer's adamw_torch would even use the slower for-loop
     kernel on CPU; foreach keeps the comparison conservative)."""
     if kind == "fused":
-        return training.make_optimizer(model, cfg)
+        return make_optimizer(model, cfg)
     groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
-              for g in training.make_optimizer(model, cfg).param_groups]
+              for g in make_optimizer(model, cfg).param_groups]
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, foreach=True)
 
 
@@ -284,7 +292,7 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
     """Interleaved training of the pipelines on one model x dataset x method."""
     from transformers import get_linear_schedule_with_warmup
 
-    lr = 2e-5 if method == "full" else DEFAULT_LEARNING_RATES[method]
+    lr = 2e-5 if method == "full" else METHODS[method].learning_rate
     cfg = TrainConfig.from_dict({"model": model_name, "dataset": dataset, "method": method,
                                  "learning_rate": lr, "per_device_train_batch_size": args.batch,
                                  "max_length": args.max_length, "seed": 1}).resolved()
@@ -303,7 +311,7 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
     fm = flop_model(base)
 
     # ours pads as a run does on this device (TrainConfig.pad_to_multiple_of; auto: 16 on CUDA)
-    pad = training.resolve_pad_multiple(args.pad_multiple, device)
+    pad = resolve_pad_multiple(args.pad_multiple, device)
     res: dict[str, Any] = {"model": model_name, "dataset": dataset, "method": method,
                            "pad_to_multiple_of": pad,
                            "tokenizer": tok_name, "train_samples": n, "build_s": build_s,
@@ -378,7 +386,7 @@ def bench_config(model_name: str, dataset: str, method: str, args, device: torch
         ts, acc, spec = s["ts"], s["acc"], s["spec"]
         losses = ts.step_losses
         t = time.perf_counter()
-        val = training.evaluate(s["model"], s["val_loader"], device, spec["precision"])
+        val = evaluate(s["model"], s["val_loader"], device, spec["precision"])
         sync(device)
         eval_s = time.perf_counter() - t
         tt = max(ts.train_time_s, 1e-9)
@@ -424,19 +432,19 @@ def step_phases(model, opt, make, precision: str, device: torch.device, n: int
     for _ in range(n):
         t0 = time.perf_counter()
         try:
-            batch = training._to_device(next(it), device)
+            batch = to_device(next(it), device)
         except StopIteration:
             break
         sync(device)
         t1 = time.perf_counter()
-        with training.autocast_context(device, precision):
+        with autocast_context(device, precision):
             loss = model(**batch).loss
         sync(device)
         t2 = time.perf_counter()
         loss.backward()
         sync(device)
         t3 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(params, training.MAX_GRAD_NORM)
+        torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
         sync(device)
         t4 = time.perf_counter()
         opt.step()
@@ -472,13 +480,13 @@ def fixed_overhead(args, device: torch.device) -> dict[str, float]:
     """Per-run costs outside train/eval: a fresh interpreter's imports, model build + move."""
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import torch, transformers, sklearn, pandas, "
-                    "datasets; import helpers.training"], check=True,
+                    "datasets; import helpers.run.training"], check=True,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     imports_s = time.perf_counter() - t
     cfg = TrainConfig.from_dict({"model": args.models[0], "dataset": "acl_sup"}).resolved()
     t = time.perf_counter()
     m = models.build_model(cfg, ["a", "b", "c"], random_init=args.random_init, device=device)
-    training.make_optimizer(m, cfg)
+    make_optimizer(m, cfg)
     sync(device)
     build_s = time.perf_counter() - t
     del m
@@ -606,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         if d not in data.DATASET_NAMES:
             raise SystemExit(f"--dataset {d!r}: not one of {list(data.DATASET_NAMES)}.")
     # on CPU also the other precision of ours: the autocast gain is then measured, not assumed
-    other = "b_fp32" if training.resolve_precision("auto", device) == "bf16" else None
+    other = "b_fp32" if resolve_precision("auto", device) == "bf16" else None
     pipe_names = (args.pipelines or ("a,b" if cuda or args.quick or not other
                                      else f"a,b,{other}")).split(",")
     pipes = pipeline_specs(device, pipe_names)
@@ -623,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     # process-wide, so it applies to both pipelines (as in a training.run on CPU)
-    kept = training.keep_freed_memory() if device.type == "cpu" else False
+    kept = keep_freed_memory() if device.type == "cpu" else False
 
     n, secs = (256, 0.2) if args.quick else ((8192, 2.0) if cuda else (1024, 3.0))
     peaks: dict[str, float] = {}

@@ -44,13 +44,13 @@ def real_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
-    from helpers.tiny import make_tiny_model
+    from helpers.testing.tiny import make_tiny_model
 
     return make_tiny_model("bert", tmp_path_factory.mktemp("tiny_bert"))
 
 
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
-    from helpers.tiny import make_tiny_model
+    from helpers.testing.tiny import make_tiny_model
 
     return make_tiny_model("roberta", tmp_path_factory.mktemp("tiny_roberta"))

@@ -87,9 +87,9 @@ def test_precision_benchmark_pairs_runs_and_reuses_them(tmp_path, real_data_dir,
 
 def result_device() -> str:
     """The device the benchmark names its file after (the one a run would pick)."""
-    from helpers import training
+    from helpers.run.device import pick_device
 
-    return training.pick_device().type
+    return pick_device().type
 
 
 def test_step_overhead_writes_results(tmp_path, capsys):

@@ -13,9 +13,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import baselines, execution, progress, runs, synthetic
-from helpers.config import TrainConfig
-from helpers.grid import load_grid
+from helpers.grid import execution
+from helpers.grid.spec import load_grid
+from helpers.run import baselines, progress
+from helpers.run import store as runs
+from helpers.run.config import TrainConfig
+from helpers.testing import synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -133,7 +136,7 @@ def test_kernel_bars_are_widgets_only_for_an_interactive_frontend():
     """JupyterLab sends allow_stdin=True with each request, papermill (nbclient) False."""
     from jupyter_client.manager import start_new_kernel
 
-    code = ("from helpers import progress\n"
+    code = ("from helpers.run import progress\n"
             "print(progress.interactive_frontend(), progress.bar_class().__module__, "
             "progress.redraws_in_place())")
     km, kc = start_new_kernel(kernel_name=KERNEL)
@@ -234,7 +237,7 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
         kinds = {k for o in cell.outputs for k in o.get("data", {})}
         if label.startswith("fig-"):
             assert "image/png" in kinds, label
-        elif label.startswith("tbl-"):  # great_tables HTML (helpers.tables)
+        elif label.startswith("tbl-"):  # great_tables HTML (helpers.report.tables)
             assert "text/html" in kinds, label
         else:
             assert "text/markdown" in kinds, label

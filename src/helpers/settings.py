@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Jupyter kernel that papermill runs both notebooks with (``make venv`` registers it).
 KERNEL_NAME = "nlpdl-report"
 
-#: Environment variable naming the data folder (see :func:`helpers.data.resolve_data_dir`).
+#: Environment variable naming the data folder (see :func:`helpers.run.data.resolve_data_dir`).
 DATA_DIR_ENV = "NLPDL_DATA_DIR"
 
 #: Default folders, relative to the project root.

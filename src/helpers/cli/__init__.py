@@ -1,0 +1,26 @@
+"""``nlpdl-report ...`` (also ``python -m helpers ...``): one training run, data info and
+downloads, the grid runner, the report, and the offline GPU rehearsal's model cache.
+
+The argparse of every subcommand lives here, one module per stage; each calls into the stage
+and turns its errors into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import grid, report, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train.add_parsers(sub)
+    grid.add_parser(sub)
+    report.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

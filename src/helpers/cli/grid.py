@@ -1,0 +1,87 @@
+"""``grid plan|run|status``: a params/*.yaml grid of notebooks/train.ipynb runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from helpers.grid import mps, status
+from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
+from helpers.grid.spec import GridError, load_grid, parse_value
+from helpers.grid.workers import MAX_RUNS_PER_DEVICE
+from helpers.settings import KERNEL_NAME
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``grid`` subcommand."""
+    p = sub.add_parser("grid", help="plan, run and inspect a grid of training runs",
+                       description="Plan, run or inspect a params/*.yaml grid of "
+                                   "notebooks/train.ipynb runs.")
+    p.add_argument("action", choices=["plan", "run", "status"])
+    p.add_argument("grid", help="grid file, e.g. params/cpu.yaml")
+    p.add_argument("--runs-dir", default=None, help="results folder (default: runs)")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="only configs with this value (repeat; same key = any of the values)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a field in every config, e.g. --set model=/path/to/model")
+    p.add_argument("--workers", type=int, default=None, help="configs run at once (default 1, "
+                   "or one per --devices entry)")
+    p.add_argument("--devices", default=None, help="GPU ids, e.g. 0,1: runs share each GPU "
+                   "(see --runs-per-device)")
+    p.add_argument("--runs-per-device", type=int, default=None,
+                   help="runs at once on each GPU of --devices (default: from the GPU's memory "
+                        f"and the CPU cores, at most {MAX_RUNS_PER_DEVICE})")
+    p.add_argument("--mps", choices=mps.MODES, default="auto",
+                   help="CUDA MPS, so that the runs sharing a GPU run their kernels side by "
+                        "side (auto: a private daemon when several runs share a GPU and "
+                        f"{mps.CONTROL} is installed; see helpers.grid.mps)")
+    p.add_argument("--force", action="store_true", help="rerun complete runs too")
+    p.add_argument("--executor", choices=EXECUTORS, default="local")
+    p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
+    p.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name for papermill")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s = p.add_argument_group("slurm (--executor slurm)")
+    s.add_argument("--partition", default=None)
+    s.add_argument("--time", type=int, default=240, help="minutes per run (default 240)")
+    s.add_argument("--gpus-per-task", type=int, default=1)
+    s.add_argument("--cpus-per-task", type=int, default=None)
+    s.add_argument("--mem-gb", type=int, default=None)
+    s.add_argument("--account", default=None)
+    s.add_argument("--array-parallelism", type=int, default=None,
+                   help="array tasks running at once (default: --workers or 1)")
+    p.set_defaults(func=cli)
+
+
+def cli(args: argparse.Namespace) -> int:
+    try:
+        overrides = {}
+        for item in args.overrides:
+            if "=" not in item:
+                raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
+            k, v = item.split("=", 1)
+            overrides[k.strip()] = parse_value(v.strip())
+        grid = load_grid(args.grid, overrides=overrides, runs_dir=args.runs_dir)
+        grid = grid.select(args.filter)
+        if args.action in ("plan", "status"):
+            rows = status.plan_rows(grid) if args.action == "plan" else status.status_rows(grid)
+            print(status.format_table(rows))
+            c = status.counts(rows)
+            print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
+            return 0
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()] \
+            if args.devices else None
+        gpus = args.gpus_per_task if args.executor == "slurm" else 0
+        slurm = {"partition": args.partition, "time": args.time, "gpus_per_task": gpus,
+                 "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb,
+                 "account": args.account, "array_parallelism": args.array_parallelism}
+        summary = run_grid(grid, RunOptions(
+            workers=args.workers, devices=devices or (), runs_per_device=args.runs_per_device,
+            force=args.force, executor=args.executor, notebook=args.notebook,
+            kernel_name=args.kernel, slurm=slurm, progress=not args.no_progress,
+            mps_mode=args.mps))
+    except GridError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if summary.interrupted:
+        return 130
+    return 0 if summary.ok else 1

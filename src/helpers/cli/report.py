@@ -1,0 +1,93 @@
+"""``report`` (execute the analysis notebook, render the Quarto report) and ``rehearse-hub``
+(an offline Hugging Face cache of random-initialised report models)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers.run.catalog import REPORT_MODELS
+from helpers.settings import KERNEL_NAME
+
+REPORT_DOC = """\
+Runs folder -> executed analysis notebook -> Quarto report (see helpers.report.build):
+papermill executes notebooks/analysis.ipynb into <output-dir>/analysis.ipynb (tables as CSV,
+figures as PNG and SVG beside it), nbconvert writes its HTML, and when quarto is on PATH,
+quarto render builds the report (HTML and Typst PDF) into build/report/."""
+HUB_DOC = ("A Hugging Face cache of random-initialised stand-ins for the report's three Hub "
+           "models (helpers.testing.hub), laid out as a download leaves it. Then: HF_HOME=DIR "
+           "HF_HUB_OFFLINE=1 make report GRID=params/full.yaml DEVICES=0")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    add_report_parser(sub)
+    add_hub_parser(sub)
+
+
+def _report(args: argparse.Namespace) -> int:
+    # deferred, here and in _hub: pandas and torch load only for the command that needs them
+    from helpers.report.build import build
+    from helpers.report.load import AnalysisError
+
+    try:
+        return build(args.runs_dir, args.grid, args.output_dir, args.kernel,
+                     render=not args.no_render)
+    except (AnalysisError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as e:
+        print(f"error: quarto render failed (exit {e.returncode}); see its output above.",
+              file=sys.stderr)
+        return e.returncode or 1
+    except Exception as e:  # papermill's PapermillExecutionError names the failing cell
+        if type(e).__name__ == "PapermillExecutionError":
+            print(f"error: the analysis notebook failed: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="execute the analysis notebook and render the report",
+                       description=REPORT_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--grid", default="params/cpu.yaml",
+                   help="the grid the runs come from (banner, appendix; default %(default)s)")
+    p.add_argument("--runs-dir", default="runs", help="runs folder (default %(default)s)")
+    p.add_argument("--output-dir", default="build",
+                   help="executed notebook, tables, figures (default %(default)s)")
+    p.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel (default %(default)s)")
+    p.add_argument("--no-render", action="store_true",
+                   help="only execute the notebook and write its HTML")
+    p.set_defaults(func=_report)
+
+
+def add_hub_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rehearse-hub", help="write a HF cache of random-init stand-ins of the "
+                       "report's models (offline GPU rehearsal)",
+                       description=HUB_DOC)
+    p.add_argument("dir", help="the cache folder to use as HF_HOME")
+    p.add_argument("--model", dest="models", action="append", choices=REPORT_MODELS,
+                   help="repeatable (default: all three)")
+    p.add_argument("--tiny", action="store_true", help="tiny architectures (tests, CPU)")
+    p.add_argument("--tokenizer", default=None, help="a saved uncased WordPiece tokenizer "
+                   "folder (default: the packaged MiniLM's)")
+    p.set_defaults(func=_hub)
+
+
+def _hub(args: argparse.Namespace) -> int:
+    # deferred: writing the cache loads torch and transformers
+    from helpers.run.errors import ModelError
+    from helpers.testing.hub import write_hub
+
+    try:
+        snaps = write_hub(args.dir, tuple(args.models or REPORT_MODELS), tiny=args.tiny,
+                          tokenizer=args.tokenizer)
+    except (ModelError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for s in snaps:
+        print(s)
+    print(f"use it with: HF_HOME={Path(args.dir).absolute()} HF_HUB_OFFLINE=1")
+    return 0
+

@@ -1,0 +1,189 @@
+"""One run of a grid: claim it, execute ``notebooks/train.ipynb`` for its config through
+papermill, and record the outcome (its log and executed notebook per attempt, a failure record,
+or the notebook copied into the complete run folder).
+
+Module-level and picklable, so the grid's local worker processes and submitit jobs run exactly
+:func:`execute_run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from helpers.run import store
+
+from . import claims, mps
+from .spec import GridRun
+
+
+def make_task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
+          threads: int, force: bool = False, since: float | None = None) -> dict[str, Any]:
+    params = r.params()
+    params["runs_dir"] = str(runs_dir)
+    if params.get("torch_threads") is None:  # not part of the run id: speed only
+        params["torch_threads"] = threads
+    return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
+            "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
+            "force": force, "since": since}
+
+
+def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Claim the run, then execute the notebook for its config; never raises for a failing
+    run (it is recorded).
+
+    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force, since (the batch's
+    start). Returns run_id, ok,
+    seconds, error (``ename: evalue``) on failure, and ``skipped`` (why, e.g. "claimed by pid
+    12 on host-a since 10:01:02") when another runner holds the run or completed it meanwhile.
+    Module-level and picklable, so the local worker processes and submitit jobs run exactly
+    this.
+    """
+    if env:
+        os.environ.update(env)
+    run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
+    claim = claims.try_claim(runs_dir, run_id)
+    if claim is None:
+        return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
+                        busy=True)
+    with claim:
+        run_dir = store.run_path(runs_dir, run_id)
+        # --force reruns what was complete when this batch started, not what another (forced)
+        # runner completed since: that would train it twice
+        if store.is_complete(run_dir) and (not task.get("force")
+                                          or _written_since(run_dir, task.get("since"))):
+            return _skipped(run_id, "completed by another runner meanwhile", busy=False)
+        return _execute_claimed(task, run_id, runs_dir)
+
+
+def _written_since(run_dir: Path, since: float | None) -> bool:
+    try:
+        return since is not None and (run_dir / "metrics.json").stat().st_mtime >= since
+    except OSError:
+        return False
+
+
+def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
+    return {"run_id": run_id, "ok": True, "seconds": 0.0, "error": None, "skipped": why,
+            "busy": busy}
+
+
+def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[str, Any]:
+    # deferred: papermill's import takes a second, paid in the worker that runs the notebook
+    import papermill
+    from papermill.exceptions import PapermillExecutionError, strip_color
+
+    log = store.log_path(runs_dir, run_id, store.new_attempt())
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out_nb = log.with_suffix(".ipynb")
+    start = time.time()
+    info: dict[str, Any] | None = None
+    run_dir = store.run_path(runs_dir, run_id)
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n# CUDA_VISIBLE_DEVICES="
+                 f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')} OMP_NUM_THREADS="
+                 f"{os.environ.get('OMP_NUM_THREADS', '')}"
+                 + (f" {mps.PIPE_ENV}={os.environ[mps.PIPE_ENV]}"
+                    if os.environ.get(mps.PIPE_ENV) else "")
+                 + f"\n# notebook {task['notebook']} -> "
+                 f"{out_nb}\n")
+        problem = store.check_records(run_dir) if run_dir.exists() else None
+        if problem:  # never published like this by us: a damaged or hand-made folder
+            fh.write(f"# {run_dir} is corrupt ({problem}): moved to "
+                     f"{store.set_aside(runs_dir, run_id, problem)}\n")
+        fh.flush()
+        try:
+            with _output_to(fh):
+                papermill.execute_notebook(
+                    task["notebook"], str(out_nb), parameters=task["params"],
+                    kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
+                    log_output=False, stdout_file=fh, stderr_file=fh,
+                )
+        except PapermillExecutionError as e:
+            info = {"ename": e.ename, "evalue": e.evalue, "cell_index": e.cell_index,
+                    "exec_count": e.exec_count, "cell_source": e.source,
+                    "traceback": [strip_color(line) for line in e.traceback]}
+        except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
+            info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
+                    "traceback": traceback.format_exc().splitlines()}
+        if info is None and not store.is_complete(run_dir):
+            info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
+                    "evalue": f"the notebook finished but {run_dir} is not a complete run "
+                              f"(its run id differs from the grid's, or it wrote elsewhere)"}
+        seconds = time.time() - start
+        if info is not None:
+            fh.write(f"\n# FAILED after {seconds:.1f}s: {info['ename']}: {info['evalue']}\n")
+        else:
+            fh.write(f"\n# complete after {seconds:.1f}s: {run_dir}\n")
+    if info is not None:
+        record_failure(runs_dir, run_id, info, log, out_nb, start, seconds)
+        return {"run_id": run_id, "ok": False, "seconds": seconds,
+                "error": f"{info['ename']}: {str(info['evalue']).splitlines()[0][:200]}"
+                         if str(info["evalue"]) else info["ename"]}
+    copy_notebook(out_nb, run_dir)
+    store.clear_failure(runs_dir, run_id)
+    return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None}
+
+
+def last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    """The newest attempt's log (a placeholder name when no attempt wrote one)."""
+    logs = store.attempt_logs(runs_dir, run_id)
+    return logs[-1] if logs else store.log_path(runs_dir, run_id, "none")
+
+
+def copy_notebook(executed: Path, run_dir: Path) -> None:
+    """Add the executed notebook to a complete run folder (atomically: copy, then rename)."""
+    tmp = run_dir / ".train.ipynb.tmp"
+    shutil.copyfile(executed, tmp)
+    tmp.replace(run_dir / "train.ipynb")
+
+
+@contextlib.contextmanager
+def _output_to(fh: TextIO) -> Iterator[None]:
+    """Send everything else about the run to its log too: papermill's warnings and the
+    kernel process's own stderr (it inherits file descriptors 1 and 2 when it starts)."""
+    handler = logging.StreamHandler(fh)
+    handler.setFormatter(logging.Formatter("[papermill] %(levelname)s %(message)s"))
+    log = logging.getLogger("papermill")
+    log.addHandler(handler)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        log.removeHandler(handler)
+
+
+def record_failure(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
+            start: float, seconds: float) -> None:
+    """Write .failed/<run_id>.json, keeping what helpers.run.training recorded in this attempt."""
+    path = store.failure_path(runs_dir, run_id)
+    previous = {}
+    if path.is_file() and path.stat().st_mtime >= start:
+        previous = {"training": store.read_json(path)}
+    store.record_failure(runs_dir, run_id, {
+        **previous, **info, "log": str(log), "notebook": str(out_nb),
+        "note": "cell_index counts the cells of the executed notebook (with papermill's "
+                "injected-parameters cell)",
+        "host": socket.gethostname(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": round(seconds, 1),
+    })

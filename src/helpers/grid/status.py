@@ -1,0 +1,115 @@
+"""What a grid's runs are now: complete, running, corrupt, failed or pending, and the rows
+``grid plan`` / ``grid status`` print.
+
+The runs folder is the truth (:mod:`helpers.run.store`); a claim (:mod:`helpers.grid.claims`)
+or a live ``.tmp`` writer makes a run ``running``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from helpers.run import store
+
+from . import claims
+from .spec import FIELD_NAMES, Grid
+
+STATES = ("complete", "running", "corrupt", "failed", "pending")
+
+
+def run_state(runs_dir: str | os.PathLike, run_id: str) -> str:
+    """``complete`` (the folder is the truth), ``running`` (claimed, or being written),
+    ``corrupt`` (a folder whose records don't validate), ``failed`` or ``pending``."""
+    runs_dir = Path(runs_dir)
+    folder = store.run_path(runs_dir, run_id)
+    if store.is_complete(folder):
+        return "complete"
+    if claims.holder(runs_dir, run_id) is not None or staging_alive(runs_dir, run_id):
+        return "running"
+    if folder.exists():
+        return "corrupt"
+    if store.failure_path(runs_dir, run_id).is_file():
+        return "failed"
+    return "pending"
+
+
+def staging_alive(runs_dir: str | os.PathLike, run_id: str) -> bool:
+    """Whether a live process is writing ``run_id`` in ``.tmp`` (a kernel, maybe orphaned)."""
+    tmp = Path(runs_dir) / store.TMP_DIR
+    if tmp.is_dir():
+        for d in tmp.glob(f"{glob_escape(run_id)}.*"):
+            pid = d.name[len(run_id) + 1:].split(".")[0]
+            if pid.isdigit() and store._alive(int(pid)):
+                return True
+    return False
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?[])", r"[\1]", text)
+
+
+def varying_fields(grid: Grid) -> list[str]:
+    """The fields whose resolved value differs between rows (the columns worth showing)."""
+    if not grid.runs:
+        return []
+    dicts = [r.config.identity() for r in grid.runs]
+    keys = [k for k in FIELD_NAMES if k in dicts[0]]
+    out = [k for k in keys if len({repr(d[k]) for d in dicts}) > 1]
+    for k in ("model", "dataset", "method", "seed"):  # always show the axes of the report
+        if k not in out:
+            out.append(k)
+    return sorted(out, key=keys.index)
+
+
+def plan_rows(grid: Grid) -> list[dict[str, Any]]:
+    """One dict per config: run id, state and the varying fields."""
+    cols = varying_fields(grid)
+    rows = []
+    for r in grid.runs:
+        values = r.config.resolved().to_dict()
+        rows.append({"run_id": r.run_id, "state": run_state(grid.runs_dir, r.run_id),
+                     **{c: values[c] for c in cols}})
+    return rows
+
+
+def status_rows(grid: Grid) -> list[dict[str, Any]]:
+    """Plan rows plus the headline metric (test macro-F1 at the best validation epoch)."""
+    rows = []
+    for row in plan_rows(grid):
+        row = {**row, "test_macro_f1": None, "test_accuracy": None, "best_epoch": None,
+               "wall_time_s": None, "error": ""}
+        if row["state"] == "complete":
+            m = store.read_json(store.run_path(grid.runs_dir, row["run_id"]) / "metrics.json")
+            test = m.get("test") or {}
+            row.update(test_macro_f1=test.get("macro_f1"), test_accuracy=test.get("accuracy"),
+                       best_epoch=m.get("best_epoch"), wall_time_s=m.get("wall_time_s"))
+        elif row["state"] == "failed":
+            f = store.read_failure(grid.runs_dir, row["run_id"]) or {}
+            row["error"] = f"{f.get('ename', '?')}: {str(f.get('evalue', ''))[:80]}"
+        elif row["state"] == "corrupt":
+            folder = store.run_path(grid.runs_dir, row["run_id"])
+            row["error"] = f"{folder}: {store.check_records(folder)} (grid run reruns it)"
+        elif row["state"] == "running":
+            who = claims.holder(grid.runs_dir, row["run_id"])
+            row["error"] = f"claimed by {claims.describe(who)}" if who else "being written"
+        rows.append(row)
+    return rows
+
+
+def counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    out = dict.fromkeys(STATES, 0)
+    for r in rows:
+        out[r["state"]] += 1
+    return out
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate  # deferred: only the CLI prints tables
+
+    if not rows:
+        return "(no configs)"
+    return tabulate(rows, headers="keys", floatfmt=".4g", missingval="-")

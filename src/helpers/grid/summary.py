@@ -1,0 +1,51 @@
+"""What a ``grid run`` did, and its closing lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from helpers.run import store
+
+from .spec import Grid
+
+
+@dataclass
+class RunSummary:
+    """What a ``run`` did; ``ok`` is False when a run failed or the batch was interrupted."""
+
+    completed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # complete before (or by another runner)
+    busy: list[str] = field(default_factory=list)  # claimed by another runner: not run here
+    corrupt: list[str] = field(default_factory=list)  # records did not validate: set aside
+    not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def executed(self) -> list[str]:
+        return self.completed + self.failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted and not self.not_run
+
+
+def format_summary(summary: RunSummary, grid: Grid) -> str:
+    lines = [f"summary: {len(summary.completed)} completed, {len(summary.failed)} failed, "
+             f"{len(summary.skipped)} already complete"
+             + (f", {len(summary.busy)} claimed by another runner (not run here)"
+                if summary.busy else "")
+             + (f", {len(summary.not_run)} not run" if summary.not_run else "")
+             + f" ({summary.seconds:.0f}s)"]
+    for run_id in summary.failed:
+        f = store.read_failure(grid.runs_dir, run_id) or {}
+        evalue = str(f.get("evalue") or "").splitlines()
+        lines.append(f"  FAILED {run_id}: {f.get('ename')}: {evalue[0][:200] if evalue else ''}"
+                     f"\n         log {f.get('log')}"
+                     f"  details {store.failure_path(grid.runs_dir, run_id)}")
+    if summary.interrupted:
+        lines.append("interrupted: run the same command again to finish the grid.")
+    elif summary.failed or summary.not_run:
+        lines.append("run the same command again to retry the runs that did not complete.")
+    return "\n".join(lines)

@@ -1,0 +1,263 @@
+"""From the runs folder to tidy frames: who ran what, with which settings and scores.
+
+Everything the report states is computed from ``runs/<run_id>/`` (see :mod:`helpers.run.store`),
+so the text stays true when the data changes: :func:`load_runs` (history, one row per run x
+step x split x metric), :func:`run_summary` (one row per run), :func:`load_configs` (the values
+each run used). Statistics over these are in :mod:`helpers.report.stats`.
+
+Partial grids are normal (a grid still running, a CPU grid with fewer cells): a missing cell
+shows ``—`` and every aggregate carries its ``n``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.grid.spec import load_grid
+from helpers.run import store
+from helpers.run.catalog import REPORT_MODELS, lookup
+from helpers.run.config import NON_IDENTITY_FIELDS, short_model_name
+from helpers.run.methods import METHODS
+from helpers.settings import project_path
+
+#: The report's datasets and models, in the report's order (others follow alphabetically).
+REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
+SCORES = ("accuracy", "macro_f1", "micro_f1")
+TABLE_METRICS = ("train_loss", *SCORES)
+LABELS = {
+    "train_loss": "train loss",
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "micro_f1": "micro-F1",
+    "loss": "loss",
+    "parameters_total": "parameters",
+    "peak_memory_gb": "peak GPU memory",
+    "learning_rate": "learning rate",
+}
+
+
+class _MethodShort(Mapping[str, str]):
+    """A live name -> column-sized label view of :data:`METHODS` (tables, figure ticks)."""
+
+    def __getitem__(self, name: str) -> str:
+        return METHODS[name].short or METHODS[name].label
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METHODS)
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+
+METHOD_SHORT: Mapping[str, str] = _MethodShort()
+
+#: config.json fields that say where or how fast a run went, not what it was: those the run
+#: id leaves out, except the eval batch size, which the original's appendix lists.
+NOT_HYPERPARAMETERS = ("run_id", *(f for f in NON_IDENTITY_FIELDS
+                                   if f != "per_device_eval_batch_size"))
+
+
+class AnalysisError(ValueError):
+    """The runs folder or an input file can't be analysed; the message says how to fix it."""
+
+
+# ----------------------------------------------------------------------------- paths, names
+def display_model(name: str) -> str:
+    """The catalog's label (helpers.run.catalog: RoBERTa-base, SciBERT, MiniLM-L6), else the last
+    part of the name."""
+    info = lookup(name)
+    return info.label if info else short_model_name(name)
+
+
+def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
+    values = list(dict.fromkeys(values))
+    rank = {v: i for i, v in enumerate(preferred)}
+    return sorted(values, key=lambda v: (rank.get(v, len(rank)), str(v)))
+
+
+def order_models(models: Iterable[str]) -> list[str]:
+    return _order(models, REPORT_MODELS)
+
+
+def order_datasets(datasets: Iterable[str]) -> list[str]:
+    return _order(datasets, REPORT_DATASETS)
+
+
+# ----------------------------------------------------------------------------- loading
+def _run_folders(runs_dir: str | os.PathLike) -> list[Path]:
+    root = project_path(runs_dir)
+    if root is None or not root.is_dir():
+        raise AnalysisError(
+            f"runs folder {root} does not exist: run a grid first "
+            f"(`make report`, or `python -m helpers grid run params/cpu.yaml`), or pass the "
+            f"folder that holds the runs as runs_dir.")
+    return store.complete_runs(root)
+
+
+def _read(folder: Path, name: str) -> dict[str, Any]:
+    try:
+        return json.loads((folder / name).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise AnalysisError(f"{folder / name}: can't read it ({e}); delete the run folder "
+                            f"{folder.name} and run it again.") from None
+
+
+def _identity(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in ("model", "dataset", "method", "seed") if k not in config]
+    if missing:
+        raise AnalysisError(f"{folder / 'config.json'} lacks {missing}: not a run written by "
+                            f"helpers.run.training; delete the folder or run it again.")
+    return {"run_id": config.get("run_id", folder.name), "model": config["model"],
+            "dataset": config["dataset"], "method": config["method"],
+            "seed": int(config["seed"])}
+
+
+HISTORY_ID_COLUMNS = ("run_id", "model", "dataset", "method", "seed")
+
+
+def load_runs(runs_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every history row of every complete run: one row per run x step x split x metric.
+
+    Columns: run_id, model, dataset, method, seed (from config.json), step, epoch, split,
+    metric, value (history.csv). Runs in progress or failed are not read (see helpers.run.store).
+    """
+    frames = []
+    for folder in _run_folders(runs_dir):
+        ident = _identity(folder, _read(folder, "config.json"))
+        hist = pd.read_csv(folder / "history.csv")
+        missing = [c for c in store.HISTORY_COLUMNS if c not in hist.columns]
+        if missing:
+            raise AnalysisError(f"{folder / 'history.csv'} lacks columns {missing}.")
+        for key, value in ident.items():
+            hist[key] = value
+        frames.append(hist[[*HISTORY_ID_COLUMNS, *store.HISTORY_COLUMNS]])
+    if not frames:
+        return pd.DataFrame(columns=[*HISTORY_ID_COLUMNS, *store.HISTORY_COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+#: config.json fields copied into the run summary (the rest is in :func:`load_configs`).
+SUMMARY_CONFIG_FIELDS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size",
+                         "max_length", "max_train_samples", "max_eval_samples")
+
+
+def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per complete run: best-epoch test (and validation) metrics and run facts.
+
+    Columns: run_id, model, dataset, method, seed, best_epoch, accuracy, macro_f1, micro_f1,
+    test_loss (test split at the best validation epoch), val_accuracy, val_macro_f1,
+    val_micro_f1, val_loss, train_loss, final_train_loss, params_total, params_trainable,
+    trainable_share, num_train_samples, num_test_samples, wall_time_s, train_time_s, eval_time_s,
+    train_samples_per_s, device, device_name, precision, peak_cuda_allocated_bytes,
+    peak_cuda_reserved_bytes, peak_rss_bytes, and :data:`SUMMARY_CONFIG_FIELDS`.
+    """
+    rows = []
+    for folder in _run_folders(runs_dir):
+        config = _read(folder, "config.json")
+        metrics = _read(folder, "metrics.json")
+        memory = _read(folder, "memory.json")
+        env = _read(folder, "env.json")
+        row = _identity(folder, config)
+        test, val = metrics.get("test") or {}, metrics.get("validation") or {}
+        params = metrics.get("parameters") or memory.get("parameters") or {}
+        evals = metrics.get("num_eval_samples") or {}
+        row.update(
+            best_epoch=metrics.get("best_epoch"),
+            **{m: test.get(m) for m in SCORES}, test_loss=test.get("loss"),
+            **{f"val_{m}": val.get(m) for m in (*SCORES, "loss")},
+            train_loss=metrics.get("train_loss"),
+            final_train_loss=metrics.get("final_train_loss"),
+            params_total=params.get("total"), params_trainable=params.get("trainable"),
+            num_train_samples=metrics.get("num_train_samples"),
+            num_test_samples=evals.get("test") if isinstance(evals, dict) else None,
+            wall_time_s=metrics.get("wall_time_s"), train_time_s=metrics.get("train_time_s"),
+            eval_time_s=(metrics.get("timings") or {}).get("eval_s"),
+            train_samples_per_s=metrics.get("train_samples_per_s"),
+            device=memory.get("device") or env.get("device"),
+            device_name=memory.get("device_name") or env.get("device_name"),
+            precision=memory.get("precision") or env.get("precision"),
+            peak_cuda_allocated_bytes=memory.get("peak_cuda_allocated_bytes"),
+            peak_cuda_reserved_bytes=memory.get("peak_cuda_reserved_bytes"),
+            peak_rss_bytes=memory.get("peak_rss_bytes"),
+            **{k: config.get(k) for k in SUMMARY_CONFIG_FIELDS},
+        )
+        rows.append(row)
+    columns = [*HISTORY_ID_COLUMNS, "best_epoch", *SCORES, "test_loss",
+               *(f"val_{m}" for m in (*SCORES, "loss")), "train_loss", "final_train_loss",
+               "params_total", "params_trainable", "num_train_samples", "num_test_samples",
+               "wall_time_s", "train_time_s", "eval_time_s", "train_samples_per_s", "device",
+               "device_name",
+               "precision", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes",
+               "peak_rss_bytes", *SUMMARY_CONFIG_FIELDS]
+    df = pd.DataFrame(rows, columns=columns)
+    numeric = [*SCORES, "test_loss", "train_loss", "final_train_loss", "params_total",
+               "params_trainable", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes",
+               "peak_rss_bytes", *(f"val_{m}" for m in (*SCORES, "loss"))]
+    df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
+    df["trainable_share"] = df["params_trainable"] / df["params_total"]
+    return df
+
+
+def load_configs(runs_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every run's config.json as one row (the values a run actually used)."""
+    rows = [_read(folder, "config.json") for folder in _run_folders(runs_dir)]
+    return pd.DataFrame(rows)
+
+
+def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> None:
+    """Stop the notebook early, with the fix, when there is nothing to analyse."""
+    if summary.empty:
+        raise AnalysisError(
+            f"no complete runs in {project_path(runs_dir)}: run a grid first (`make report` "
+            f"runs params/cpu.yaml; `python -m helpers grid run GRID` runs one), then re-run "
+            f"this notebook.")
+
+
+def peft_model(summary: pd.DataFrame) -> str | None:
+    """The model the PEFT comparison is about: the one with most adapter/LoRA runs."""
+    peft = summary[summary["method"] != "full"]
+    if peft.empty:
+        return None
+    counts = peft["model"].value_counts()
+    top = counts[counts == counts.max()].index
+    return order_models(top)[0]
+
+
+# ----------------------------------------------------------------------------- planned cells
+def planned_values(summary: pd.DataFrame, grid_file: str | os.PathLike | None, column: str,
+                   method: str | None = None) -> list[str]:
+    """Values of ``column`` the grid plans or the runs have (for ``method``), report order.
+
+    Tables list these as rows, so a planned cell that has not run yet shows "—", n=0.
+    """
+    have = summary if method is None else summary[summary["method"] == method]
+    values = list(have[column])
+    planned = expected_cells(grid_file)
+    if planned is not None:
+        planned = planned if method is None else planned[planned["method"] == method]
+        values += list(planned[column])
+    order = {"model": order_models, "dataset": order_datasets}.get(column)
+    return order(values) if order else sorted(set(values))
+
+
+def expected_cells(grid_file: str | os.PathLike | None) -> pd.DataFrame | None:
+    """(model, dataset, method, seed) of every run the grid plans, or None if unreadable.
+
+    Lets a partial grid show which cells are still missing rather than silently shrinking.
+    """
+    path = project_path(grid_file)
+    if path is None or not path.is_file():
+        return None
+    try:
+        grid = load_grid(path)
+    except Exception:  # a grid the runner can't read is reported by the runner itself
+        return None
+    return pd.DataFrame([{"model": r.config.model, "dataset": r.config.dataset,
+                          "method": r.config.method, "seed": r.config.seed}
+                         for r in grid.runs])

@@ -1,0 +1,226 @@
+"""The report's figures (seaborn), drawn from :func:`helpers.report.load.load_runs` frames.
+
+Bands are min-max over seeds: ``errorbar=("pi", 100)`` is seaborn's percentile interval from
+the 0th to the 100th percentile, i.e. exactly the smallest and largest seed, around the mean.
+With 3-5 seeds a min-max band shows every run; a standard-error band would hide the outliers
+that matter on ACL-ARC, whose test set has 5-7 examples in three of its classes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from helpers.run.catalog import lookup
+from helpers.run.methods import LABELS as METHOD_LABELS
+from helpers.run.methods import METHODS
+
+from .load import (
+    LABELS,
+    METHOD_SHORT,
+    SCORES,
+    display_model,
+    order_datasets,
+    order_models,
+    peft_model,
+)
+
+#: Figure width in inches: the PDF's text width (A4, 2 cm margins = 6.7 in), so the fonts
+#: print at the sizes set in :func:`_theme` (ticks 9 pt, never under 8 pt).
+FIG_WIDTH = 6.7
+#: The min-max band: seaborn's percentile interval over 100% of the seeds.
+MIN_MAX = ("pi", 100)
+EPOCH_METRICS = SCORES
+
+
+def short_label(model: str) -> str:
+    """A tick-sized model name from the catalog (RoBERTa, BERT, SciBERT, MiniLM)."""
+    info = lookup(model)
+    return info.short if info else display_model(model).split("-")[0]
+
+
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="paper", rc={
+        "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "xtick.labelsize": 9,
+        "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
+        "figure.titlesize": 10})
+
+
+def _curve(ax, data: pd.DataFrame, x: str, hue: str | None, title: str, ylabel: str,
+           hue_order: Sequence[str] | None = None) -> None:
+    if data.empty:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+    else:
+        sns.lineplot(data=data, x=x, y="value", hue=hue, hue_order=hue_order, estimator="mean",
+                     errorbar=MIN_MAX, marker="o" if x == "epoch" else None, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("training step" if x == "step" else "epoch")
+    ax.set_ylabel(ylabel)
+    if x == "epoch":
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def pick_curve_cell(summary: pd.DataFrame, model: str | None = None,
+                    dataset: str | None = None, method: str = "full") -> tuple[str, str]:
+    """Figure 1's model and dataset: those given, else the report's first that has runs."""
+    have = summary[summary["method"] == method]
+    if model is None:
+        candidates = have if dataset is None else have[have["dataset"] == dataset]
+        model = order_models(candidates["model"])[0] if not candidates.empty else None
+    if dataset is None:
+        candidates = have[have["model"] == model]
+        dataset = order_datasets(candidates["dataset"])[0] if not candidates.empty else None
+    if model is None or dataset is None:
+        raise ValueError(f"no {method} runs to draw learning curves from; run a grid first.")
+    return model, dataset
+
+
+def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str = "full",
+                    splits: Sequence[str] = ("validation", "test")) -> Figure:
+    """Figure 1: training loss against step; accuracy, macro-F1, micro-F1 against epoch.
+
+    Mean over seeds with a min-max band; one line per evaluation split.
+    """
+    _theme()
+    runs = history[(history["model"] == model) & (history["dataset"] == dataset)
+                   & (history["method"] == method)]
+    n = runs["run_id"].nunique()
+    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 3.9), constrained_layout=True)
+    loss = runs[(runs["split"] == "train") & (runs["metric"] == "loss")]
+    _curve(axes[0, 0], loss, "step", None, "training loss", "loss")
+    for ax, metric in zip(axes.flat[1:], EPOCH_METRICS, strict=True):
+        evals = runs[runs["split"].isin(splits) & (runs["metric"] == metric)]
+        _curve(ax, evals, "epoch", "split", LABELS[metric], LABELS[metric],
+               hue_order=list(splits))
+    fig.suptitle(f"{display_model(model)} on {dataset}, {METHOD_LABELS.get(method, method)}: "
+                 f"mean and min-max over {n} seed(s)")
+    return fig
+
+
+def peft_curves(history: pd.DataFrame, model: str | None = None,
+                datasets: Sequence[str] | None = None, split: str = "test",
+                metrics: Sequence[str] = ("accuracy", "macro_f1")) -> Figure:
+    """Figure 2: full fine-tuning vs adapter vs LoRA of one model, one row per dataset.
+
+    Columns: training loss against step, then each metric on ``split`` against epoch.
+    """
+    _theme()
+    if model is None:
+        model = peft_model(history.drop_duplicates("run_id"))
+    runs = history[history["model"] == model]
+    if datasets is None:
+        datasets = order_datasets(runs.loc[runs["method"] != "full", "dataset"])
+    datasets = list(datasets) or ["(none)"]
+    methods = [m for m in METHODS if m in set(runs["method"])]
+    ncols = 1 + len(metrics)
+    fig, axes = plt.subplots(len(datasets), ncols, figsize=(FIG_WIDTH, 1.75 * len(datasets) + 0.6),
+                             constrained_layout=True, squeeze=False)
+    for row, dataset in zip(axes, datasets, strict=True):
+        d = runs[runs["dataset"] == dataset]
+        loss = d[(d["split"] == "train") & (d["metric"] == "loss")]
+        _curve(row[0], loss, "step", "method", f"{dataset}: train loss", "loss", methods)
+        for ax, metric in zip(row[1:], metrics, strict=True):
+            evals = d[(d["split"] == split) & (d["metric"] == metric)]
+            _curve(ax, evals, "epoch", "method", f"{dataset}: {split} {LABELS[metric]}",
+                   LABELS[metric], methods)
+        for ax in row:
+            if ax.get_legend():
+                ax.get_legend().remove()
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, [METHOD_SHORT.get(n, n) for n in names], loc="outside lower center",
+                   ncol=len(names), frameon=False)
+    name = display_model(model) if model else "no PEFT runs"
+    fig.suptitle(f"{name}: full fine-tuning vs PEFT, mean and min-max over seeds")
+    fig.get_layout_engine().set(h_pad=0.02)
+    return fig
+
+
+def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "macro_f1"),
+                datasets: Sequence[str] | None = None) -> Figure:
+    """Every run's test score as a point, per dataset and model/method; the dash is the mean."""
+    _theme()
+    datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
+    fig, axes = plt.subplots(len(metrics), len(datasets),
+                             figsize=(FIG_WIDTH, 2.4 * len(metrics) + 0.4),
+                             constrained_layout=True, squeeze=False)
+    # two-line labels when they fit side by side; one line, turned, when there are many
+    per_panel = summary.drop_duplicates(["dataset", "model", "method"]).groupby("dataset").size()
+    sep = "\n" if per_panel.empty or per_panel.max() <= 3 else " "
+    data = summary.assign(cell=[f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
+                                for m, meth in zip(summary["model"], summary["method"],
+                                                   strict=True)])
+    for j, dataset in enumerate(datasets):
+        d = data[data["dataset"] == dataset]
+        order = [f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
+                 for m in order_models(d["model"])
+                 for meth in METHODS if ((d["model"] == m) & (d["method"] == meth)).any()]
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            if d.empty:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+            else:
+                sns.stripplot(data=d, x="cell", y=metric, order=order, hue="cell",
+                              hue_order=order, legend=False, jitter=0.15, size=4, ax=ax)
+                sns.pointplot(data=d, x="cell", y=metric, order=order, estimator="mean",
+                              errorbar=None, linestyle="none", markers="_", markersize=12,
+                              color="black", ax=ax)
+            ax.set_title(f"{dataset}: test {LABELS[metric]}")
+            ax.set_xlabel("")
+            ax.set_ylabel(LABELS[metric])
+            if sep == " ":  # one label per model x method: turned to fit
+                ax.tick_params(axis="x", labelrotation=90)
+    fig.suptitle("Per-seed test scores (points) and their mean (dash)")
+    return fig
+
+
+#: Memory components of one training step, bottom to top (helpers.memory.report_table columns).
+MEMORY_COMPONENTS = ("weights", "gradients", "optimizer states", "activations", "other")
+
+
+def memory_components(df: pd.DataFrame, peak_label: str = "measured") -> Figure:
+    """Stacked bars (GiB) per component, full vs adapter vs LoRA, one panel per model.
+
+    ``df`` is :func:`helpers.memory.report_table`; the GPU peak (``peak_label``: measured or
+    corrected) is drawn as a dash where the benchmark file has it.
+    """
+    _theme()
+    models = list(dict.fromkeys(df["model"]))
+    colors = sns.color_palette("colorblind", len(MEMORY_COMPONENTS))
+    fig, axes = plt.subplots(1, len(models), figsize=(FIG_WIDTH, 2.9), sharey=True,
+                             squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        sub = df[df["model"] == model].set_index("method")
+        ticks = [METHOD_SHORT.get(m, m) for m in sub.index]
+        bottom = None
+        for comp, color in zip(MEMORY_COMPONENTS, colors, strict=True):
+            vals = sub[comp].to_numpy()
+            ax.bar(ticks, vals, bottom=bottom, color=color, label=comp)
+            bottom = vals if bottom is None else bottom + vals
+        if "measured peak" in sub and sub["measured peak"].notna().any():
+            ax.scatter(ticks, sub["measured peak"], marker="_", s=300, color="black",
+                       zorder=3, label=f"GPU peak ({peak_label})")
+        ax.set_title(display_model(model))
+        ax.set_xlabel("")
+    axes[0][0].set_ylabel("GiB")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    return fig
+
+
+def save_figure(fig: Figure, output_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Write ``<output_dir>/figures/<name>.png`` and ``.svg``; return both paths."""
+    folder = Path(output_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    # no date in the SVG, so re-running on the same runs gives the same file
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    return paths

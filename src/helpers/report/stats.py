@@ -1,0 +1,148 @@
+"""Statistics of the runs: means over seeds, the best cells, and PEFT minus full fine-tuning
+paired by seed with a Student-t interval.
+
+One sign convention everywhere in the report: PEFT - full (negative = PEFT worse). With fewer
+than :data:`MIN_SEEDS_FOR_INTERVAL` seeds there is no interval and no ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from helpers.run.catalog import REPORT_MODELS
+from helpers.run.methods import METHODS
+
+from .load import (
+    HISTORY_ID_COLUMNS,
+    REPORT_DATASETS,
+    SCORES,
+    TABLE_METRICS,
+    order_datasets,
+    peft_model,
+)
+
+#: Fewest seeds for a t-interval or a ranking: with 2 seeds the interval has one degree of
+#: freedom (12.7 x the standard error wide) or, when both differences are equal, zero width.
+MIN_SEEDS_FOR_INTERVAL = 3
+LOWER_IS_BETTER = frozenset({"train_loss", "loss", "final_train_loss"})
+
+
+def aggregate(summary: pd.DataFrame, by: Sequence[str],
+              metrics: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
+    """Mean, sample std (ddof=1) and n (runs) per group, for each metric."""
+    rows = []
+    for keys, group in summary.groupby(list(by), sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        row = dict(zip(by, keys, strict=True))
+        row["n"] = int(group["run_id"].nunique())
+        for m in metrics:
+            values = group[m].dropna().astype(float)
+            row[f"{m}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{m}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        rows.append(row)
+    columns = [*by, "n", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def best_rows(means: pd.Series, metric: str) -> set[Any]:
+    """Index labels holding the best mean (ties all count): max, or min for losses."""
+    values = means.dropna()
+    if values.empty:
+        return set()
+    target = values.min() if metric in LOWER_IS_BETTER else values.max()
+    return set(values.index[values == target])
+
+
+def per_seed(summary: pd.DataFrame, metrics: Sequence[str] = SCORES) -> pd.DataFrame:
+    """One row per run x metric: the points behind every mean (what the seed plot shows)."""
+    keep = [*HISTORY_ID_COLUMNS, *metrics]
+    long = summary[keep].melt(id_vars=list(HISTORY_ID_COLUMNS), var_name="metric",
+                              value_name="value")
+    return long.sort_values(["dataset", "model", "method", "metric", "seed"],
+                            key=_sort_key).reset_index(drop=True)
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    if col.name == "dataset":
+        rank = {d: i for i, d in enumerate(REPORT_DATASETS)}
+        return col.map(lambda d: f"{rank.get(d, len(rank)):02d}{d}")
+    if col.name == "model":
+        rank = {m: i for i, m in enumerate(REPORT_MODELS)}
+        return col.map(lambda m: f"{rank.get(m, len(rank)):02d}{m}")
+    if col.name == "method":
+        order = list(METHODS)
+        return col.map(lambda m: order.index(m) if m in order else len(order))
+    return col
+
+
+def paired_differences(summary: pd.DataFrame, model: str | None = None,
+                       metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+    """Per seed: PEFT minus full fine-tuning of the same model on the same dataset.
+
+    Runs are paired by seed (several runs of one seed, e.g. two configs, are averaged).
+    Columns: dataset, method, seed, metric, full, peft, difference.
+    """
+    model = model or peft_model(summary)
+    sub = summary[summary["model"] == model]
+    means = sub.groupby(["dataset", "method", "seed"])[list(metrics)].mean().reset_index()
+    full = means[means["method"] == "full"].drop(columns="method")
+    rows = []
+    for method in (m for m in METHODS if m != "full"):
+        other = means[means["method"] == method].drop(columns="method")
+        paired = full.merge(other, on=["dataset", "seed"], suffixes=("_full", "_peft"))
+        for _, r in paired.iterrows():
+            for m in metrics:
+                rows.append({"dataset": r["dataset"], "method": method, "seed": r["seed"],
+                             "metric": m, "full": r[f"{m}_full"], "peft": r[f"{m}_peft"],
+                             "difference": r[f"{m}_peft"] - r[f"{m}_full"]})
+    return pd.DataFrame(rows, columns=["dataset", "method", "seed", "metric", "full", "peft",
+                                       "difference"])
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95,
+               min_n: int = MIN_SEEDS_FOR_INTERVAL) -> tuple[float, float]:
+    """Student-t confidence interval of the mean (scipy); NaN below ``min_n`` values.
+
+    Also NaN when the values have no spread: a zero-width interval would claim certainty that
+    two or three equal differences (often one test example each) do not give.
+    """
+    from scipy import stats  # deferred: scipy's import takes a second
+
+    values = [float(v) for v in values if not math.isnan(float(v))]
+    n = len(values)
+    if n < max(min_n, 2) or max(values) == min(values):
+        return math.nan, math.nan
+    low, high = stats.t.interval(confidence, n - 1, loc=sum(values) / n, scale=stats.sem(values))
+    return float(low), float(high)
+
+
+def paired_stats(summary: pd.DataFrame, model: str | None = None,
+                 metrics: Sequence[str] = ("accuracy", "macro_f1"),
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """PEFT minus full fine-tuning, paired by seed: mean, std, n and the t-interval.
+
+    One sign convention everywhere in the report: PEFT - full (negative = PEFT worse). The
+    interval is NaN with fewer than :data:`MIN_SEEDS_FOR_INTERVAL` pairs or no spread.
+    """
+    model = model or peft_model(summary)
+    diffs = paired_differences(summary, model, metrics)
+    rows = []
+    datasets = order_datasets(summary.loc[summary["model"] == model, "dataset"])
+    for dataset in datasets:
+        for method in (m for m in METHODS if m != "full"):
+            for m in metrics:
+                d = diffs[(diffs["dataset"] == dataset) & (diffs["method"] == method)
+                          & (diffs["metric"] == m)]["difference"]
+                n = len(d)
+                low, high = t_interval(d.tolist(), confidence)
+                rows.append({"model": model, "dataset": dataset, "method": method, "metric": m,
+                             "n": n, "mean_difference": d.mean() if n else math.nan,
+                             "std_difference": d.std(ddof=1) if n > 1 else math.nan,
+                             "ci_low": low, "ci_high": high, "confidence": confidence})
+    return pd.DataFrame(rows, columns=["model", "dataset", "method", "metric", "n",
+                                       "mean_difference", "std_difference", "ci_low",
+                                       "ci_high", "confidence"])

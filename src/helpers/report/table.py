@@ -1,0 +1,118 @@
+"""The report's table object: numbers and their formatted cells, shown through great_tables.
+
+A :class:`Table` keeps two frames: ``data`` (numeric, what the CSV under ``build/tables``
+holds) and ``display`` (formatted strings, Markdown ``**bold**`` / ``*italic*`` allowed). It is
+shown through great_tables as HTML with explicit column widths: Quarto turns that HTML into a
+Typst table with the same widths (``columns: (22%, ...)``), so the PDF never falls back to
+auto-sized columns that overlap; the HTML is as wide as the page (it fits 1280 px).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from .formats import MISSING, is_missing
+
+#: Font size of every report table (great_tables px; Quarto writes 13px as 9.75pt in Typst).
+FONT_SIZE = "13px"
+
+
+@dataclass
+class Table:
+    """A report table: ``data`` (numeric, the CSV) and ``display`` (formatted strings).
+
+    ``group`` names a display column shown as row-group headings instead of a column (saves
+    a column on the page); ``widths`` are relative column widths (default: from the content);
+    ``notes`` are printed under the table.
+    """
+
+    data: pd.DataFrame
+    display: pd.DataFrame
+    group: str | None = None
+    widths: dict[str, float] | None = None
+    notes: Sequence[str] = field(default_factory=tuple)
+
+    def markdown(self) -> str:
+        """A pipe table (notebooks, plain-text checks); the report uses :meth:`html`."""
+        if self.display.empty:
+            return "_No runs for this table yet._"
+        return self.display.to_markdown(index=False)
+
+    def column_widths(self) -> dict[str, str]:
+        """Percent widths that sum to 100: given ``widths``, else from the longest cell."""
+        shown = [c for c in self.display.columns if c != self.group]
+        if self.widths:
+            raw = {c: float(self.widths.get(c, 1.0)) for c in shown}
+        else:
+            raw = {}
+            for c in shown:
+                cells = [len(_plain(str(v))) for v in self.display[c]]
+                head = max((len(w) for w in str(c).split()), default=1)
+                raw[c] = float(min(max([head, *cells, 3]), 34))
+        total = sum(raw.values())
+        return {c: f"{100 * w / total:.1f}%" for c, w in raw.items()}
+
+    def gt(self):
+        """The great_tables object (HTML; Quarto converts it for Typst, widths included).
+
+        Column labels and row-group headings are bold through ``<strong>`` in the cell, not
+        through great_tables' ``*_font_weight`` options: those are CSS, and Quarto < 1.8
+        drops ``font-weight`` when it turns an HTML table into a Typst one (Quarto 1.8 added
+        it, quarto-cli#12554), while ``<strong>`` becomes ``#strong[...]`` in every version.
+        """
+        # deferred: great_tables imports its HTML stack; tables are built without it
+        from great_tables import GT, html, loc, md
+
+        frame = self.display.copy()
+        for c in frame.columns:
+            frame[c] = frame[c].map(lambda v: MISSING if is_missing(v) else str(v))
+        gt = GT(frame, groupname_col=self.group) if self.group else GT(frame)
+        cols = [c for c in frame.columns if c != self.group]
+        gt = gt.fmt_markdown(columns=cols).cols_width(self.column_widths())
+        gt = gt.cols_label(cases={c: html(_strong(escape(str(c)))) for c in cols})
+        if self.group:  # a row-group label reaches the transform as HTML already (escaped)
+            gt = gt.text_transform(loc.row_groups(), _strong)
+        gt = gt.tab_options(table_width="100%", table_font_size=FONT_SIZE,
+                            data_row_padding="3px", row_group_padding="3px",
+                            source_notes_font_size="12px")
+        for note in self.notes:
+            gt = gt.tab_source_note(md(note))
+        return gt
+
+    def html(self) -> str:
+        """great_tables HTML without its font list: the table then uses the page's font in
+        HTML and the document's in Typst (which warns about every web font it lacks)."""
+        if self.display.empty:
+            return "<p><em>No runs for this table yet.</em></p>"
+        return re.sub(r"font-family:[^;]*;", "", self.gt().as_raw_html(), count=1)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def save(self, output_dir: str | os.PathLike, name: str) -> Path:
+        """Write ``<output_dir>/tables/<name>.csv`` (the numeric data) and return its path."""
+        return save_csv(self.data, output_dir, name)
+
+
+def _strong(label_html: str) -> str:
+    return f"<strong>{label_html}</strong>"
+
+
+def _plain(text: str) -> str:
+    return text.replace("**", "").replace("*", "")
+
+
+def save_csv(frame: pd.DataFrame, output_dir: str | os.PathLike, name: str) -> Path:
+    """Write ``<output_dir>/tables/<name>.csv`` and return its path."""
+    folder = Path(output_dir) / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return path

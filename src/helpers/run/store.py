@@ -1,0 +1,278 @@
+"""The runs store: one folder per finished run, written atomically.
+
+Layout under ``runs_dir`` (default ``runs/``)::
+
+    <run_id>/                 a complete run; appears in one rename, so it is never partial
+        config.json           every parameter, resolved, plus "run_id"
+        history.csv           tidy: step, epoch, split, metric, value
+        metrics.json          best-epoch validation/test metrics, train loss, speed, wall time
+        memory.json           parameter counts and peak memory (CUDA allocated/reserved, RSS)
+        env.json              package versions, device, torch threads
+        train.ipynb           the executed notebook (added by the grid runner)
+    .tmp/<run_id>.<pid>.<n>/  a run in progress (or killed); never read as a result
+    .failed/<run_id>.json     the last failure of a run: error, traceback, failing cell, log
+    .logs/<run_id>.<attempt>.log    the grid runner's log of each attempt (and .ipynb)
+    .claims/<run_id>.lock     who is running it now (helpers.grid.claims)
+    .corrupt/<run_id>-<time>/ a run folder whose records did not validate, set aside
+
+A folder ``<run_id>/`` is complete when its records parse and validate (:func:`check_records`,
+also run before publishing): a truncated file, a hand-made folder or a diverged run is not
+a result, and ``grid status`` reports it as corrupt with what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json")
+HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
+TMP_DIR = ".tmp"
+FAILED_DIR = ".failed"
+LOGS_DIR = ".logs"
+CORRUPT_DIR = ".corrupt"
+#: What a complete run's metrics.json must hold (the analysis and ``grid status`` read them).
+METRIC_KEYS = ("accuracy", "macro_f1", "micro_f1", "loss")
+
+
+class NotWritableError(RuntimeError):
+    """The runs folder cannot be written; the message says which folder and why."""
+
+_counter = itertools.count()
+
+
+def run_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    return Path(runs_dir) / run_id
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """A run folder whose records parse and validate (see :func:`check_records`)."""
+    path = Path(path)
+    return path.is_dir() and check_records(path) is None
+
+
+def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | None:
+    """What is wrong with the run folder ``path`` (``file: problem``), or None when its
+    records parse and validate: every required file, JSON objects naming ``run_id`` (default:
+    the folder's name), finite best-epoch metrics and train loss, a tidy history.csv."""
+    path = Path(path)
+    run_id = run_id or path.name
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    docs = {}
+    for name in ("config.json", "metrics.json", "memory.json", "env.json"):
+        try:
+            docs[name] = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            return f"{name}: not readable JSON ({e})"
+        if not isinstance(docs[name], dict):
+            return f"{name}: expected a JSON object, got {type(docs[name]).__name__}"
+    for name in ("config.json", "metrics.json"):
+        if docs[name].get("run_id") != run_id:
+            return f"{name}: run_id is {docs[name].get('run_id')!r}, expected {run_id!r}"
+    m = docs["metrics.json"]
+    if not isinstance(m.get("best_epoch"), int) or m["best_epoch"] < 1:
+        return f"metrics.json: best_epoch is {m.get('best_epoch')!r}, expected an integer >= 1"
+    for split in ("validation", "test"):
+        scores = m.get(split)
+        if not isinstance(scores, dict):
+            return f"metrics.json: '{split}' is {scores!r}, expected an object of metrics"
+        for key in METRIC_KEYS:
+            if not _finite_number(scores.get(key)):
+                return f"metrics.json: {split}.{key} is {scores.get(key)!r}, expected a number"
+    if not _finite_number(m.get("train_loss")):
+        return f"metrics.json: train_loss is {m.get('train_loss')!r}, expected a finite number"
+    return _check_history(path / "history.csv")
+
+
+def _finite_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _check_history(path: Path) -> str | None:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, None)
+            if header is None or tuple(header) != HISTORY_COLUMNS:
+                return f"history.csv: header is {header}, expected {list(HISTORY_COLUMNS)}"
+            n = 0
+            for n, row in enumerate(rows, start=2):
+                try:
+                    ok = len(row) == len(HISTORY_COLUMNS) and all(
+                        math.isfinite(float(row[i])) for i in (0, 1, 4))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    return f"history.csv line {n}: {row} is not step,epoch,split,metric,value"
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        return f"history.csv: not readable ({e})"
+    return None if n else "history.csv: no rows"
+
+
+@contextlib.contextmanager
+def staging(runs_dir: str | os.PathLike, run_id: str) -> Iterator[Path]:
+    """Yield an empty private folder; on success rename it to ``runs_dir/run_id``.
+
+    On an exception the folder is removed and the exception re-raised, so a failed run never
+    looks complete. A killed process leaves only ``.tmp/`` debris (see :func:`clean_stale`).
+    """
+    runs_dir = Path(runs_dir)
+    tmp = runs_dir / TMP_DIR / f"{run_id}.{os.getpid()}.{next(_counter)}"
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        problem = check_records(tmp, run_id)
+        if problem:
+            raise RuntimeError(f"run {run_id}: {problem}; not marking it complete")
+        publish(tmp, run_path(runs_dir, run_id))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    clear_failure(runs_dir, run_id)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` to ``final`` atomically, replacing an older complete run if any (a
+    folder there that does not validate is set aside, not deleted)."""
+    problem = check_records(final) if final.exists() else None
+    if problem:
+        set_aside(final.parent, final.name, problem)
+    if final.exists():
+        trash = final.parent / TMP_DIR / f"{final.name}.old.{os.getpid()}.{next(_counter)}"
+        final.rename(trash)
+        tmp.rename(final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
+    """Remove ``.tmp`` folders whose writing process is gone (killed runs)."""
+    removed = []
+    tmp_root = Path(runs_dir) / TMP_DIR
+    if not tmp_root.is_dir():
+        return removed
+    for d in tmp_root.iterdir():
+        parts = d.name.split(".")
+        pid = next((int(p) for p in parts[1:] if p.isdigit()), None)
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON through a temporary file so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def complete_runs(runs_dir: str | os.PathLike) -> list[Path]:
+    """Every complete run folder under ``runs_dir``, sorted by name."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_complete(p))
+
+
+def failure_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    return Path(runs_dir) / FAILED_DIR / f"{run_id}.json"
+
+
+def record_failure(runs_dir: str | os.PathLike, run_id: str, info: dict[str, Any]) -> Path:
+    path = failure_path(runs_dir, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"run_id": run_id, **info})
+    return path
+
+
+def read_failure(runs_dir: str | os.PathLike, run_id: str) -> dict[str, Any] | None:
+    path = failure_path(runs_dir, run_id)
+    return read_json(path) if path.is_file() else None
+
+
+def clear_failure(runs_dir: str | os.PathLike, run_id: str) -> None:
+    failure_path(runs_dir, run_id).unlink(missing_ok=True)
+
+
+def new_attempt() -> str:
+    """A name for one attempt at a run: sortable by time, unique per process."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+
+
+def log_path(runs_dir: str | os.PathLike, run_id: str, attempt: str) -> Path:
+    """The log of one attempt; its executed notebook is the same path with ``.ipynb``."""
+    return Path(runs_dir) / LOGS_DIR / f"{run_id}.{attempt}.log"
+
+
+_ATTEMPT = re.compile(r"\d{8}T\d{6}-\d+\.log")
+
+
+def attempt_logs(runs_dir: str | os.PathLike, run_id: str) -> list[Path]:
+    """Every attempt's log of ``run_id``, oldest first."""
+    folder = Path(runs_dir) / LOGS_DIR
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.name.startswith(f"{run_id}.")
+             and _ATTEMPT.fullmatch(p.name[len(run_id) + 1:])]
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def set_aside(runs_dir: str | os.PathLike, run_id: str, problem: str) -> Path:
+    """Move a run folder that does not validate to ``.corrupt/<run_id>-<time>/`` (kept for a
+    person to look at, never deleted) with a note of what was wrong; return where it went."""
+    root = Path(runs_dir) / CORRUPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / f"{run_id}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.{next(_counter)}"
+    run_path(runs_dir, run_id).rename(dest)
+    (dest.parent / f"{dest.name}.txt").write_text(
+        f"{run_id}: set aside on {time.strftime('%Y-%m-%d %H:%M:%S')} by pid {os.getpid()} "
+        f"and rerun, because {problem}\n", encoding="utf-8")
+    return dest
+
+
+def check_writable(runs_dir: str | os.PathLike) -> Path:
+    """Create ``runs_dir`` if needed and prove it writable (a real file, not ``os.access``:
+    read-only mounts and ACLs), before any work starts; return it."""
+    path = Path(runs_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise NotWritableError(
+            f"runs folder {path} is not writable ({e.strerror or e}); fix its permissions or "
+            f"choose another folder (--runs-dir, or the runs_dir parameter).") from None
+    return path

@@ -1,0 +1,102 @@
+"""TrainConfig: the notebook's parameters, validated cheaply, with a stable run id."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.run.config import (
+    ConfigError,
+    TrainConfig,
+    check_injected_parameters,
+)
+from helpers.run.methods import METHODS
+
+
+def test_defaults_are_the_appendix_values():
+    cfg = TrainConfig()
+    assert (cfg.num_train_epochs, cfg.per_device_train_batch_size,
+            cfg.per_device_eval_batch_size, cfg.weight_decay, cfg.logging_steps) == (
+        3, 8, 8, 0.01, 10)
+    assert cfg.resolved().learning_rate == 2e-5
+
+
+@pytest.mark.parametrize("method", ["full", "adapter", "lora"])
+def test_method_default_learning_rates(method):
+    assert TrainConfig(method=method).resolved().learning_rate == METHODS[method].learning_rate
+    assert TrainConfig(method=method, learning_rate=3e-4).resolved().learning_rate == 3e-4
+    assert METHODS["adapter"].learning_rate >= 1e-4 and METHODS["lora"].learning_rate >= 1e-4
+
+
+def test_unknown_key_is_named_with_a_hint():
+    with pytest.raises(ConfigError, match="'learning_rte'.*'learning_rate'"):
+        TrainConfig.from_dict({"learning_rte": 1e-5})
+
+
+def test_injected_notebook_parameters_are_checked():
+    """The notebook passes IPython's ``In``: only papermill's injected cells are checked."""
+    declared = "# Parameters (papermill injects overrides after this cell).\nmodel = 'x'\n"
+    injected = "# Parameters\nseed = 3\nlerning_rate = 0.1\n"
+    with pytest.raises(ConfigError, match="'lerning_rate'.*Did you mean 'learning_rate'"):
+        check_injected_parameters(["", declared, injected, "cfg = 1"])
+    check_injected_parameters(["", declared, "# Parameters\nseed = 3\nlearning_rate = 0.1\n",
+                               "run_dir = 1", "x = 2"])  # hand-typed cells are not checked
+
+
+@pytest.mark.parametrize("field,value", [
+    ("method", "bitfit"), ("dataset", "imdb"), ("precision", "fp64"),
+    ("learning_rate", 0), ("learning_rate", -1.0), ("num_train_epochs", 0),
+    ("per_device_train_batch_size", 0), ("per_device_eval_batch_size", -2),
+    ("max_length", 0), ("max_length", 100_000), ("logging_steps", 0),
+    ("max_train_samples", 0), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
+    ("lora_target_modules", []), ("num_train_epochs", True),
+    ("pad_to_multiple_of", 0), ("pad_to_multiple_of", 2.5), ("torch_compile", "max-speed"),
+    # issue 12: caught late (after the model was built) or not at all before
+    ("num_train_epochs", 0.5), ("num_train_epochs", 2.0), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf")), ("weight_decay", float("nan")),
+    ("weight_decay", float("inf")), ("learning_rate", "1e-5"),
+])
+def test_invalid_values_raise(field, value):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({field: value})
+    assert field.split("_")[0] in str(info.value) or str(value) in str(info.value)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("num_train_epochs", 0.5), ("learning_rate", float("nan")), ("learning_rate", float("inf")),
+])
+def test_late_failures_are_named_in_validation(field, value):
+    """These passed validation and failed after the model was built (or trained to NaN)."""
+    with pytest.raises(ConfigError, match=rf"^{field}="):
+        TrainConfig.from_dict({field: value})
+
+
+def test_max_length_limit_names_the_model():
+    with pytest.raises(ConfigError, match="roberta-base.*512"):
+        TrainConfig.from_dict({"model": "roberta-base", "max_length": 514})
+    TrainConfig.from_dict({"model": "roberta-base", "max_length": 512})
+
+
+def test_run_id_is_readable_and_stable():
+    a = TrainConfig(model="allenai/scibert_scivocab_uncased", dataset="acl_sup",
+                    method="adapter", seed=3)
+    assert a.run_id().startswith("scibert_scivocab_uncased__acl_sup__adapter__s3__")
+    assert a.run_id() == TrainConfig(**a.to_dict()).run_id()
+    # resolving the default learning rate does not change the identity
+    assert a.run_id() == TrainConfig(**{**a.to_dict(), "learning_rate": 1e-4}).run_id()
+    # where results go or how fast they come does not change it either
+    moved = TrainConfig(**{**a.to_dict(), "runs_dir": "/elsewhere", "torch_threads": 1,
+                           "per_device_eval_batch_size": 256, "pad_to_multiple_of": 16,
+                           "torch_compile": "reduce-overhead"})
+    assert moved.run_id() == a.run_id()
+    for change in ({"seed": 4}, {"learning_rate": 5e-4}, {"max_train_samples": 10}):
+        assert TrainConfig(**{**a.to_dict(), **change}).run_id() != a.run_id()
+
+
+def test_speed_fields_keep_existing_run_ids():
+    """pad_to_multiple_of / torch_compile came after runs existed: the id of a config is the
+    one computed before they did (value from the code of that time), whatever they are set to."""
+    cfg = TrainConfig(model="roberta-base", dataset="agnews_sup", method="lora", seed=5)
+    assert cfg.run_id() == "roberta-base__agnews_sup__lora__s5__9b192c22"
+    fast = TrainConfig(**{**cfg.to_dict(), "pad_to_multiple_of": 32,
+                          "torch_compile": "reduce-overhead"})
+    assert fast.run_id() == cfg.run_id()

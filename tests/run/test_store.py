@@ -1,0 +1,158 @@
+"""The runs store: a run folder appears complete in one rename or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.run import store as runs
+
+
+def write_all(folder, run_id="r"):
+    """The records of a complete run, as small as validation allows."""
+    scores = {"accuracy": 0.5, "macro_f1": 0.4, "micro_f1": 0.5, "loss": 0.9}
+    runs.write_json(folder / "config.json", {"run_id": run_id, "seed": 1})
+    runs.write_json(folder / "metrics.json", {"run_id": run_id, "best_epoch": 1,
+                                              "validation": scores, "test": scores,
+                                              "train_loss": 1.0})
+    runs.write_json(folder / "memory.json", {"peak_rss_bytes": 1})
+    runs.write_json(folder / "env.json", {"python": "3"})
+    (folder / "history.csv").write_text("step,epoch,split,metric,value\n2,1.0,train,loss,0.9\n")
+
+
+def test_staging_publishes_complete_folder(tmp_path):
+    runs.record_failure(tmp_path, "r1", {"error": "earlier"})
+    with runs.staging(tmp_path, "r1") as tmp:
+        assert tmp.parent == tmp_path / runs.TMP_DIR
+        write_all(tmp, "r1")
+        assert runs.complete_runs(tmp_path) == []  # nothing visible while writing
+    assert runs.complete_runs(tmp_path) == [tmp_path / "r1"]
+    assert runs.read_failure(tmp_path, "r1") is None  # success clears the old failure
+    assert list((tmp_path / runs.TMP_DIR).iterdir()) == []
+
+
+def test_republish_replaces_old_run(tmp_path):
+    for value in ("old", "new"):
+        with runs.staging(tmp_path, "r") as tmp:
+            write_all(tmp)
+            (tmp / "marker").write_text(value)
+    assert (tmp_path / "r" / "marker").read_text() == "new"
+    assert list((tmp_path / runs.TMP_DIR).iterdir()) == []
+
+
+def test_failure_and_missing_files_leave_nothing(tmp_path):
+    with pytest.raises(ZeroDivisionError), runs.staging(tmp_path, "r") as tmp:
+        write_all(tmp)
+        1 / 0  # noqa: B018
+    with pytest.raises(RuntimeError, match="metrics.json"), runs.staging(tmp_path, "r") as tmp:
+        write_all(tmp)
+        (tmp / "metrics.json").unlink()
+    assert not (tmp_path / "r").exists()
+    assert list((tmp_path / runs.TMP_DIR).iterdir()) == []
+
+
+def test_clean_stale_removes_only_dead_writers(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / runs.TMP_DIR / f"r.{dead}.0"
+    live = tmp_path / runs.TMP_DIR / f"r.{os.getppid()}.0"  # alive: our parent
+    stale.mkdir(parents=True)
+    live.mkdir()
+    assert runs.clean_stale(tmp_path) == [stale]
+    assert live.is_dir() and not stale.exists()
+
+
+def test_hand_made_folder_is_not_complete(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text("{}")
+    assert runs.complete_runs(tmp_path) == []
+    assert runs.complete_runs(tmp_path / "missing") == []
+
+
+def test_failure_records_roundtrip(tmp_path):
+    path = runs.record_failure(tmp_path, "r", {"error": "boom", "traceback": "tb"})
+    assert json.loads(path.read_text())["run_id"] == "r"
+    assert runs.read_failure(tmp_path, "r")["error"] == "boom"
+    runs.clear_failure(tmp_path, "r")
+    assert runs.read_failure(tmp_path, "r") is None
+    runs.write_json(tmp_path / "x.json", {"a": 1})
+    assert runs.read_json(tmp_path / "x.json") == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x")] == []
+
+
+# ------------------------------------------------------------------ issue 12: corrupt records
+def _metrics(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
+CORRUPTIONS = [  # (what is done to a complete run "r", the file the message names)
+    (lambda f: (f / "metrics.json").write_text('{"run_id": "r", "best_ep'), "metrics.json"),
+    (lambda f: (f / "metrics.json").write_text("[1, 2]"), "metrics.json"),
+    (lambda f: (f / "metrics.json").write_text(""), "metrics.json"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "test": None}),
+     "metrics.json"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "train_loss": float("nan")}),
+     "train_loss"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "run_id": "other"}),
+     "run_id"),
+    (lambda f: (f / "config.json").write_bytes(b"\xff\xfe"), "config.json"),
+    (lambda f: (f / "env.json").unlink(), "env.json"),
+    (lambda f: (f / "history.csv").write_text("step,value\n1,2\n"), "history.csv"),
+    (lambda f: (f / "history.csv").write_text("step,epoch,split,metric,value\n2,1,train,loss,\n"),
+     "history.csv line 2"),
+]
+
+
+@pytest.mark.parametrize("corrupt,named", CORRUPTIONS)
+def test_damaged_records_are_not_complete(tmp_path, corrupt, named):
+    with runs.staging(tmp_path, "r") as tmp:
+        write_all(tmp)
+    assert runs.is_complete(tmp_path / "r") and runs.check_records(tmp_path / "r") is None
+    corrupt(tmp_path / "r")
+    problem = runs.check_records(tmp_path / "r")
+    assert problem and named in problem
+    assert not runs.is_complete(tmp_path / "r") and runs.complete_runs(tmp_path) == []
+
+
+def test_staging_refuses_records_that_do_not_validate(tmp_path):
+    with pytest.raises(RuntimeError, match="train_loss"), runs.staging(tmp_path, "r") as tmp:
+        write_all(tmp)
+        runs.write_json(tmp / "metrics.json", {**_metrics(tmp), "train_loss": float("inf")})
+    assert not (tmp_path / "r").exists()
+
+
+def test_set_aside_keeps_the_folder_and_says_why(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text("{")
+    dest = runs.set_aside(tmp_path, "r", "metrics.json: not readable JSON")
+    assert not (tmp_path / "r").exists()
+    assert dest.parent == tmp_path / runs.CORRUPT_DIR and dest.name.startswith("r-")
+    assert (dest / "metrics.json").read_text() == "{"
+    assert "not readable JSON" in dest.with_name(dest.name + ".txt").read_text()
+
+
+def test_publishing_over_a_corrupt_folder_sets_it_aside(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    with runs.staging(tmp_path, "r") as tmp:
+        write_all(tmp)
+    assert runs.is_complete(tmp_path / "r")
+    (kept,) = [p for p in (tmp_path / runs.CORRUPT_DIR).iterdir() if p.is_dir()]
+    assert (kept / "notes.txt").read_text() == "mine"
+
+
+def test_attempt_logs_are_kept_per_attempt(tmp_path):
+    first = runs.log_path(tmp_path, "r", "20260101T000000-1")
+    second = runs.log_path(tmp_path, "r", runs.new_attempt())
+    other = runs.log_path(tmp_path, "r2", runs.new_attempt())
+    for path in (first, second, other):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("log")
+        path.with_suffix(".ipynb").write_text("{}")
+    os.utime(first, (1, 1))
+    assert runs.attempt_logs(tmp_path, "r") == [first, second]
+    assert runs.attempt_logs(tmp_path, "missing") == []
