@@ -463,3 +463,39 @@ def test_two_runners_train_each_run_once(tmp_path, data_env, tiny_bert):
         assert len(runs.attempt_logs(runs_dir, rid)) == 1, rid
         assert len(list((runs_dir / runs.LOGS_DIR).glob(f"{rid}.*.ipynb"))) == 1
     assert not list((runs_dir / claims.CLAIMS_DIR).glob("*"))  # all released
+
+
+def test_status_formats_for_other_tools(tmp_path, capsys):
+    """grid status --format json/csv: one record per run with its state, the varying fields,
+    test and validation scores, best epoch and wall time, parseable as they are."""
+    import csv
+    import json
+
+    import yaml
+
+    from helpers.testing.synthetic import write_synthetic_runs
+
+    runs_dir = tmp_path / "runs"
+    ids = write_synthetic_runs(runs_dir, [("roberta-base", "restaurant_sup", "full")],
+                               seeds=(1, 2))
+    grid_file = tmp_path / "g.yaml"
+    grid_file.write_text(yaml.safe_dump({
+        "defaults": {"num_train_epochs": 3, "logging_steps": 2, "max_train_samples": 48},
+        "matrix": {"model": ["roberta-base"], "dataset": ["restaurant_sup"],
+                   "method": ["full"], "seed": [1, 2, 3]}}))
+    args = ["grid", "status", str(grid_file), "--runs-dir", str(runs_dir)]
+    assert main([*args, "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    by_id = {r["run_id"]: r for r in records}
+    assert [by_id[i]["state"] for i in ids] == ["complete", "complete"]
+    assert sorted(r["state"] for r in records) == ["complete", "complete", "pending"]
+    for rid in ids:
+        metrics = json.loads((runs_dir / rid / "metrics.json").read_text())
+        assert by_id[rid]["test_macro_f1"] == metrics["test"]["macro_f1"]
+        assert by_id[rid]["validation_accuracy"] == metrics["validation"]["accuracy"]
+        assert by_id[rid]["best_epoch"] == metrics["best_epoch"]
+        assert by_id[rid]["seed"] in (1, 2)
+    assert main([*args, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["run_id"] for r in rows] == [r["run_id"] for r in records]
+    assert float(rows[0]["test_accuracy"]) == records[0]["test_accuracy"]

@@ -35,6 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CUDA MPS, so that the runs sharing a GPU run their kernels side by "
                         "side (auto: a private daemon when several runs share a GPU and "
                         f"{mps.CONTROL} is installed; see helpers.grid.mps)")
+    p.add_argument("--format", choices=status.FORMATS, default="table",
+                   help="plan/status output: a table, or CSV / JSON (one record per run: run "
+                        "id, state, the fields that vary, test and validation scores, best "
+                        "epoch, wall time) for other tools")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
@@ -64,9 +68,10 @@ def cli(args: argparse.Namespace) -> int:
         grid = grid.select(args.filter)
         if args.action in ("plan", "status"):
             rows = status.plan_rows(grid) if args.action == "plan" else status.status_rows(grid)
-            print(status.format_table(rows))
-            c = status.counts(rows)
-            print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
+            print(status.format_rows(rows, args.format))
+            if args.format == "table":  # CSV and JSON stay parseable: no trailing line
+                c = status.counts(rows)
+                print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
             return 0
         devices = [d.strip() for d in args.devices.split(",") if d.strip()] \
             if args.devices else None

@@ -7,11 +7,16 @@ or a live ``.tmp`` writer makes a run ``running``.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from tabulate import tabulate
 
 from helpers.run import store
 
@@ -76,17 +81,24 @@ def plan_rows(grid: Grid) -> list[dict[str, Any]]:
     return rows
 
 
+#: The scores ``grid status`` shows per run: test and validation, at the best validation epoch.
+STATUS_METRICS = ("accuracy", "macro_f1", "micro_f1")
+
+
 def status_rows(grid: Grid) -> list[dict[str, Any]]:
-    """Plan rows plus the headline metric (test macro-F1 at the best validation epoch)."""
+    """Plan rows plus the run's scores (test and validation at the best validation epoch),
+    best epoch, wall time, and for a run that is not complete what is wrong or who holds it."""
     rows = []
     for row in plan_rows(grid):
-        row = {**row, "test_macro_f1": None, "test_accuracy": None, "best_epoch": None,
-               "wall_time_s": None, "error": ""}
+        row = {**row, **{f"{split}_{m}": None for split in ("test", "validation")
+                         for m in STATUS_METRICS},
+               "best_epoch": None, "wall_time_s": None, "error": ""}
         if row["state"] == "complete":
             m = store.read_json(store.run_path(grid.runs_dir, row["run_id"]) / "metrics.json")
-            test = m.get("test") or {}
-            row.update(test_macro_f1=test.get("macro_f1"), test_accuracy=test.get("accuracy"),
-                       best_epoch=m.get("best_epoch"), wall_time_s=m.get("wall_time_s"))
+            for split in ("test", "validation"):
+                scores = m.get(split) or {}
+                row.update({f"{split}_{k}": scores.get(k) for k in STATUS_METRICS})
+            row.update(best_epoch=m.get("best_epoch"), wall_time_s=m.get("wall_time_s"))
         elif row["state"] == "failed":
             f = store.read_failure(grid.runs_dir, row["run_id"]) or {}
             row["error"] = f"{f.get('ename', '?')}: {str(f.get('evalue', ''))[:80]}"
@@ -107,9 +119,30 @@ def counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    from tabulate import tabulate  # deferred: only the CLI prints tables
+#: ``grid plan|status --format``: a table for people, CSV and JSON for other tools.
+FORMATS = ("table", "csv", "json")
 
+
+def format_rows(rows: list[dict[str, Any]], fmt: str = "table") -> str:
+    """The rows as a terminal table, CSV (one header line) or a JSON list of objects."""
+    if fmt == "json":
+        return json.dumps(rows, indent=1, default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["run_id", "state"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _csv_cell(v) for k, v in r.items()} for r in rows)
+        return out.getvalue().rstrip("\n")
     if not rows:
         return "(no configs)"
-    return tabulate(rows, headers="keys", floatfmt=".4g", missingval="-")
+    hidden = ("validation_", "test_micro_f1")  # a terminal's width; CSV and JSON have them all
+    shown = [{k: v for k, v in r.items() if not k.startswith(hidden)} for r in rows]
+    return tabulate(shown, headers="keys", floatfmt=".4g", missingval="-")
+
+
+def _csv_cell(value: Any) -> Any:
+    """Lists as YAML-like text (``[query, value]``), None as an empty cell."""
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return "" if value is None else value
