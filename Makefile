@@ -28,14 +28,17 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test report lint clean
+.PHONY: venv test report lint lock clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every package at one version; installed as constraints (-c), so that a
+# package goes in only when a requirement asks for it: torch's CUDA libraries (nvidia-*, triton)
+# come with a torch wheel that requires them (PyPI's Linux build), not with a CPU build.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
 	touch $(STAMP)
 
@@ -43,13 +46,41 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks
 
 # Run the grid, execute notebooks/analysis.ipynb into $(BUILD)/analysis.ipynb (+ its HTML),
 # then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
 report: venv
 	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
 	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+
+# Regenerate requirements.lock from pyproject.toml (dependencies + the dev extra) for Python 3.11
+# on Linux x86_64, with uv (from PATH, else installed into .cache/lock-tools). Current pins are
+# kept where they still fit; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest.
+LOCK_TOOLS := .cache/lock-tools
+LOCK_ARGS ?=
+UV = $(or $(shell command -v uv 2>/dev/null),$(LOCK_TOOLS)/bin/uv)
+LOCK_CMD := uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --no-header -o requirements.lock
+define LOCK_HEADER
+# requirements.lock: every package make venv installs, one version each, for Python 3.11 on
+# Linux x86_64. Used as constraints, not as a list to install:
+#     pip install -c requirements.lock -e '.[dev]'
+# so a package listed here is installed only when pyproject.toml's dependencies (or theirs) ask
+# for it: torch's CUDA libraries (nvidia-*, cuda-*, triton) are pinned for PyPI's Linux torch
+# wheel, which requires them, and left out with a CPU build (torch==2.13.0+cpu also satisfies
+# torch==2.13.0). tests/test_project.py checks that every installed package is pinned here.
+# Regenerate after changing pyproject.toml's dependencies: make lock  (it runs
+#     $(LOCK_CMD)
+# keeping the current pins where they still fit; make lock LOCK_ARGS=--upgrade for the newest).
+endef
+export LOCK_HEADER
+
+lock:
+	test -x "$(UV)" || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q uv; }
+	$(UV) $(wordlist 2,100,$(LOCK_CMD)) $(LOCK_ARGS) --quiet
+	{ printf "%s\n" "$$LOCK_HEADER"; grep -v '^#' requirements.lock; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
 
 clean:
 	rm -rf $(BUILD) .pytest_cache
