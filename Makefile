@@ -1,10 +1,23 @@
 # The README's two commands: `make report` (main job, embedded CPU grid) and `make test`.
-# Both create .venv on a fresh machine, install the project and register its Jupyter kernel.
+# Both install the project on first use and register its Jupyter kernel: into the conda env
+# nlpdl-report when it is the active one (conda env create -f environment.yml), else into .venv,
+# created here. Another active conda env (base, ...) is never installed into.
 
 PYTHON ?= python3
+KERNEL ?= nlpdl-report
+CONDA_ENV ?= nlpdl-report
+ifeq ($(origin VENV),undefined)
+ifneq ($(CONDA_PREFIX),)
+ifeq ($(notdir $(CONDA_DEFAULT_ENV)),$(CONDA_ENV))
+CONDA_ACTIVE := 1
+VENV := $(CONDA_PREFIX)
+else
+$(info make: conda env '$(CONDA_DEFAULT_ENV)' is active, not '$(CONDA_ENV)': using .venv instead (conda activate $(CONDA_ENV) to use that env))
+endif
+endif
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
-KERNEL ?= nlpdl-report
 GRID ?= params/cpu.yaml
 WORKERS ?= 2
 # GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1; empty: CPU workers. RUNS_PER_DEVICE: runs
@@ -26,21 +39,38 @@ export NLPDL_DATA_DIR := $(SHARED_DATA)
 endif
 endif
 
-STAMP := $(VENV)/.installed
+# The stamp lives in the environment and names the checkout installed into it (editable): a
+# conda env shared by two checkouts is reinstalled when make runs in the other one.
+STAMP := $(VENV)/.nlpdl-report-installed
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(CURDIR))
+STAMP_STALE := FORCE
+endif
 
-.PHONY: venv test report lint lock clean
+.PHONY: venv kernel test report lint lock clean FORCE
 
 venv: $(STAMP)
 
 # requirements.lock pins every package at one version; installed as constraints (-c), so that a
 # package goes in only when a requirement asks for it: torch's CUDA libraries (nvidia-*, triton)
 # come with a torch wheel that requires them (PyPI's Linux build), not with a CPU build.
-$(STAMP): pyproject.toml requirements.lock
+# In the conda env, pip itself stays conda's.
+$(STAMP): pyproject.toml requirements.lock $(STAMP_STALE)
+ifdef CONDA_ACTIVE
+	@echo "make: installing into the active conda env $(CONDA_DEFAULT_ENV) ($(VENV))"
+else
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+endif
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
-	touch $(STAMP)
+	$(REGISTER_KERNEL)
+	echo '$(CURDIR)' > $(STAMP)
+
+# The Jupyter kernel `nlpdl-report` (papermill's and JupyterLab's) for this environment's python.
+# After `conda env create -f environment.yml && conda activate nlpdl-report`, `make kernel` is the
+# one extra step before JupyterLab; make venv/test/report do it too.
+REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+kernel: $(if $(CONDA_ACTIVE),,$(STAMP))
+	$(REGISTER_KERNEL)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -74,12 +104,12 @@ define LOCK_HEADER
 #     $(LOCK_CMD)
 # keeping the current pins where they still fit; make lock LOCK_ARGS=--upgrade for the newest).
 endef
-export LOCK_HEADER
 
 lock:
 	test -x "$(UV)" || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q uv; }
 	$(UV) $(wordlist 2,100,$(LOCK_CMD)) $(LOCK_ARGS) --quiet
-	{ printf "%s\n" "$$LOCK_HEADER"; grep -v '^#' requirements.lock; } > requirements.lock.tmp
+	$(file >requirements.lock.tmp,$(LOCK_HEADER))
+	grep -v '^#' requirements.lock >> requirements.lock.tmp
 	mv requirements.lock.tmp requirements.lock
 
 clean:

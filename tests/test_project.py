@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
+import sysconfig
 import tomllib
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -93,23 +99,18 @@ def test_the_lock_is_installed_as_constraints_and_says_how_to_regenerate():
     assert "torch" in lock_pins() and any(n.startswith("nvidia-") for n in lock_pins())
 
 
-def test_environment_yml_agrees_with_pyproject():
+def test_environment_yml_installs_the_project_through_the_lock():
+    """conda-forge brings Python, pip and Quarto; pip installs the project with the lock as
+    constraints (as make venv does), and no pin of pyproject.toml or the lock is repeated."""
     env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
-    deps = env["dependencies"]
-    assert "python=3.11" in deps
-    assert any(str(d).startswith("quarto") for d in deps), "Quarto must come from conda-forge"
+    assert env["name"] == "nlpdl-report"
     assert "conda-forge" in env["channels"]
+    deps = env["dependencies"]
+    conda = sorted(d for d in deps if isinstance(d, str))
+    assert conda == ["pip", "python=3.11", "quarto>=1.7"], conda
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert "-e .[dev]" in pip, "environment.yml must install the project itself"
-    ours = pyproject_requirements()
-    for line in pip:
-        if line.startswith("-e"):
-            continue
-        req = Requirement(line)
-        assert req.name.lower() in ours, f"{req.name} is pinned in environment.yml only"
-        assert req.specifier == ours[req.name.lower()].specifier, (
-            f"{req.name}: environment.yml says {req.specifier}, pyproject.toml says "
-            f"{ours[req.name.lower()].specifier}")
+    assert pip == ["-c requirements.lock", "-e .[dev]"], pip
+    assert "make kernel" in (PROJECT_ROOT / "environment.yml").read_text().splitlines()[0]
 
 
 def test_core_pins():
@@ -144,3 +145,80 @@ def test_generated_folders_are_ignored():
     ignored = (PROJECT_ROOT / ".gitignore").read_text().split()
     for path in ("runs/", "build/", ".venv/"):
         assert path in ignored
+
+
+# --- which environment make installs into: the active conda env nlpdl-report, else .venv ------
+
+def _project_copy(tmp_path) -> Path:
+    """What make venv needs (Makefile, pyproject, lock, README, src/helpers), without .venv."""
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    for name in ("Makefile", "pyproject.toml", "requirements.lock", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, proj / name)
+    shutil.copytree(PROJECT_ROOT / "src" / "helpers", proj / "src" / "helpers",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return proj
+
+
+def _stand_in_env(tmp_path) -> Path:
+    """A venv standing in for an active conda env: no packages of its own, this environment's
+    on its path (a .pth), so installing the project into it installs only the project."""
+    env = tmp_path / "conda-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    purelib = subprocess.run([str(env / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "outer-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return env
+
+
+def _make(proj: Path, *args: str, **conda: str) -> subprocess.CompletedProcess:
+    # not the outer make's variables (make test passes them down in MAKEFLAGS), nor its conda
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VENV") and not k.startswith("CONDA")}
+    return subprocess.run(["make", *args], cwd=proj, env={**env, **conda}, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_make_installs_into_the_active_conda_env_nlpdl_report(tmp_path):
+    proj, env = _project_copy(tmp_path), _stand_in_env(tmp_path)
+    conda = {"CONDA_PREFIX": str(env), "CONDA_DEFAULT_ENV": "nlpdl-report"}
+    python = str(env / "bin" / "python")
+    # every step runs that python; nothing is created or used under .venv
+    dry = _make(proj, "-n", "venv", "test", "report", "kernel", "lint", **conda)
+    assert dry.returncode == 0, dry.stderr
+    commands = [line for line in dry.stdout.splitlines() if "python" in line]
+    assert len(commands) >= 7 and all(line.startswith(python) for line in commands), commands
+    assert ".venv" not in dry.stdout + dry.stderr
+    assert f"{python} -m pip install -q -c requirements.lock -e '.[dev]'" in dry.stdout
+    assert "--upgrade pip" not in dry.stdout  # the env's pip stays conda's
+
+    out = _make(proj, "venv", **conda)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not (proj / ".venv").exists()
+    # the project and the kernel are that env's: papermill's kernel runs its python
+    spec = json.loads((env / "share/jupyter/kernels/nlpdl-report/kernel.json").read_text())
+    assert spec["argv"][0] == python
+    where = subprocess.run([python, "-c", "import helpers; print(helpers.__file__)"],
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(proj / "src"))
+    assert _make(proj, "-q", "venv", **conda).returncode == 0  # installed: nothing to do
+    assert not (proj / ".venv").exists()
+    # another checkout using the same env installs itself into it again
+    other = _project_copy(tmp_path / "other")
+    assert _make(other, "-q", "venv", **conda).returncode == 1
+
+
+def test_make_falls_back_to_venv_when_another_conda_env_is_active(tmp_path):
+    proj, env = _project_copy(tmp_path), _stand_in_env(tmp_path)
+    out = _make(proj, "-n", "venv", CONDA_PREFIX=str(env), CONDA_DEFAULT_ENV="base")
+    assert out.returncode == 0, out.stderr
+    said = [line for line in (out.stdout + out.stderr).splitlines() if "conda env" in line]
+    assert said == ["make: conda env 'base' is active, not 'nlpdl-report': using .venv instead "
+                    "(conda activate nlpdl-report to use that env)"]
+    assert "-m venv .venv" in out.stdout
+    assert ".venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]'" in out.stdout
+    assert str(env) not in out.stdout  # never installs into base
+    # no conda env at all: .venv, silently
+    plain = _make(proj, "-n", "venv")
+    assert "-m venv .venv" in plain.stdout and "conda" not in plain.stdout + plain.stderr
