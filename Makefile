@@ -46,7 +46,7 @@ ifneq ($(shell cat $(STAMP) 2>/dev/null),$(CURDIR))
 STAMP_STALE := FORCE
 endif
 
-.PHONY: venv kernel test report lint lock clean FORCE
+.PHONY: venv kernel test report render lint lock clean FORCE
 
 venv: $(STAMP)
 
@@ -78,11 +78,18 @@ test: venv
 lint: venv
 	$(PY) -m ruff check src tests benchmarks
 
-# Run the grid, execute notebooks/analysis.ipynb into $(BUILD)/analysis.ipynb (+ its HTML),
-# then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
+# Run the grid, then the report step (`make render`): execute notebooks/analysis.ipynb into
+# $(BUILD)/analysis.ipynb (+ its HTML), then `quarto render` (HTML + Typst PDF in
+# $(BUILD)/report/) when quarto is on PATH.
 report: venv
 	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
-	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+	$(RENDER)
+
+# The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
+# for pending runs (the analysis reports what is there).
+RENDER = $(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+render: venv
+	$(RENDER)
 
 # Regenerate requirements.lock from pyproject.toml (dependencies + the dev extra) for Python 3.11
 # on Linux x86_64, with uv (from PATH, else installed into .cache/lock-tools). Current pins are

@@ -185,10 +185,10 @@ def test_make_installs_into_the_active_conda_env_nlpdl_report(tmp_path):
     conda = {"CONDA_PREFIX": str(env), "CONDA_DEFAULT_ENV": "nlpdl-report"}
     python = str(env / "bin" / "python")
     # every step runs that python; nothing is created or used under .venv
-    dry = _make(proj, "-n", "venv", "test", "report", "kernel", "lint", **conda)
+    dry = _make(proj, "-n", "venv", "test", "report", "render", "kernel", "lint", **conda)
     assert dry.returncode == 0, dry.stderr
     commands = [line for line in dry.stdout.splitlines() if "python" in line]
-    assert len(commands) >= 7 and all(line.startswith(python) for line in commands), commands
+    assert len(commands) >= 8 and all(line.startswith(python) for line in commands), commands
     assert ".venv" not in dry.stdout + dry.stderr
     assert f"{python} -m pip install -q -c requirements.lock -e '.[dev]'" in dry.stdout
     assert "--upgrade pip" not in dry.stdout  # the env's pip stays conda's
@@ -222,3 +222,18 @@ def test_make_falls_back_to_venv_when_another_conda_env_is_active(tmp_path):
     # no conda env at all: .venv, silently
     plain = _make(proj, "-n", "venv")
     assert "-m venv .venv" in plain.stdout and "conda" not in plain.stdout + plain.stderr
+
+
+def test_make_render_is_the_report_step_without_the_grid():
+    make = ["make", "-n", "-W", "pyproject.toml", "GRID=params/smoke.yaml", "RUNS=/tmp/r"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    render = subprocess.run([*make, "render"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env=env, check=True).stdout.splitlines()
+    report = subprocess.run([*make, "report"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env=env, check=True).stdout.splitlines()
+    step = [line for line in render if " -m helpers " in line]
+    assert len(step) == 1 and " -m helpers report --grid params/smoke.yaml --runs-dir /tmp/r " \
+        in step[0]
+    assert not any("grid run" in line for line in render)
+    grid = [line for line in report if " -m helpers " in line]
+    assert len(grid) == 2 and "grid run params/smoke.yaml" in grid[0] and grid[1] == step[0]
