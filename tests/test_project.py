@@ -237,3 +237,13 @@ def test_make_render_is_the_report_step_without_the_grid():
     assert not any("grid run" in line for line in render)
     grid = [line for line in report if " -m helpers " in line]
     assert len(grid) == 2 and "grid run params/smoke.yaml" in grid[0] and grid[1] == step[0]
+
+
+def test_console_command_is_the_cli():
+    meta = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["scripts"] == {"nlpdl-report": "helpers.cli:main"}
+    script = Path(sys.executable).parent / "nlpdl-report"
+    for cmd in ([str(script), "--help"], [sys.executable, "-m", "helpers", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "grid" in out.stdout and "report" in out.stdout
