@@ -1,7 +1,7 @@
 # The README's two commands: `make report` (main job, embedded CPU grid) and `make test`.
 # Both install the project on first use and register its Jupyter kernel: into the conda env
 # nlpdl-report when it is the active one (conda env create -f environment.yml), else into .venv,
-# created here. Another active conda env (base, ...) is never installed into.
+# created here. Another active conda env (base, ...) is never installed into; VENV=DIR picks DIR.
 
 PYTHON ?= python3
 KERNEL ?= nlpdl-report
