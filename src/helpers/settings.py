@@ -32,6 +32,26 @@ ANALYSIS_NOTEBOOK = PROJECT_ROOT / "notebooks" / "analysis.ipynb"
 REPORT_DIR = PROJECT_ROOT / "report"
 
 
+def kernel_options(shutdown: str = "graceful") -> dict:
+    """papermill/nbclient options for the kernels the grid and the report start.
+
+    ``config``: jupyter_client (>= 8.9) provisions CurveZMQ keys for a kernelspec that
+    declares them (``ipykernel install`` writes ``metadata.supported_encryption: ["curve"]``),
+    so the kernel's sockets are encrypted and ipykernel no longer logs "Kernel is running over
+    TCP without encryption" into every run's log. Left off where pyzmq has no CurveZMQ.
+    ``shutdown_kernel``: "immediate" ends the kernel once the notebook has run instead of
+    waiting for its graceful exit (1-3 s after a training run); a run's files are written and
+    renamed into place by then.
+    """
+    # deferred: every module imports settings; only what starts a kernel needs jupyter's stack
+    import zmq
+    from traitlets.config import Config
+
+    encryption = "auto" if zmq.has("curve") else "disabled"
+    return {"config": Config({"KernelManager": {"transport_encryption": encryption}}),
+            "shutdown_kernel": shutdown}
+
+
 def project_path(path: str | os.PathLike | None) -> Path | None:
     """``path`` with ``~`` expanded; relative ones taken from the project root (None stays)."""
     if path is None or str(path) == "":

@@ -8,12 +8,15 @@ and turns its errors into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import grid, report, train
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    # the console command and `python -m helpers` are one CLI; --help names the one typed
+    prog = "nlpdl-report" if sys.argv[0].endswith("nlpdl-report") else "python -m helpers"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
     grid.add_parser(sub)

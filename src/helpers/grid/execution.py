@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from helpers.run import store
+from helpers.settings import kernel_options
 
 from . import claims, mps
 from .spec import GridRun
@@ -108,6 +109,7 @@ def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[
                     task["notebook"], str(out_nb), parameters=task["params"],
                     kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
                     log_output=False, stdout_file=fh, stderr_file=fh,
+                    **kernel_options(shutdown="immediate"),
                 )
         except PapermillExecutionError as e:
             info = {"ename": e.ename, "evalue": e.evalue, "cell_index": e.cell_index,

@@ -20,7 +20,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers.settings import ANALYSIS_NOTEBOOK, KERNEL_NAME, PROJECT_ROOT, project_path
+from helpers.settings import (
+    ANALYSIS_NOTEBOOK,
+    KERNEL_NAME,
+    PROJECT_ROOT,
+    kernel_options,
+    project_path,
+)
 
 NOTEBOOK = ANALYSIS_NOTEBOOK
 #: Where the report's ``{{< embed >}}`` shortcodes look (report/index.qmd: ../build/...).
@@ -52,7 +58,7 @@ def execute_analysis(runs_dir: str | os.PathLike = "runs",
               "grid": str(project_path(grid)) if grid else None}
     papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params,
                                kernel_name=kernel, cwd=str(PROJECT_ROOT),
-                               progress_bar=progress)
+                               progress_bar=progress, **kernel_options())
     return executed
 
 
