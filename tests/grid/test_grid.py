@@ -209,6 +209,8 @@ def test_smoke_grid_end_to_end_twice(tmp_path, data_env, capsys):
     for rid in ids:
         (log,) = runs.attempt_logs(tmp_path, rid)  # one attempt each
         assert log.read_text().rstrip().endswith(str(tmp_path / rid))
+        # kernels get CurveZMQ keys (helpers.settings.kernel_options): no TCP warning
+        assert "without encryption" not in log.read_text()
     rows = status_rows(grid)
     assert {r["state"] for r in rows} == {"complete"}
     assert all(0 <= r["test_macro_f1"] <= 1 for r in rows)
