@@ -20,6 +20,7 @@ from helpers.grid.spec import GridError, load_grid
 from helpers.grid.status import plan_rows, run_state, status_rows
 from helpers.grid.workers import cpu_count, worker_envs
 from helpers.run import store as runs
+from helpers.run.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "params" / "full.yaml"
@@ -463,3 +464,20 @@ def test_two_runners_train_each_run_once(tmp_path, data_env, tiny_bert):
         assert len(runs.attempt_logs(runs_dir, rid)) == 1, rid
         assert len(list((runs_dir / runs.LOGS_DIR).glob(f"{rid}.*.ipynb"))) == 1
     assert not list((runs_dir / claims.CLAIMS_DIR).glob("*"))  # all released
+
+
+# ---------------------------------------------------------------------------------- issue 20
+@pytest.mark.parametrize("seeds, bad", [("[-1, -2]", "-1"), ("[1, 4294967296]", "4294967296"),
+                                        ("[1, 1.5]", "1.5"), ("[true]", "True")])
+def test_plan_rejects_the_seeds_the_notebook_would(tmp_path, capsys, seeds, bad):
+    """A grid with seed: [-1, -2] passed `plan`, then failed once per config."""
+    path = write(tmp_path, f"matrix: {{method: full, seed: {seeds}}}\n")
+    assert main(["grid", "plan", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "matrix.seed[" in err and bad in err and "seed" in err
+    good = write(tmp_path, "matrix: {method: full, seed: [1]}\n")
+    assert main(["grid", "plan", str(good), "--runs-dir", str(tmp_path / "runs"),
+                 "--set", "seed=abc"]) == 2
+    assert "'abc' is not a valid seed" in capsys.readouterr().err
+    with pytest.raises(Exception, match=r"seed=-3 must be an integer in \[0, 4294967295\]"):
+        TrainConfig.from_dict({"seed": -3})
