@@ -481,3 +481,27 @@ def test_plan_rejects_the_seeds_the_notebook_would(tmp_path, capsys, seeds, bad)
     assert "'abc' is not a valid seed" in capsys.readouterr().err
     with pytest.raises(Exception, match=r"seed=-3 must be an integer in \[0, 4294967295\]"):
         TrainConfig.from_dict({"seed": -3})
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("matrix: {method: full, seed: [1]}\ndefaults: {model: minilm}\n"
+     "matrix: {method: lora, seed: [1]}\n", "matrix", (1, 3)),
+    ("defaults:\n  num_train_epochs: 3\n  model: minilm\n  num_train_epochs: 5\n"
+     "matrix: {seed: [1]}\n", "num_train_epochs", (2, 4)),
+    ("matrix:\n  - {seed: [1], seed: [2]}\n", "seed", (2, 2)),
+])
+def test_duplicate_keys_are_an_error_naming_the_key_and_both_lines(tmp_path, text, key, lines):
+    """Two `matrix:` blocks silently planned only the second (YAML's last-wins)."""
+    path = write(tmp_path, text)
+    with pytest.raises(GridError) as err:
+        load_grid(path, runs_dir=tmp_path / "runs")
+    message = str(err.value)
+    assert str(path) in message and f"duplicate key '{key}'" in message
+    assert f"lines {lines[0]} and {lines[1]}" in message, message
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicates(tmp_path):
+    path = write(tmp_path, "defaults: &d {model: minilm, num_train_epochs: 2}\n"
+                           "methods:\n  lora: {<<: *d, learning_rate: 1e-3}\n"
+                           "matrix: {method: [full, lora], seed: &s [1, 2]}\n")
+    assert len(load_grid(path, runs_dir=tmp_path / "runs")) == 4
