@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "side (auto: a private daemon when several runs share a GPU and "
                         f"{mps.CONTROL} is installed; see helpers.grid.mps)")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="rerun complete runs whose data files changed since they trained "
+                        "(plan shows them as stale; without this they are kept)")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
     p.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name for papermill")
@@ -67,6 +70,9 @@ def cli(args: argparse.Namespace) -> int:
             print(status.format_table(rows))
             c = status.counts(rows)
             print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
+            note = status.provenance_note(grid)
+            if note:
+                print(note)
             return 0
         devices = [d.strip() for d in args.devices.split(",") if d.strip()] \
             if args.devices else None
@@ -76,9 +82,9 @@ def cli(args: argparse.Namespace) -> int:
                  "account": args.account, "array_parallelism": args.array_parallelism}
         summary = run_grid(grid, RunOptions(
             workers=args.workers, devices=devices or (), runs_per_device=args.runs_per_device,
-            force=args.force, executor=args.executor, notebook=args.notebook,
-            kernel_name=args.kernel, slurm=slurm, progress=not args.no_progress,
-            mps_mode=args.mps))
+            force=args.force, rerun_stale=args.rerun_stale, executor=args.executor,
+            notebook=args.notebook, kernel_name=args.kernel, slurm=slurm,
+            progress=not args.no_progress, mps_mode=args.mps))
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ Layout under ``runs_dir`` (default ``runs/``)::
     .logs/<run_id>.<attempt>.log    the grid runner's log of each attempt (and .ipynb)
     .claims/<run_id>.lock     who is running it now (helpers.grid.claims)
     .corrupt/<run_id>-<time>/ a run folder whose records did not validate, set aside
+    .cache/                   tokenized datasets, file digests (helpers.run.provenance)
 
 A folder ``<run_id>/`` is complete when its records parse and validate (:func:`check_records`,
 also run before publishing): a truncated file, a hand-made folder or a diverged run is not
@@ -42,6 +43,7 @@ TMP_DIR = ".tmp"
 FAILED_DIR = ".failed"
 LOGS_DIR = ".logs"
 CORRUPT_DIR = ".corrupt"
+CACHE_DIR = ".cache"
 #: What a complete run's metrics.json must hold (the analysis and ``grid status`` read them).
 METRIC_KEYS = ("accuracy", "macro_f1", "micro_f1", "loss")
 #: The metrics that are shares of examples, so in [0, 1] (a loss is only >= 0).
