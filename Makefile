@@ -17,6 +17,9 @@ MPS ?=
 GRID_ARGS ?=
 RUNS ?= runs
 BUILD ?= build
+# The report reads the grid's runs only; GRID_ARGS' --set values change their run ids, so the
+# report gets them too (its --filter and other flags are the grid run's alone).
+GRID_SETS = ${shell set -- $(GRID_ARGS); while [ $$# -gt 0 ]; do case "$$1" in --set) printf -- '--set %s ' "$$2"; shift;; --set=*) printf -- '%s ' "$$1";; esac; shift; done}
 
 # The real datasets live in ../shared/data on the team's machines and in CI (never copied here).
 SHARED_DATA := $(abspath ../shared/data)
@@ -50,7 +53,7 @@ lint: venv
 # then `quarto render` (HTML + Typst PDF in $(BUILD)/report/) when quarto is on PATH.
 report: venv
 	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
-	$(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+	$(PY) -m helpers report --grid $(GRID) $(GRID_SETS) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -214,12 +214,10 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
     """Paths relative to the project root (not to notebooks/) reach the runs, the grid and the
     output folder; every labelled cell produces its output."""
     runs_dir = tmp_path / "runs"
-    cells = [(m, d, meth) for m in ("minilm",) for d in ("restaurant_sup", "acl_sup")
-             for meth in ("full", "adapter", "lora")]
-    synthetic.write_synthetic_runs(runs_dir, cells, seeds=(1, 2))
     grid = tmp_path / "grid.yaml"
     grid.write_text("matrix: {model: minilm, dataset: [restaurant_sup, acl_sup], "
                     "method: [full, adapter, lora], seed: [1, 2]}\n")
+    synthetic.write_grid_runs(load_grid(grid), runs_dir)
     rel = {name: os.path.relpath(path, PROJECT_ROOT) for name, path in
            (("runs_dir", runs_dir), ("grid", grid), ("output_dir", tmp_path / "build"))}
     executed = execute_from_notebooks_folder(ANALYSIS, tmp_path / "analysis.ipynb", **rel)

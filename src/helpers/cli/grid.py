@@ -7,7 +7,7 @@ import sys
 
 from helpers.grid import mps, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
-from helpers.grid.spec import GridError, load_grid, parse_value
+from helpers.grid.spec import GridError, load_grid, parse_overrides
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
 from helpers.settings import KERNEL_NAME
 
@@ -57,13 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cli(args: argparse.Namespace) -> int:
     try:
-        overrides = {}
-        for item in args.overrides:
-            if "=" not in item:
-                raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
-            k, v = item.split("=", 1)
-            overrides[k.strip()] = parse_value(v.strip())
-        grid = load_grid(args.grid, overrides=overrides, runs_dir=args.runs_dir)
+        grid = load_grid(args.grid, overrides=parse_overrides(args.overrides),
+                         runs_dir=args.runs_dir)
         grid = grid.select(args.filter)
         if args.action in ("plan", "status"):
             rows = status.plan_rows(grid) if args.action == "plan" else status.status_rows(grid)

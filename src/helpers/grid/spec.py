@@ -96,6 +96,17 @@ def parse_value(text: str) -> Any:
         raise GridError(f"{text!r} is not a value YAML can read: {e}") from None
 
 
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``--set key=value`` items (repeatable) as a mapping, the values read as YAML."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = parse_value(v.strip())
+    return overrides
+
+
 # ---------------------------------------------------------------------------------- model
 @dataclass(frozen=True)
 class GridRun:

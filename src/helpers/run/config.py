@@ -18,7 +18,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,15 @@ class TrainConfig:
         digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
         name = short_model_name(self.model)
         return f"{name}__{self.dataset}__{self.method}__s{self.seed}__{digest}"
+
+
+def config_family(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What the seeds of one configuration share: every field that enters the run id but the
+    seed, from a recorded config (a run's config.json; keys that are not fields are ignored)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    ident = TrainConfig(**{k: v for k, v in values.items() if k in fields}).identity()
+    ident.pop("seed")
+    return ident
 
 
 def check_names(names: Iterable[str], where: str = "") -> None:
