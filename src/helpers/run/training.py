@@ -247,8 +247,6 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     phase("data_load_s")
     tok = models.load_tokenizer(cfg.model)
     phase("tokenizer_load_s")  # mostly the first transformers import in a fresh kernel
-    files = provenance.record(cfg.dataset, cfg.data_dir, cfg.model, runs_dir / CACHE_DIR)
-    phase("provenance_s")  # hashing only files the grid or an earlier run has not
     encoded = tokenize(dd, tok, cfg.max_length, runs_dir / CACHE_DIR / "tokenized",
                        key_parts=(cfg.dataset,))
     train_ds = subsample(encoded["train"], cfg.max_train_samples)
@@ -260,6 +258,9 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     params = models.count_parameters(model)
     net = compile_model(model, cfg.torch_compile, runs_dir / CACHE_DIR)
     phase("model_build_s")
+    # after the model: a Hub model's weights are in its cached snapshot only once loaded
+    files = provenance.record(cfg.dataset, cfg.data_dir, cfg.model, runs_dir / CACHE_DIR)
+    phase("provenance_s")  # hashing only files the grid or an earlier run has not
 
     pin = device.type == "cuda"
     train_loader = make_loader(train_ds, tok, cfg.per_device_train_batch_size, train=True,
