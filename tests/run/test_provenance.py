@@ -104,3 +104,16 @@ def test_run_records_its_data_and_model_files(data_copy, tiny_bert, tmp_path):
     assert metrics["timings"]["provenance_s"] >= 0
     cached = list((tmp_path / "runs" / ".cache" / provenance.CACHE).glob("*.json"))
     assert len(cached) == len(rec["data_files"]) + len(rec["model_files"])
+
+
+def test_differing_files_compare_what_every_record_has():
+    a = {"data_files": {"d/train.json": "1", "d/test.json": "2"},
+         "model_files": {"config.json": "3"}}
+    grown = {**a, "model_files": {"config.json": "3", "tf_model.h5": "4"}}  # a Hub snapshot
+    assert provenance.differing_files({"r1": a, "r2": grown}) == {}
+    edited = {**a, "data_files": {"d/train.json": "9", "d/test.json": "2"}}
+    assert provenance.differing_files({"r1": a, "r2": edited}) == {
+        "r1": {"d/train.json": "1"}, "r2": {"d/train.json": "9"}}
+    other_weights = {**a, "model_files": {"config.json": "8"}}
+    assert provenance.differing_files({"r1": a, "r2": other_weights}) == {
+        "r1": {"model config.json": "3"}, "r2": {"model config.json": "8"}}

@@ -126,14 +126,16 @@ def grid_run_ids(grid_file: str | os.PathLike | None,
                             f"from (report --grid, the notebook's grid), or none to read "
                             f"every run in the folder.")
     try:
-        grid = _load_grid(str(path), json.dumps(dict(overrides or {}), sort_keys=True))
+        grid = _load_grid(str(path), path.stat().st_mtime_ns,
+                          json.dumps(dict(overrides or {}), sort_keys=True))
     except GridError as e:
         raise AnalysisError(str(e)) from None
     return [r.run_id for r in grid.runs]
 
 
 @lru_cache(maxsize=8)
-def _load_grid(path: str, overrides: str):
+def _load_grid(path: str, mtime_ns: int, overrides: str):
+    """A grid file read once per version and overrides (the notebook asks several times)."""
     return load_grid(path, overrides=json.loads(overrides))
 
 
@@ -373,7 +375,7 @@ def expected_cells(grid_file: str | os.PathLike | None) -> pd.DataFrame | None:
     if path is None or not path.is_file():
         return None
     try:
-        grid = _load_grid(str(path), "{}")
+        grid = _load_grid(str(path), path.stat().st_mtime_ns, "{}")
     except Exception:  # a grid the runner can't read is reported by the runner itself
         return None
     return pd.DataFrame([{"model": r.config.model, "dataset": r.config.dataset,

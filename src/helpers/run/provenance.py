@@ -156,13 +156,13 @@ def changed_files(rec: dict[str, Any], data_dir: str | os.PathLike | None,
 
 def differing_files(records: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Per record (e.g. per run id), the files whose digest is not the same in all of them
-    (model files as ``model <name>``; ``absent`` where a record lacks one), or {} when the
-    records agree."""
+    (model files as ``model <name>``), or {} when they agree. Only files every record has are
+    compared: a Hub snapshot that gained a file (another format's weights) is not a change."""
     files = {key: {**rec["data_files"], **{f"model {name}": digest for name, digest
                                            in (rec.get("model_files") or {}).items()}}
              for key, rec in records.items()}
-    names = sorted({n for f in files.values() for n in f})
-    differ = [n for n in names if len({f.get(n) for f in files.values()}) > 1]
+    shared = set.intersection(*(set(f) for f in files.values())) if files else set()
+    differ = sorted(n for n in shared if len({f[n] for f in files.values()}) > 1)
     if not differ:
         return {}
-    return {key: {n: f.get(n) or "absent" for n in differ} for key, f in files.items()}
+    return {key: {n: f[n] for n in differ} for key, f in files.items()}
