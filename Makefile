@@ -30,6 +30,9 @@ MPS ?=
 GRID_ARGS ?=
 RUNS ?= runs
 BUILD ?= build
+# The report reads the grid's runs only; GRID_ARGS' --set values change their run ids, so the
+# report gets them too (its --filter and other flags are the grid run's alone).
+GRID_SETS = ${shell set -- $(GRID_ARGS); while [ $$# -gt 0 ]; do case "$$1" in --set) printf -- '--set %s ' "$$2"; shift;; --set=*) printf -- '%s ' "$$1";; esac; shift; done}
 
 # The real datasets live in ../shared/data on the team's machines and in CI (never copied here).
 SHARED_DATA := $(abspath ../shared/data)
@@ -88,7 +91,7 @@ report: venv
 
 # The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
 # for pending runs (the analysis reports what is there).
-RENDER = $(PY) -m helpers report --grid $(GRID) --runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+RENDER = $(PY) -m helpers report --grid $(GRID) $(GRID_SETS)--runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
 render: venv
 	$(RENDER)
 

@@ -214,12 +214,10 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
     """Paths relative to the project root (not to notebooks/) reach the runs, the grid and the
     output folder; every labelled cell produces its output."""
     runs_dir = tmp_path / "runs"
-    cells = [(m, d, meth) for m in ("minilm",) for d in ("restaurant_sup", "acl_sup")
-             for meth in ("full", "adapter", "lora")]
-    synthetic.write_synthetic_runs(runs_dir, cells, seeds=(1, 2))
     grid = tmp_path / "grid.yaml"
     grid.write_text("matrix: {model: minilm, dataset: [restaurant_sup, acl_sup], "
                     "method: [full, adapter, lora], seed: [1, 2]}\n")
+    synthetic.write_grid_runs(load_grid(grid), runs_dir)
     rel = {name: os.path.relpath(path, PROJECT_ROOT) for name, path in
            (("runs_dir", runs_dir), ("grid", grid), ("output_dir", tmp_path / "build"))}
     executed = execute_from_notebooks_folder(ANALYSIS, tmp_path / "analysis.ipynb", **rel)
@@ -243,3 +241,21 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
             assert "text/markdown" in kinds, label
     assert (tmp_path / "build" / "tables" / "table1_restaurant_sup.csv").is_file()
     assert (tmp_path / "build" / "figures" / "figure1_learning_curves.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", ["abc", -1])
+def test_bad_seed_fails_in_the_config_cell_and_records_nothing(tmp_path, seed):
+    """issue 20: ``-p seed abc`` loaded and tokenized the data, then failed in numpy and left
+    a failure record under the run id ``...__sabc__...``."""
+    import papermill as pm
+
+    runs_dir = tmp_path / "runs"
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        pm.execute_notebook(str(TRAIN), str(tmp_path / "out.ipynb"), kernel_name=KERNEL,
+                            parameters={"seed": seed, "runs_dir": str(runs_dir),
+                                        "max_train_samples": 8, "max_eval_samples": 8},
+                            cwd=str(PROJECT_ROOT), progress_bar=False)
+    assert info.value.ename == "ConfigError" and f"seed={seed!r}" in info.value.evalue
+    assert "TrainConfig.from_dict" in info.value.source  # the config cell, before any data
+    assert not runs_dir.exists()  # no failure record, no run id with that seed

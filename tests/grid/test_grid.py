@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from helpers.grid.spec import GridError, load_grid
 from helpers.grid.status import plan_rows, run_state, status_rows
 from helpers.grid.workers import cpu_count, worker_envs
 from helpers.run import store as runs
+from helpers.run.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "params" / "full.yaml"
@@ -501,3 +503,108 @@ def test_status_formats_for_other_tools(tmp_path, capsys):
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [r["run_id"] for r in rows] == [r["run_id"] for r in records]
     assert float(rows[0]["test_accuracy"]) == records[0]["test_accuracy"]
+
+
+# ---------------------------------------------------------------------------------- issue 20
+@pytest.mark.parametrize("seeds, bad", [("[-1, -2]", "-1"), ("[1, 4294967296]", "4294967296"),
+                                        ("[1, 1.5]", "1.5"), ("[true]", "True")])
+def test_plan_rejects_the_seeds_the_notebook_would(tmp_path, capsys, seeds, bad):
+    """A grid with seed: [-1, -2] passed `plan`, then failed once per config."""
+    path = write(tmp_path, f"matrix: {{method: full, seed: {seeds}}}\n")
+    assert main(["grid", "plan", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "matrix.seed[" in err and bad in err and "seed" in err
+    good = write(tmp_path, "matrix: {method: full, seed: [1]}\n")
+    assert main(["grid", "plan", str(good), "--runs-dir", str(tmp_path / "runs"),
+                 "--set", "seed=abc"]) == 2
+    assert "'abc' is not a valid seed" in capsys.readouterr().err
+    with pytest.raises(Exception, match=r"seed=-3 must be an integer in \[0, 4294967295\]"):
+        TrainConfig.from_dict({"seed": -3})
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("matrix: {method: full, seed: [1]}\ndefaults: {model: minilm}\n"
+     "matrix: {method: lora, seed: [1]}\n", "matrix", (1, 3)),
+    ("defaults:\n  num_train_epochs: 3\n  model: minilm\n  num_train_epochs: 5\n"
+     "matrix: {seed: [1]}\n", "num_train_epochs", (2, 4)),
+    ("matrix:\n  - {seed: [1], seed: [2]}\n", "seed", (2, 2)),
+])
+def test_duplicate_keys_are_an_error_naming_the_key_and_both_lines(tmp_path, text, key, lines):
+    """Two `matrix:` blocks silently planned only the second (YAML's last-wins)."""
+    path = write(tmp_path, text)
+    with pytest.raises(GridError) as err:
+        load_grid(path, runs_dir=tmp_path / "runs")
+    message = str(err.value)
+    assert str(path) in message and f"duplicate key '{key}'" in message
+    assert f"lines {lines[0]} and {lines[1]}" in message, message
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicates(tmp_path):
+    path = write(tmp_path, "defaults: &d {model: minilm, num_train_epochs: 2}\n"
+                           "methods:\n  lora: {<<: *d, learning_rate: 1e-3}\n"
+                           "matrix: {method: [full, lora], seed: &s [1, 2]}\n")
+    assert len(load_grid(path, runs_dir=tmp_path / "runs")) == 4
+
+
+LEGACY = ROOT / "tests" / "fixtures" / "legacy_runs"
+
+
+def test_runs_from_before_provenance_are_complete_and_said_so_once(tmp_path, capsys):
+    """A run written before runs recorded their data has no digests: unknown provenance,
+    complete (never stale), and plan/status say so in one line."""
+    (legacy,) = LEGACY.iterdir()
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(legacy, runs_dir / legacy.name)
+    for action in ("plan", "status"):
+        assert main(["grid", action, str(CPU), "--runs-dir", str(runs_dir),
+                     "--filter", "dataset=acl_sup", "--filter", "method=full"]) == 0
+        out = capsys.readouterr().out
+        assert "2 configs: 1 complete, 0 running, 0 corrupt, 0 failed, 1 pending, 0 stale" in out
+        assert out.count("unknown provenance") == 1, out
+        assert "1 complete run(s) were written before runs recorded" in out
+
+
+@pytest.mark.slow
+def test_stale_runs_are_shown_and_rerun_only_when_asked(tmp_path, real_data_dir, tiny_bert,
+                                                        capsys):
+    """Editing one training example left the run trained on the old file `complete`,
+    indistinguishable from a run on the new one."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(real_data_dir / "SemEval14-res", data_dir / "SemEval14-res")
+    path = write(tmp_path, f"""
+defaults: {{model: "{tiny_bert}", data_dir: "{data_dir}", num_train_epochs: 1, max_length: 32,
+           max_train_samples: 16, max_eval_samples: 8, torch_threads: 1}}
+matrix: {{seed: [1]}}
+""")
+    runs_dir = tmp_path / "runs"
+    args = [str(path), "--runs-dir", str(runs_dir), "--no-progress"]
+    assert main(["grid", "run", *args]) == 0
+    (rid,) = [r.run_id for r in load_grid(path, runs_dir=runs_dir).runs]
+    old = (runs_dir / rid / "env.json").read_text()
+    train = data_dir / "SemEval14-res" / "train.json"
+    examples = runs.read_json(train)
+    first = next(iter(examples))
+    examples[first]["polarity"] = "negative" if examples[first]["polarity"] != "negative" \
+        else "positive"
+    runs.write_json(train, examples)
+    capsys.readouterr()
+    assert main(["grid", "plan", str(path), "--runs-dir", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "1 configs: 0 complete" in out and "1 stale" in out
+    assert "stale" in out and "SemEval14-res/train.json" in out
+    assert "unknown provenance" not in out
+    assert main(["grid", "status", str(path), "--runs-dir", str(runs_dir)]) == 0
+    assert "--rerun-stale reruns it" in capsys.readouterr().out
+
+    assert main(["grid", "run", *args]) == 0  # kept unless asked
+    err = capsys.readouterr().err
+    assert "1 stale (trained on data files that changed since; kept" in err
+    assert (runs_dir / rid / "env.json").read_text() == old
+    assert main(["grid", "run", *args, "--rerun-stale"]) == 0
+    err = capsys.readouterr().err
+    assert "1 to run" in err and "1 completed, 0 failed" in err
+    assert run_state(runs_dir, rid) == "complete"
+    assert [r["state"] for r in plan_rows(load_grid(path, runs_dir=runs_dir))] == ["complete"]
+    rec = runs.read_json(runs_dir / rid / "env.json")["provenance"]
+    assert rec["data_files"]["SemEval14-res/train.json"] == hashlib.sha256(
+        train.read_bytes()).hexdigest()

@@ -7,6 +7,7 @@ values computed here from the runs' metrics.json with the statistics module.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import re
@@ -20,6 +21,7 @@ import nbformat
 import pytest
 import yaml
 
+from helpers.grid.spec import load_grid
 from helpers.report import build as reporting
 from helpers.report import formats, load, markdown
 from helpers.testing import synthetic
@@ -36,17 +38,20 @@ pytestmark = pytest.mark.slow
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     runs_dir = root / "runs"
-    cells = [(m, d, "full") for m in ("roberta-base", "bert-base-uncased")
-             for d in ("restaurant_sup", "acl_sup")]
-    cells += [("roberta-base", "acl_sup", "lora")]
-    synthetic.write_synthetic_runs(runs_dir, cells, seeds=(1, 2, 3))
     grid = root / "grid.yaml"
     grid.write_text(yaml.safe_dump({
         "description": "synthetic test grid",
         "defaults": {"num_train_epochs": 3},
         "matrix": [{"model": ["roberta-base", "bert-base-uncased"],
                     "dataset": ["restaurant_sup", "acl_sup", "agnews_sup"],
-                    "method": "full", "seed": [1, 2, 3]}]}))
+                    "method": "full", "seed": [1, 2, 3]},
+                   {"model": "roberta-base", "dataset": "acl_sup", "method": "lora",
+                    "seed": [1, 2, 3]}]}))
+    # the grid's runs but agnews_sup (planned, not run), and a run of another grid
+    synthetic.write_grid_runs(load_grid(grid).select(["dataset=restaurant_sup",
+                                                      "dataset=acl_sup"]), runs_dir)
+    synthetic.write_synthetic_runs(runs_dir, [("roberta-base", "acl_sup", "adapter")],
+                                  seeds=(1,))
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = reporting.build(runs_dir, grid, root / "build", render=True)
@@ -170,6 +175,12 @@ def test_notebook_writes_csvs_figures_and_banner(built):
             assert (build / "figures" / f"{name}.{ext}").stat().st_size > 0
     banner = markdown_output(labelled_cells(built["nb"])["banner"])
     assert "grid.yaml" in banner and "RoBERTa-base" in banner and "cpu" in banner
+    # the run of another grid is named, and in no table
+    assert "1 other complete run in" in banner and "is not of this grid" in banner
+    assert "`roberta-base__acl_sup__adapter__s1__" in banner
+    with open(build / "tables" / "table3_peft.csv", newline="") as fh:
+        peft = {(r["dataset"], r["method"]): r["n"] for r in csv.DictReader(fh)}
+    assert peft[("acl_sup", "adapter")] == "0" and peft[("acl_sup", "lora")] == "3"
     html = (build / "analysis.html").read_text()
     assert "Where these numbers come from" in html and "<table" in html
 

@@ -100,3 +100,17 @@ def test_speed_fields_keep_existing_run_ids():
     fast = TrainConfig(**{**cfg.to_dict(), "pad_to_multiple_of": 32,
                           "torch_compile": "reduce-overhead"})
     assert fast.run_id() == cfg.run_id()
+
+
+# ------------------------------------------------------------------ issue 20: seeds
+@pytest.mark.parametrize("seed", ["abc", "1", -1, -2, 2**32, 1.0, 1.5, True, False, None])
+def test_bad_seeds_are_named_before_anything_loads(seed):
+    """A seed numpy and torch can use: an integer in [0, 2**32 - 1]. "abc" failed after the
+    data was tokenized, -1 inside numpy, and both left a failure record."""
+    with pytest.raises(ConfigError, match=r"^seed=.*integer in \[0, 4294967295\]"):
+        TrainConfig.from_dict({"seed": seed})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**32 - 1])
+def test_seed_range_ends_are_valid(seed):
+    TrainConfig.from_dict({"seed": seed})

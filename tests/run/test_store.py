@@ -6,22 +6,30 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from helpers.run import store as runs
 
+SCORES = {"accuracy": 0.5, "macro_f1": 0.4, "micro_f1": 0.5, "loss": 0.9}
+
 
 def write_all(folder, run_id="r"):
-    """The records of a complete run, as small as validation allows."""
-    scores = {"accuracy": 0.5, "macro_f1": 0.4, "micro_f1": 0.5, "loss": 0.9}
-    runs.write_json(folder / "config.json", {"run_id": run_id, "seed": 1})
+    """The records of a complete run, as small as validation allows: one epoch of two, whose
+    validation and test scores history.csv holds as metrics.json does."""
+    runs.write_json(folder / "config.json", {"run_id": run_id, "seed": 1,
+                                             "num_train_epochs": 2})
     runs.write_json(folder / "metrics.json", {"run_id": run_id, "best_epoch": 1,
-                                              "validation": scores, "test": scores,
-                                              "train_loss": 1.0})
+                                              "validation": SCORES, "test": SCORES,
+                                              "train_loss": 1.0, "num_epochs": 2})
     runs.write_json(folder / "memory.json", {"peak_rss_bytes": 1})
     runs.write_json(folder / "env.json", {"python": "3"})
-    (folder / "history.csv").write_text("step,epoch,split,metric,value\n2,1.0,train,loss,0.9\n")
+    rows = ["step,epoch,split,metric,value", "2,1.0,train,loss,0.9"]
+    for epoch, shift in ((1, 0.0), (2, -0.1)):
+        rows += [f"{2 * epoch},{epoch},{split},{m},{v + shift}" for split in ("validation", "test")
+                 for m, v in SCORES.items()]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
 
 
 def test_staging_publishes_complete_folder(tmp_path):
@@ -104,7 +112,34 @@ CORRUPTIONS = [  # (what is done to a complete run "r", the file the message nam
     (lambda f: (f / "history.csv").write_text("step,value\n1,2\n"), "history.csv"),
     (lambda f: (f / "history.csv").write_text("step,epoch,split,metric,value\n2,1,train,loss,\n"),
      "history.csv line 2"),
+    # issue 20: records that cannot be true
+    (lambda f: _set(f, "test", "macro_f1", 7.5),
+     "test.macro_f1 is 7.5, expected a number in [0, 1]"),
+    (lambda f: _set(f, "validation", "accuracy", -3), "validation.accuracy is -3"),
+    (lambda f: _set(f, "test", "micro_f1", 1.0000001), "test.micro_f1"),
+    (lambda f: _set(f, "test", "loss", -0.5), "test.loss is -0.5, expected a finite number >= 0"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "train_loss": -1.0}),
+     "train_loss is -1.0"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "best_epoch": 99}),
+     "best_epoch is 99, expected 1..2"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "best_epoch": 0}),
+     "best_epoch is 0"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "best_epoch": True}),
+     "best_epoch is True"),
+    (lambda f: runs.write_json(f / "config.json", {"run_id": "r", "num_train_epochs": 1}),
+     "metrics.json: num_epochs is 2, but config.json's num_train_epochs is 1"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "best_epoch": 2}),
+     "history.csv: validation accuracy at epoch 2 is 0.4, metrics.json says 0.5"),
+    (lambda f: _set(f, "test", "macro_f1", 0.41), "test macro_f1 at epoch 1 is 0.4, "
+                                                   "metrics.json says 0.41"),
+    (lambda f: (f / "history.csv").write_text("step,epoch,split,metric,value\n2,1,train,loss,1\n"),
+     "history.csv has no validation accuracy at epoch 1"),
 ]
+
+
+def _set(folder, split, metric, value):
+    m = _metrics(folder)
+    runs.write_json(folder / "metrics.json", {**m, split: {**m[split], metric: value}})
 
 
 @pytest.mark.parametrize("corrupt,named", CORRUPTIONS)
@@ -156,3 +191,16 @@ def test_attempt_logs_are_kept_per_attempt(tmp_path):
     os.utime(first, (1, 1))
     assert runs.attempt_logs(tmp_path, "r") == [first, second]
     assert runs.attempt_logs(tmp_path, "missing") == []
+
+
+def test_runs_of_the_previous_code_still_validate(tmp_path):
+    """A real params/cpu.yaml run written before issue 20 (tests/fixtures/legacy_runs), and
+    synthetic runs, are complete under the stricter checks."""
+    from helpers.testing import synthetic
+
+    legacy = Path(__file__).parents[1] / "fixtures" / "legacy_runs"
+    (run,) = legacy.iterdir()
+    assert runs.check_records(run) is None
+    ids = synthetic.write_synthetic_runs(tmp_path, [("roberta-base", "acl_sup", "lora")],
+                                        seeds=range(1, 6))
+    assert [p.name for p in runs.complete_runs(tmp_path)] == sorted(ids)

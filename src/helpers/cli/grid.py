@@ -7,7 +7,7 @@ import sys
 
 from helpers.grid import mps, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
-from helpers.grid.spec import GridError, load_grid, parse_value
+from helpers.grid.spec import GridError, load_grid, parse_overrides
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
 from helpers.settings import KERNEL_NAME
 
@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "id, state, the fields that vary, test and validation scores, best "
                         "epoch, wall time) for other tools")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="rerun complete runs whose data files changed since they trained "
+                        "(plan shows them as stale; without this they are kept)")
     p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the training notebook")
     p.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name for papermill")
@@ -58,20 +61,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cli(args: argparse.Namespace) -> int:
     try:
-        overrides = {}
-        for item in args.overrides:
-            if "=" not in item:
-                raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
-            k, v = item.split("=", 1)
-            overrides[k.strip()] = parse_value(v.strip())
-        grid = load_grid(args.grid, overrides=overrides, runs_dir=args.runs_dir)
+        grid = load_grid(args.grid, overrides=parse_overrides(args.overrides),
+                         runs_dir=args.runs_dir)
         grid = grid.select(args.filter)
         if args.action in ("plan", "status"):
             rows = status.plan_rows(grid) if args.action == "plan" else status.status_rows(grid)
             print(status.format_rows(rows, args.format))
-            if args.format == "table":  # CSV and JSON stay parseable: no trailing line
+            if args.format == "table":  # CSV and JSON stay parseable: no trailing lines
                 c = status.counts(rows)
                 print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
+                note = status.provenance_note(grid)
+                if note:
+                    print(note)
             return 0
         devices = [d.strip() for d in args.devices.split(",") if d.strip()] \
             if args.devices else None
@@ -81,9 +82,9 @@ def cli(args: argparse.Namespace) -> int:
                  "account": args.account, "array_parallelism": args.array_parallelism}
         summary = run_grid(grid, RunOptions(
             workers=args.workers, devices=devices or (), runs_per_device=args.runs_per_device,
-            force=args.force, executor=args.executor, notebook=args.notebook,
-            kernel_name=args.kernel, slurm=slurm, progress=not args.no_progress,
-            mps_mode=args.mps))
+            force=args.force, rerun_stale=args.rerun_stale, executor=args.executor,
+            notebook=args.notebook, kernel_name=args.kernel, slurm=slurm,
+            progress=not args.no_progress, mps_mode=args.mps))
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

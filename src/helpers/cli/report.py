@@ -28,13 +28,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     # deferred, here and in _hub: pandas and torch load only for the command that needs them
+    from helpers.grid.spec import GridError, check_fields, parse_overrides
     from helpers.report.build import build
     from helpers.report.load import AnalysisError
 
     try:
+        grid_set = check_fields("--set", parse_overrides(args.overrides))
         return build(args.runs_dir, args.grid, args.output_dir, args.kernel,
-                     render=not args.no_render)
-    except (AnalysisError, FileNotFoundError) as e:
+                     render=not args.no_render, grid_set=grid_set)
+    except (AnalysisError, FileNotFoundError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:
@@ -52,7 +54,11 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="execute the analysis notebook and render the report",
                        description=REPORT_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", default="params/cpu.yaml",
-                   help="the grid the runs come from (banner, appendix; default %(default)s)")
+                   help="the grid the runs come from: the report reads its runs only, and names "
+                        "the other runs of the folder (default %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="the --set values the grid ran with (they change its run ids; "
+                        "make report passes those of GRID_ARGS)")
     p.add_argument("--runs-dir", default="runs", help="runs folder (default %(default)s)")
     p.add_argument("--output-dir", default="build",
                    help="executed notebook, tables, figures (default %(default)s)")

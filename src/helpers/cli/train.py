@@ -30,8 +30,8 @@ def _train(args: argparse.Namespace) -> int:
     from helpers.run.training import run
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
-    values = {n: parse_value(getattr(args, n)) for n in names if hasattr(args, n)}
     try:
+        values = {n: parse_value(getattr(args, n)) for n in names if hasattr(args, n)}
         # the grid's checks: each value's type and range, with the field's help on error
         cfg = TrainConfig.from_dict(check_fields("command line", values))
         print(run(cfg, progress=not args.no_progress))

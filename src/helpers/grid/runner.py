@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from helpers.run import store
+from helpers.run import provenance, store
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 from . import claims, mps
@@ -40,7 +40,7 @@ from .execution import copy_notebook, last_attempt, make_task
 from .pool import run_tasks
 from .slurm import job_cpus
 from .spec import Grid, GridError, GridRun
-from .status import run_state, staging_alive
+from .status import run_state, staging_alive, stale_files
 from .summary import RunSummary, format_summary
 from .tracker import GridProgress
 from .workers import default_runs_per_device
@@ -61,6 +61,8 @@ class RunOptions:
     runs_per_device: int | None = None
     #: rerun complete runs too
     force: bool = False
+    #: rerun complete runs whose recorded data files changed since (``stale`` in the plan)
+    rerun_stale: bool = False
     #: "local", "slurm" or "local-submitit"
     executor: str = "local"
     #: the training notebook papermill executes per config
@@ -98,11 +100,12 @@ def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | Non
     store.clean_stale(runs_dir)
     _wait_for_orphans(grid)
 
-    summary, todo = _sort_runs(grid, runs_dir, opts.force)
-    _check_data(todo)
+    summary, todo = _sort_runs(grid, runs_dir, opts.force, opts.rerun_stale)
+    _check_data(todo, runs_dir)
     threads = job_cpus(opts.executor, workers, opts.slurm)
-    tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads, opts.force, started)
-             for r in todo]
+    rerun = set(summary.stale) if opts.rerun_stale else set()
+    tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads,
+                       opts.force or r.run_id in rerun, started) for r in todo]
     if opts.executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(_banner(grid, summary, tasks, opts.executor, workers, devices), file=out)
@@ -151,12 +154,20 @@ def _check_options(opts: RunOptions) -> tuple[Path, list[str], int]:
     return notebook, devices, workers
 
 
-def _sort_runs(grid: Grid, runs_dir: Path, force: bool) -> tuple[RunSummary, list[GridRun]]:
-    """Which runs to execute; the others are counted in the summary (complete, claimed)."""
+def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
+               rerun_stale: bool = False) -> tuple[RunSummary, list[GridRun]]:
+    """Which runs to execute; the others are counted in the summary (complete, claimed).
+    A stale run (complete, its data changed since) is in ``summary.stale``, and rerun only
+    with ``rerun_stale``."""
     summary = RunSummary()
     todo: list[GridRun] = []
     for r in grid.runs:
         state = run_state(runs_dir, r.run_id)
+        if state == "complete" and not force and stale_files(runs_dir, r):
+            summary.stale.append(r.run_id)
+            if rerun_stale:
+                todo.append(r)
+                continue
         if state == "running":
             summary.busy.append(r.run_id)
         elif state == "complete" and not force:
@@ -181,14 +192,18 @@ def _banner(grid: Grid, summary: RunSummary, tasks: list[dict[str, Any]], execut
                if summary.corrupt else "")
             + (f", {len(summary.busy)} claimed by another runner (skipped)"
                if summary.busy else "")
+            + (f", {len(summary.stale)} stale (trained on data files that changed since; "
+               + ("rerun)" if any(t["run_id"] in summary.stale for t in tasks)
+                  else "kept: --rerun-stale reruns them)") if summary.stale else "")
             + (f" ({executor}, {workers} worker(s)"
                + (f" on GPU {','.join(devices)}, {workers // len(devices)} per GPU"
                   if devices and executor == "local" else "") + ")" if tasks else ""))
 
 
-def _check_data(todo: list[GridRun]) -> None:
+def _check_data(todo: list[GridRun], runs_dir: Path) -> None:
     """Read each dataset the pending runs use, once, before any starts (a second or two): a
-    missing or malformed file is one error naming it, not a failure in every run."""
+    missing or malformed file is one error naming it, not a failure in every run. Its files'
+    digests go to the runs folder's cache, so no run hashes them again (provenance)."""
     if not todo:
         return
     # deferred: helpers.run.data imports datasets (seconds); a grid with nothing pending skips it
@@ -203,6 +218,7 @@ def _check_data(todo: list[GridRun]) -> None:
     for (name, data_dir), ids in users.items():
         try:
             read_rows(name, data_dir)
+            provenance.digests(*provenance.data_files(name, data_dir), runs_dir / store.CACHE_DIR)
         except DataError as e:
             raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
                             f"none was started. Fix the data, or leave them out with "

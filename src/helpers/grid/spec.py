@@ -49,12 +49,32 @@ class GridError(ConfigError):
 
 
 # ---------------------------------------------------------------------------------- YAML
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice; PyYAML would keep the last value without a word."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``2e-5`` as a float.
+    """SafeLoader that reads ``2e-5`` as a float and refuses duplicate keys.
 
     PyYAML follows YAML 1.1, where a float needs a dot (``2.0e-5``); ``2e-5`` would silently
     become the string "2e-5". Learning rates are written that way, so accept the YAML 1.2 form.
+    A key given twice in one mapping (two ``matrix:`` blocks) would silently keep the last.
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` may repeat keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise DuplicateKeyError(
+                    f"duplicate key '{key}' at lines {seen[key]} and {line}: YAML would keep "
+                    f"only the second. Merge the two (several matrix blocks are a list under "
+                    f"one 'matrix:'), or remove one.")
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -70,7 +90,21 @@ _Loader.add_implicit_resolver(
 
 def parse_value(text: str) -> Any:
     """A command-line value (``--set lr=1e-3``, ``--filter seed=1``) read as YAML."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as e:
+        raise GridError(f"{text!r} is not a value YAML can read: {e}") from None
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``--set key=value`` items (repeatable) as a mapping, the values read as YAML."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = parse_value(v.strip())
+    return overrides
 
 
 # ---------------------------------------------------------------------------------- model
@@ -156,6 +190,8 @@ def _read(path: Path) -> dict[str, Any]:
                         + (f" Grids here: {', '.join(known)}." if known else ""))
     try:
         doc = yaml.load(project_path(path).read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except DuplicateKeyError as e:
+        raise GridError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise GridError(f"{path}: not valid YAML: {e}") from None
     where = str(path)

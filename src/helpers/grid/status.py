@@ -2,7 +2,9 @@
 ``grid plan`` / ``grid status`` print.
 
 The runs folder is the truth (:mod:`helpers.run.store`); a claim (:mod:`helpers.grid.claims`)
-or a live ``.tmp`` writer makes a run ``running``.
+or a live ``.tmp`` writer makes a run ``running``. A complete run whose recorded data files
+(:mod:`helpers.run.provenance`) have different content now is ``stale``: still a result,
+rerun only by ``grid run --rerun-stale``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import Any
 
 from tabulate import tabulate
 
-from helpers.run import store
+from helpers.run import provenance, store
 
 from . import claims
-from .spec import FIELD_NAMES, Grid
+from .spec import FIELD_NAMES, Grid, GridRun
 
-STATES = ("complete", "running", "corrupt", "failed", "pending")
+STATES = ("complete", "running", "corrupt", "failed", "pending", "stale")
 
 
 def run_state(runs_dir: str | os.PathLike, run_id: str) -> str:
@@ -53,6 +55,32 @@ def staging_alive(runs_dir: str | os.PathLike, run_id: str) -> bool:
     return False
 
 
+def stale_files(runs_dir: str | os.PathLike, run: GridRun) -> list[str]:
+    """The data files a complete run recorded whose content is different now (empty when
+    they match, or when the run recorded none: written before provenance was recorded)."""
+    rec = provenance.read(store.run_path(runs_dir, run.run_id))
+    if rec is None:
+        return []
+    return provenance.changed_files(rec, run.config.data_dir, Path(runs_dir) / store.CACHE_DIR)
+
+
+def unknown_provenance(grid: Grid) -> list[str]:
+    """The grid's complete runs that recorded no data files (written before they did)."""
+    return [r.run_id for r in grid.runs
+            if store.is_complete(store.run_path(grid.runs_dir, r.run_id))
+            and provenance.read(store.run_path(grid.runs_dir, r.run_id)) is None]
+
+
+def provenance_note(grid: Grid) -> str:
+    """One line for ``plan``/``status`` about the runs whose data can't be checked, or ""."""
+    unknown = unknown_provenance(grid)
+    if not unknown:
+        return ""
+    return (f"{len(unknown)} complete run(s) were written before runs recorded the digests of "
+            f"their data files (unknown provenance): they count as complete and are not "
+            f"checked for stale data.")
+
+
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?[])", r"[\1]", text)
 
@@ -76,8 +104,12 @@ def plan_rows(grid: Grid) -> list[dict[str, Any]]:
     rows = []
     for r in grid.runs:
         values = r.config.resolved().to_dict()
-        rows.append({"run_id": r.run_id, "state": run_state(grid.runs_dir, r.run_id),
-                     **{c: values[c] for c in cols}})
+        row = {"run_id": r.run_id, "state": run_state(grid.runs_dir, r.run_id),
+               **{c: values[c] for c in cols}}
+        changed = stale_files(grid.runs_dir, r) if row["state"] == "complete" else []
+        if changed:
+            row.update(state="stale", changed=", ".join(changed))
+        rows.append(row)
     return rows
 
 
@@ -93,12 +125,15 @@ def status_rows(grid: Grid) -> list[dict[str, Any]]:
         row = {**row, **{f"{split}_{m}": None for split in ("test", "validation")
                          for m in STATUS_METRICS},
                "best_epoch": None, "wall_time_s": None, "error": ""}
-        if row["state"] == "complete":
+        if row["state"] in ("complete", "stale"):
             m = store.read_json(store.run_path(grid.runs_dir, row["run_id"]) / "metrics.json")
             for split in ("test", "validation"):
                 scores = m.get(split) or {}
                 row.update({f"{split}_{k}": scores.get(k) for k in STATUS_METRICS})
             row.update(best_epoch=m.get("best_epoch"), wall_time_s=m.get("wall_time_s"))
+        if row["state"] == "stale":
+            row["error"] = (f"trained on an older {row['changed']} (changed since); "
+                            f"grid run --rerun-stale reruns it")
         elif row["state"] == "failed":
             f = store.read_failure(grid.runs_dir, row["run_id"]) or {}
             row["error"] = f"{f.get('ename', '?')}: {str(f.get('evalue', ''))[:80]}"

@@ -18,6 +18,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)  # complete before (or by another runner)
     busy: list[str] = field(default_factory=list)  # claimed by another runner: not run here
     corrupt: list[str] = field(default_factory=list)  # records did not validate: set aside
+    stale: list[str] = field(default_factory=list)  # complete, but their data changed since
     not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
     interrupted: bool = False
     seconds: float = 0.0

@@ -47,15 +47,16 @@ QUARTO_INSTALL_HINT = (
 def execute_analysis(runs_dir: str | os.PathLike = "runs",
                      grid: str | os.PathLike | None = "params/cpu.yaml",
                      output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
-                     progress: bool = True) -> Path:
-    """Execute the analysis notebook with papermill; return the executed copy's path."""
+                     progress: bool = True, grid_set: dict | None = None) -> Path:
+    """Execute the analysis notebook with papermill; return the executed copy's path.
+    ``grid_set``: the ``--set`` overrides the grid ran with (they change its run ids)."""
     import papermill  # deferred: papermill's import takes a second; --help needs none
 
     out = project_path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     executed = out / "analysis.ipynb"
     params = {"runs_dir": str(project_path(runs_dir)), "output_dir": str(out),
-              "grid": str(project_path(grid)) if grid else None}
+              "grid": str(project_path(grid)) if grid else None, "grid_set": grid_set or {}}
     papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params,
                                kernel_name=kernel, cwd=str(PROJECT_ROOT),
                                progress_bar=progress, **kernel_options())
@@ -96,9 +97,9 @@ def render_report() -> list[Path]:
 
 def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None = None,
           output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
-          render: bool = True) -> int:
+          render: bool = True, grid_set: dict | None = None) -> int:
     """Steps 1-3 of the module docstring; returns a process exit code."""
-    executed = execute_analysis(runs_dir, grid, output_dir, kernel)
+    executed = execute_analysis(runs_dir, grid, output_dir, kernel, grid_set=grid_set)
     html = notebook_html(executed)
     print(f"executed analysis notebook: {executed}\nits HTML: {html}")
     if not render:

@@ -7,24 +7,33 @@ each run used). Statistics over these are in :mod:`helpers.report.stats`.
 
 Partial grids are normal (a grid still running, a CPU grid with fewer cells): a missing cell
 shows ``—`` and every aggregate carries its ``n``.
+
+A report is of its grid: given ``run_ids`` (:func:`grid_run_ids`, from the grid file the runs
+came from) these read exactly those runs; other complete runs in the folder are left out and
+named in the banner (:func:`runs_left_out`), never averaged in. Without a grid every complete
+run is read, and :func:`require_runs` refuses a (model, dataset, method) cell holding runs of
+several configurations (every field of the run id but the seed, e.g. two learning rates), or
+runs of one configuration trained on different data or model files (helpers.run.provenance).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from helpers.grid.spec import load_grid
-from helpers.run import store
+from helpers.grid.spec import GridError, load_grid
+from helpers.run import provenance, store
 from helpers.run.catalog import REPORT_MODELS, lookup
-from helpers.run.config import NON_IDENTITY_FIELDS, short_model_name
+from helpers.run.config import NON_IDENTITY_FIELDS, config_family, short_model_name
 from helpers.run.methods import METHODS
-from helpers.settings import project_path
+from helpers.settings import PROJECT_ROOT, project_path
 
 #: The report's datasets and models, in the report's order (others follow alphabetically).
 REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
@@ -90,14 +99,44 @@ def order_datasets(datasets: Iterable[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- loading
-def _run_folders(runs_dir: str | os.PathLike) -> list[Path]:
+def _run_folders(runs_dir: str | os.PathLike,
+                 run_ids: Iterable[str] | None = None) -> list[Path]:
     root = project_path(runs_dir)
     if root is None or not root.is_dir():
         raise AnalysisError(
             f"runs folder {root} does not exist: run a grid first "
             f"(`make report`, or `python -m helpers grid run params/cpu.yaml`), or pass the "
             f"folder that holds the runs as runs_dir.")
-    return store.complete_runs(root)
+    folders = store.complete_runs(root)
+    if run_ids is None:
+        return folders
+    wanted = set(run_ids)
+    return [f for f in folders if f.name in wanted]
+
+
+def grid_run_ids(grid_file: str | os.PathLike | None,
+                 overrides: Mapping[str, Any] | None = None) -> list[str] | None:
+    """The run ids of the grid file (with the ``--set`` overrides its ``grid run`` got), or
+    None without a grid (then every complete run is read)."""
+    path = project_path(grid_file)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise AnalysisError(f"grid file {path} does not exist: pass the grid the runs come "
+                            f"from (report --grid, the notebook's grid), or none to read "
+                            f"every run in the folder.")
+    try:
+        grid = _load_grid(str(path), path.stat().st_mtime_ns,
+                          json.dumps(dict(overrides or {}), sort_keys=True))
+    except GridError as e:
+        raise AnalysisError(str(e)) from None
+    return [r.run_id for r in grid.runs]
+
+
+@lru_cache(maxsize=8)
+def _load_grid(path: str, mtime_ns: int, overrides: str):
+    """A grid file read once per version and overrides (the notebook asks several times)."""
+    return load_grid(path, overrides=json.loads(overrides))
 
 
 def _read(folder: Path, name: str) -> dict[str, Any]:
@@ -121,14 +160,16 @@ def _identity(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
 HISTORY_ID_COLUMNS = ("run_id", "model", "dataset", "method", "seed")
 
 
-def load_runs(runs_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every history row of every complete run: one row per run x step x split x metric.
+def load_runs(runs_dir: str | os.PathLike,
+              run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Every history row of every complete run (of ``run_ids``, when given): one row per run
+    x step x split x metric.
 
     Columns: run_id, model, dataset, method, seed (from config.json), step, epoch, split,
     metric, value (history.csv). Runs in progress or failed are not read (see helpers.run.store).
     """
     frames = []
-    for folder in _run_folders(runs_dir):
+    for folder in _run_folders(runs_dir, run_ids):
         ident = _identity(folder, _read(folder, "config.json"))
         hist = pd.read_csv(folder / "history.csv")
         missing = [c for c in store.HISTORY_COLUMNS if c not in hist.columns]
@@ -147,8 +188,10 @@ SUMMARY_CONFIG_FIELDS = ("learning_rate", "num_train_epochs", "per_device_train_
                          "max_length", "max_train_samples", "max_eval_samples")
 
 
-def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per complete run: best-epoch test (and validation) metrics and run facts.
+def run_summary(runs_dir: str | os.PathLike,
+                run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per complete run (of ``run_ids``, when given): best-epoch test (and
+    validation) metrics and run facts.
 
     Columns: run_id, model, dataset, method, seed, best_epoch, accuracy, macro_f1, micro_f1,
     test_loss (test split at the best validation epoch), val_accuracy, val_macro_f1,
@@ -158,7 +201,7 @@ def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
     peak_cuda_reserved_bytes, peak_rss_bytes, and :data:`SUMMARY_CONFIG_FIELDS`.
     """
     rows = []
-    for folder in _run_folders(runs_dir):
+    for folder in _run_folders(runs_dir, run_ids):
         config = _read(folder, "config.json")
         metrics = _read(folder, "metrics.json")
         memory = _read(folder, "memory.json")
@@ -204,19 +247,96 @@ def run_summary(runs_dir: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def load_configs(runs_dir: str | os.PathLike) -> pd.DataFrame:
+def load_configs(runs_dir: str | os.PathLike,
+                 run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Every run's config.json as one row (the values a run actually used)."""
-    rows = [_read(folder, "config.json") for folder in _run_folders(runs_dir)]
+    rows = [_read(folder, "config.json") for folder in _run_folders(runs_dir, run_ids)]
     return pd.DataFrame(rows)
 
 
+def runs_left_out(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> str:
+    """The banner's line naming the complete runs of the folder that are not of the report's
+    grid (so not in ``summary``), or "" when there are none."""
+    others = _others(summary, runs_dir)
+    if not others:
+        return ""
+    shown = ", ".join(f"`{name}`" for name in others[:8])
+    more = f" and {len(others) - 8} more" if len(others) > 8 else ""
+    root = project_path(runs_dir).resolve()
+    where = root.relative_to(PROJECT_ROOT) if root.is_relative_to(PROJECT_ROOT) else root
+    are = "are" if len(others) > 1 else "is"
+    return (f"{len(others)} other complete run{'s' if len(others) > 1 else ''} in `{where}` "
+            f"{are} not of this grid and {are} left out: {shown}{more}.")
+
+
+def _others(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> list[str]:
+    root = project_path(runs_dir)
+    ours = set(summary["run_id"])
+    return [f.name for f in store.complete_runs(root) if f.name not in ours]
+
+
 def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> None:
-    """Stop the notebook early, with the fix, when there is nothing to analyse."""
+    """Stop the notebook early, with the fix, when there is nothing to analyse, when a
+    (model, dataset, method) cell holds several configurations, or when runs of one
+    configuration were trained on different data (see the module docstring)."""
     if summary.empty:
+        others = _others(summary, runs_dir)
         raise AnalysisError(
-            f"no complete runs in {project_path(runs_dir)}: run a grid first (`make report` "
-            f"runs params/cpu.yaml; `python -m helpers grid run GRID` runs one), then re-run "
-            f"this notebook.")
+            f"no complete runs of this grid in {project_path(runs_dir)}"
+            + (f" ({len(others)} other complete runs there are of other configurations, "
+               f"e.g. {others[0]}: give the grid they come from, and the --set values its "
+               f"grid run had)" if others else "")
+            + ": run the grid first (`make report` runs params/cpu.yaml; `python -m helpers "
+              "grid run GRID` runs one), then re-run this notebook.")
+    folders = [project_path(runs_dir) / rid for rid in summary["run_id"]]
+    configs = {f.name: _read(f, "config.json") for f in folders}
+    _one_config_per_cell(configs)
+    _one_data_per_config(configs, {f.name: provenance.read(f) for f in folders})
+
+
+def _one_config_per_cell(configs: dict[str, dict[str, Any]]) -> None:
+    cells: dict[tuple, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    keys: dict[str, dict[str, Any]] = {}
+    for rid, config in configs.items():
+        key = config_family(config)
+        blob = json.dumps(key, sort_keys=True, default=str)
+        keys[blob] = key
+        cells[(config["model"], config["dataset"], config["method"])][blob].append(rid)
+    for cell, groups in cells.items():
+        if len(groups) > 1:
+            differ = [f for f in keys[next(iter(groups))]
+                      if len({repr(keys[b][f]) for b in groups}) > 1]
+            described = "; ".join(", ".join(f"{f}={keys[b][f]!r}" for f in differ)
+                                  + f" ({len(ids)} runs: {', '.join(ids)})"
+                                  for b, ids in groups.items())
+            raise AnalysisError(
+                f"the cell {' / '.join(cell)} holds runs of {len(groups)} configurations, "
+                f"and the report's tables have one row per model, dataset and method: "
+                f"{described}. Averaging them would mix configurations: give the grid the "
+                f"runs come from (report --grid, the notebook's grid), which reads its runs "
+                f"only, with one configuration per cell; or keep each configuration's runs "
+                f"in a runs folder of its own.")
+
+
+def _one_data_per_config(configs: dict[str, dict[str, Any]],
+                         records: dict[str, dict[str, Any] | None]) -> None:
+    groups: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for rid, config in configs.items():
+        if records[rid] is not None:  # runs from before provenance: unknown, not compared
+            groups[json.dumps(config_family(config), sort_keys=True, default=str)][rid] = \
+                records[rid]
+    for recs in groups.values():
+        differ = provenance.differing_files(recs)
+        if differ:
+            described = "; ".join(f"{rid} (" + ", ".join(f"{n} {d[:12]}" for n, d in
+                                                         files.items()) + ")"
+                                  for rid, files in differ.items())
+            raise AnalysisError(
+                f"runs of one configuration were trained on different data or model files, "
+                f"and the report would average them: {described}. Rerun those trained on the "
+                f"old files (`python -m helpers grid plan GRID` shows them as stale, "
+                f"`python -m helpers grid run GRID --rerun-stale` reruns them), or move them "
+                f"to another runs folder.")
 
 
 def peft_model(summary: pd.DataFrame) -> str | None:
@@ -255,7 +375,7 @@ def expected_cells(grid_file: str | os.PathLike | None) -> pd.DataFrame | None:
     if path is None or not path.is_file():
         return None
     try:
-        grid = load_grid(path)
+        grid = _load_grid(str(path), path.stat().st_mtime_ns, "{}")
     except Exception:  # a grid the runner can't read is reported by the runner itself
         return None
     return pd.DataFrame([{"model": r.config.model, "dataset": r.config.dataset,

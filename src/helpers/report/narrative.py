@@ -25,7 +25,7 @@ from helpers.settings import PROJECT_ROOT, project_path
 
 from . import original as orig
 from .formats import MISSING, fmt, fmt_mean_std, signed
-from .load import LABELS, display_model, order_datasets, order_models, peft_model
+from .load import LABELS, display_model, order_datasets, order_models, peft_model, runs_left_out
 from .markdown import bullet_list, paragraphs
 from .stats import MIN_SEEDS_FOR_INTERVAL, aggregate, paired_stats
 
@@ -57,6 +57,7 @@ def banner(summary: pd.DataFrame, grid_file: str | os.PathLike | None = None,
         f"{_span(summary['num_train_epochs'])} epoch(s) per run; hardware: {hardware}; "
         f"precision: {precision}.",
     ]
+    lines.append(runs_left_out(summary, runs_dir))  # other grids' runs: named, never averaged
     if not is_paper_scale(summary):
         lines.append(
             "These are **small-scale results** (not the paper grid: "

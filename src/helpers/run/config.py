@@ -10,11 +10,15 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import math
+import os
 import re
-from collections.abc import Iterable
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: out of the run id so that moving the runs folder or the data keeps ids stable.
 NON_IDENTITY_FIELDS = ("runs_dir", "data_dir", "torch_threads", "save_best_checkpoint",
                        "per_device_eval_batch_size", "pad_to_multiple_of", "torch_compile")
+#: Seeds numpy, torch and Python's random all accept (numpy's ``Generator`` takes 32 bits).
+MAX_SEED = 2**32 - 1
+#: Fields that may name a folder as a ``pathlib.Path`` too (a Python caller's runs_dir).
+PATH_FIELDS = ("runs_dir", "data_dir")
 #: ``torch_compile`` modes: None (eager), or a ``torch.compile`` mode; "reduce-overhead"
 #: replays CUDA graphs (fixed shapes: pad_to_multiple_of).
 COMPILE_MODES = (None, "default", "reduce-overhead")
@@ -117,6 +125,10 @@ class TrainConfig:
         # deferred: helpers.run.data imports datasets (seconds); only the name is checked here
         from . import data
 
+        _check_types(self)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed={self.seed!r} must be an integer in [0, {MAX_SEED}], "
+                              f"the seeds numpy and torch accept.")
         if self.method not in METHODS:
             raise ConfigError(f"method={self.method!r} is not one of {list(METHODS)}.")
         if self.precision not in PRECISIONS:
@@ -177,6 +189,15 @@ class TrainConfig:
         return f"{name}__{self.dataset}__{self.method}__s{self.seed}__{digest}"
 
 
+def config_family(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What the seeds of one configuration share: every field that enters the run id but the
+    seed, from a recorded config (a run's config.json; keys that are not fields are ignored)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    ident = TrainConfig(**{k: v for k, v in values.items() if k in fields}).identity()
+    ident.pop("seed")
+    return ident
+
+
 def check_names(names: Iterable[str], where: str = "") -> None:
     """Raise ConfigError naming the first name that is not a TrainConfig field, with the
     closest field as a hint (the grid files' errors give the same)."""
@@ -223,6 +244,42 @@ def short_model_name(model: str) -> str:
 def field_help() -> dict[str, str]:
     """Each TrainConfig field's one-line help, in field order."""
     return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Every field of the type its annotation says (``-p seed abc`` through papermill passes
+    a string): ints are not bools, floats may be ints, paths may be ``os.PathLike``."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        allowed = _allowed_types(f.name)
+        if any(_is(value, t) for t in allowed) or (
+                f.name in PATH_FIELDS and isinstance(value, os.PathLike)):
+            continue
+        expected = (f"an integer in [0, {MAX_SEED}]" if f.name == "seed"
+                    else " or ".join(_TYPE_NAMES.get(t, "a list of strings") for t in allowed))
+        raise ConfigError(f"{f.name}={value!r} must be {expected} ({f.name}: "
+                          f"{f.metadata['help']}).")
+
+
+#: How an error message says each annotated type.
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               type(None): "None"}
+
+
+@functools.cache
+def _allowed_types(name: str) -> tuple[Any, ...]:
+    hint = typing.get_type_hints(TrainConfig)[name]
+    return typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+
+
+def _is(value: Any, kind: Any) -> bool:
+    if kind in (int, bool):  # a bool is an int to Python, not to a config
+        return isinstance(value, kind) and isinstance(value, bool) == (kind is bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typing.get_origin(kind) is list:
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    return isinstance(value, kind)
 
 
 def _finite(cfg: TrainConfig, name: str) -> None:

@@ -14,6 +14,7 @@ Layout under ``runs_dir`` (default ``runs/``)::
     .logs/<run_id>.<attempt>.log    the grid runner's log of each attempt (and .ipynb)
     .claims/<run_id>.lock     who is running it now (helpers.grid.claims)
     .corrupt/<run_id>-<time>/ a run folder whose records did not validate, set aside
+    .cache/                   tokenized datasets, file digests (helpers.run.provenance)
 
 A folder ``<run_id>/`` is complete when its records parse and validate (:func:`check_records`,
 also run before publishing): a truncated file, a hand-made folder or a diverged run is not
@@ -42,8 +43,11 @@ TMP_DIR = ".tmp"
 FAILED_DIR = ".failed"
 LOGS_DIR = ".logs"
 CORRUPT_DIR = ".corrupt"
+CACHE_DIR = ".cache"
 #: What a complete run's metrics.json must hold (the analysis and ``grid status`` read them).
 METRIC_KEYS = ("accuracy", "macro_f1", "micro_f1", "loss")
+#: The metrics that are shares of examples, so in [0, 1] (a loss is only >= 0).
+SCORE_KEYS = ("accuracy", "macro_f1", "micro_f1")
 
 
 class NotWritableError(RuntimeError):
@@ -65,7 +69,8 @@ def is_complete(path: str | os.PathLike) -> bool:
 def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | None:
     """What is wrong with the run folder ``path`` (``file: problem``), or None when its
     records parse and validate: every required file, JSON objects naming ``run_id`` (default:
-    the folder's name), finite best-epoch metrics and train loss, a tidy history.csv."""
+    the folder's name), metrics that can be true (:func:`_check_metrics`), and a tidy
+    history.csv holding the best epoch's validation and test scores as metrics.json does."""
     path = Path(path)
     run_id = run_id or path.name
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
@@ -82,19 +87,51 @@ def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | N
     for name in ("config.json", "metrics.json"):
         if docs[name].get("run_id") != run_id:
             return f"{name}: run_id is {docs[name].get('run_id')!r}, expected {run_id!r}"
-    m = docs["metrics.json"]
-    if not isinstance(m.get("best_epoch"), int) or m["best_epoch"] < 1:
-        return f"metrics.json: best_epoch is {m.get('best_epoch')!r}, expected an integer >= 1"
+    problem = _check_metrics(docs["metrics.json"], docs["config.json"])
+    if problem:
+        return problem
+    rows, problem = _read_history(path / "history.csv")
+    return problem or _check_history_agrees(rows, docs["metrics.json"])
+
+
+def _check_metrics(m: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """Scores in [0, 1], losses finite and >= 0, a best epoch in 1..num_train_epochs."""
+    epochs = {("metrics.json", "num_epochs"): m.get("num_epochs"),
+              ("config.json", "num_train_epochs"): config.get("num_train_epochs")}
+    for (file, key), n in epochs.items():
+        if n is not None and not _count(n):
+            return f"{file}: {key} is {n!r}, expected an integer >= 1"
+    given = [n for n in epochs.values() if n is not None]
+    if len(set(given)) > 1:
+        return (f"metrics.json: num_epochs is {m['num_epochs']}, but config.json's "
+                f"num_train_epochs is {config['num_train_epochs']}")
+    best = m.get("best_epoch")
+    if not _count(best) or (given and best > given[0]):
+        span = f"1..{given[0]}" if given else "an integer >= 1"
+        return f"metrics.json: best_epoch is {best!r}, expected {span} (num_train_epochs)"
     for split in ("validation", "test"):
         scores = m.get(split)
         if not isinstance(scores, dict):
             return f"metrics.json: '{split}' is {scores!r}, expected an object of metrics"
-        for key in METRIC_KEYS:
-            if not _finite_number(scores.get(key)):
-                return f"metrics.json: {split}.{key} is {scores.get(key)!r}, expected a number"
-    if not _finite_number(m.get("train_loss")):
-        return f"metrics.json: train_loss is {m.get('train_loss')!r}, expected a finite number"
-    return _check_history(path / "history.csv")
+        for key in SCORE_KEYS:
+            if not _finite_number(scores.get(key)) or not 0 <= scores[key] <= 1:
+                return (f"metrics.json: {split}.{key} is {scores.get(key)!r}, expected a "
+                        f"number in [0, 1]")
+        if not _loss(scores.get("loss")):
+            return (f"metrics.json: {split}.loss is {scores.get('loss')!r}, expected a finite "
+                    f"number >= 0")
+    if not _loss(m.get("train_loss")):
+        return (f"metrics.json: train_loss is {m.get('train_loss')!r}, expected a finite "
+                f"number >= 0")
+    return None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _loss(value: Any) -> bool:
+    return _finite_number(value) and value >= 0
 
 
 def _finite_number(value: Any) -> bool:
@@ -102,25 +139,48 @@ def _finite_number(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def _check_history(path: Path) -> str | None:
+def _read_history(path: Path) -> tuple[list[tuple[float, float, str, str, float]], str | None]:
+    """history.csv's rows (step, epoch, split, metric, value), or what is wrong with it."""
+    rows = []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = csv.reader(fh)
-            header = next(rows, None)
+            reader = csv.reader(fh)
+            header = next(reader, None)
             if header is None or tuple(header) != HISTORY_COLUMNS:
-                return f"history.csv: header is {header}, expected {list(HISTORY_COLUMNS)}"
-            n = 0
-            for n, row in enumerate(rows, start=2):
+                return rows, (f"history.csv: header is {header}, expected "
+                              f"{list(HISTORY_COLUMNS)}")
+            for n, row in enumerate(reader, start=2):
                 try:
-                    ok = len(row) == len(HISTORY_COLUMNS) and all(
-                        math.isfinite(float(row[i])) for i in (0, 1, 4))
+                    ok = len(row) == len(HISTORY_COLUMNS)
+                    step, epoch, value = (float(row[i]) for i in (0, 1, 4)) if ok else (0,) * 3
+                    ok = ok and all(math.isfinite(v) for v in (step, epoch, value))
                 except ValueError:
                     ok = False
                 if not ok:
-                    return f"history.csv line {n}: {row} is not step,epoch,split,metric,value"
+                    return rows, (f"history.csv line {n}: {row} is not "
+                                  f"step,epoch,split,metric,value")
+                rows.append((step, epoch, row[2], row[3], value))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        return f"history.csv: not readable ({e})"
-    return None if n else "history.csv: no rows"
+        return rows, f"history.csv: not readable ({e})"
+    return rows, None if rows else "history.csv: no rows"
+
+
+def _check_history_agrees(rows: list[tuple[float, float, str, str, float]],
+                          m: dict[str, Any]) -> str | None:
+    """The best epoch's validation and test scores in history.csv are metrics.json's."""
+    best = m["best_epoch"]
+    logged = {(split, metric): value for _, epoch, split, metric, value in rows
+              if epoch == best}
+    for split in ("validation", "test"):
+        for key in METRIC_KEYS:
+            value = logged.get((split, key))
+            if value is None:
+                return (f"history.csv has no {split} {key} at epoch {best} (metrics.json's "
+                        f"best_epoch)")
+            if not math.isclose(value, m[split][key], rel_tol=1e-6, abs_tol=1e-9):
+                return (f"history.csv: {split} {key} at epoch {best} is {value:.6g}, "
+                        f"metrics.json says {m[split][key]:.6g}")
+    return None
 
 
 @contextlib.contextmanager

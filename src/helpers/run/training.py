@@ -29,7 +29,7 @@ import torch
 
 from helpers.settings import project_path
 
-from . import models, store
+from . import models, provenance, store
 from .batches import make_loader, subsample, tokenize
 from .config import TrainConfig
 from .device import (
@@ -47,7 +47,7 @@ from .step import evaluate, make_optimizer, train_step
 
 METRIC_NAMES = ("accuracy", "macro_f1", "micro_f1", "loss")
 EVAL_SPLITS = ("validation", "test")
-CACHE_DIR = ".cache"
+CACHE_DIR = store.CACHE_DIR
 CHECKPOINT_FILE = "best_checkpoint.safetensors"
 
 
@@ -215,6 +215,7 @@ class _Setup:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler | None
+    provenance: dict[str, Any]  # env.json's record of the data and model files (sha256)
 
 
 def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_start: float,
@@ -257,6 +258,9 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     params = models.count_parameters(model)
     net = compile_model(model, cfg.torch_compile, runs_dir / CACHE_DIR)
     phase("model_build_s")
+    # after the model: a Hub model's weights are in its cached snapshot only once loaded
+    files = provenance.record(cfg.dataset, cfg.data_dir, cfg.model, runs_dir / CACHE_DIR)
+    phase("provenance_s")  # hashing only files the grid or an earlier run has not
 
     pin = device.type == "cuda"
     train_loader = make_loader(train_ds, tok, cfg.per_device_train_batch_size, train=True,
@@ -272,7 +276,8 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     phase("setup_s")
     return _Setup(precision, pad_multiple, len(train_ds), {s: len(ds) for s, ds in eval_ds.items()},
-                  model, net, params, train_loader, eval_loaders, optimizer, scheduler, scaler)
+                  model, net, params, train_loader, eval_loaders, optimizer, scheduler, scaler,
+                  files)
 
 
 def _train_and_select(cfg: TrainConfig, run_id: str, setup: _Setup, device: torch.device,
@@ -346,7 +351,8 @@ def _write_run(cfg: TrainConfig, run_id: str, out: Path, setup: _Setup, state: T
                                            "pad_to_multiple_of": setup.pad_multiple,
                                            "run_id": run_id})
     store.write_json(out / "memory.json", memory_report(setup.params, device, setup.precision))
-    store.write_json(out / "env.json", environment(device, setup.precision))
+    store.write_json(out / "env.json", {**environment(device, setup.precision),
+                                        provenance.KEY: setup.provenance})
     phase("write_s")
     metrics["timings"] = phase.timings
     metrics["wall_time_s"] = time.perf_counter() - wall_start

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from helpers.run import store
+from helpers.grid.spec import Grid
+from helpers.run import provenance, store
 from helpers.run.config import TrainConfig
 
 #: (total, trainable) parameters of roberta-base with a 3-class head per method, as the synthetic
@@ -32,65 +33,84 @@ def write_synthetic_runs(runs_dir: str | os.PathLike,
     """Write complete runs with the metrics contract's files and random but fixed values.
 
     For tests and for trying the analysis notebook without training anything: each
-    ``(model, dataset, method)`` cell gets one run per seed, written through
+    ``(model, dataset, method)`` cell gets one run per seed of a config with TrainConfig's
+    defaults (so not the run ids of a grid: see :func:`write_grid_runs`), written through
     :func:`helpers.run.store.staging` exactly as training does. Returns the run ids.
     """
     rng = np.random.default_rng(rng_seed)
-    ids = []
-    for model, dataset, method in cells:
-        for seed in seeds:
-            cfg = TrainConfig(model=model, dataset=dataset, method=method, seed=int(seed),
-                              num_train_epochs=epochs, logging_steps=logging_steps,
-                              max_train_samples=max_train_samples).resolved()
-            run_id = cfg.run_id()
-            level = rng.uniform(0.4, 0.85)
-            history, scores = [], []
-            for epoch in range(1, epochs + 1):
-                for step in range((epoch - 1) * steps_per_epoch + 1, epoch * steps_per_epoch + 1):
-                    if step % logging_steps == 0:
-                        history.append((step, step / steps_per_epoch, "train", "loss",
-                                        float(1.2 * np.exp(-step / 8) + rng.uniform(0, 0.1))))
-                end = epoch * steps_per_epoch
-                history.append((end, epoch, "train", "epoch_loss", float(rng.uniform(0.2, 1))))
-                per_split = {}
-                for split in ("validation", "test"):
-                    acc = float(np.clip(level + 0.03 * epoch + rng.normal(0, 0.03), 0, 1))
-                    values = {"accuracy": acc, "macro_f1": acc - float(rng.uniform(0, 0.1)),
-                              "micro_f1": acc, "loss": float(rng.uniform(0.3, 1.0))}
-                    per_split[split] = values
-                    history += [(end, epoch, split, m, v) for m, v in values.items()]
-                scores.append(per_split)
-            best = int(np.argmax([s["validation"]["macro_f1"] for s in scores])) + 1
-            train_losses = [h[4] for h in history if h[2] == "train" and h[3] == "loss"]
-            entry = PARAMETERS.get(method, PARAMETERS["full"])
-            params = {"total": entry[0], "trainable": entry[1]}
-            cuda = device == "cuda"
-            with store.staging(runs_dir, run_id) as out:
-                pd.DataFrame(history, columns=list(store.HISTORY_COLUMNS)).to_csv(
-                    out / "history.csv", index=False)
-                store.write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
-                store.write_json(out / "metrics.json", {
-                    "run_id": run_id, "best_epoch": best, "selection": "validation_macro_f1",
-                    "validation": scores[best - 1]["validation"],
-                    "test": scores[best - 1]["test"],
-                    "train_loss": float(np.mean(train_losses)),
-                    "final_train_loss": float(train_losses[-1]),
-                    "wall_time_s": 10.0, "train_time_s": 8.0, "train_samples_per_s": 6.0,
-                    "train_tokens_per_s": 300.0, "num_train_samples": max_train_samples or 100,
-                    "num_eval_samples": {"validation": 20, "test": 20},
-                    "num_epochs": epochs, "parameters": params})
-                store.write_json(out / "memory.json", {
-                    "parameters": params, "device": device,
-                    "device_name": "NVIDIA H100 80GB HBM3" if cuda else "x86_64",
-                    "precision": "bf16" if cuda else "fp32",
-                    "peak_cuda_allocated_bytes": int(rng.uniform(2e9, 6e9)) if cuda else None,
-                    "peak_cuda_reserved_bytes": int(rng.uniform(6e9, 8e9)) if cuda else None,
-                    "peak_rss_bytes": int(rng.uniform(1e9, 3e9))})
-                store.write_json(out / "env.json", {
-                    "python": "3.11", "platform": "synthetic", "packages": {},
-                    "device": device, "device_name": "NVIDIA H100 80GB HBM3" if cuda
-                    else "x86_64", "cuda": None, "cuda_device_count": int(cuda),
-                    "precision": "bf16" if cuda else "fp32", "torch_threads": 2,
-                    "cpu_count": 2})
-            ids.append(run_id)
-    return ids
+    configs = [TrainConfig(model=model, dataset=dataset, method=method, seed=int(seed),
+                           num_train_epochs=epochs, logging_steps=logging_steps,
+                           max_train_samples=max_train_samples).resolved()
+               for model, dataset, method in cells for seed in seeds]
+    return [_write_run(runs_dir, cfg, rng, steps_per_epoch, logging_steps, device)
+            for cfg in configs]
+
+
+def write_grid_runs(grid: Grid, runs_dir: str | os.PathLike | None = None,
+                    steps_per_epoch: int = 6, device: str = "cpu",
+                    rng_seed: int = 0) -> list[str]:
+    """Synthetic runs of exactly the grid's configs (its run ids: the report reads a grid's
+    runs only), e.g. a 75-run build of params/full.yaml; into ``runs_dir`` (default: the
+    grid's). Returns the run ids, in the grid's order."""
+    rng = np.random.default_rng(rng_seed)
+    return [_write_run(runs_dir if runs_dir is not None else grid.runs_dir,
+                       r.config.resolved(), rng, steps_per_epoch, 2, device)
+            for r in grid.runs]
+
+
+def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Generator,
+               steps_per_epoch: int, logging_steps: int, device: str) -> str:
+    """One synthetic run of ``cfg``: ``logging_steps`` is the synthetic history's (train loss
+    rows), so that a short synthetic epoch still logs some."""
+    run_id, epochs = cfg.run_id(), cfg.num_train_epochs
+    level = rng.uniform(0.4, 0.85)
+    history, scores = [], []
+    for epoch in range(1, epochs + 1):
+        for step in range((epoch - 1) * steps_per_epoch + 1, epoch * steps_per_epoch + 1):
+            if step % logging_steps == 0:
+                history.append((step, step / steps_per_epoch, "train", "loss",
+                                float(1.2 * np.exp(-step / 8) + rng.uniform(0, 0.1))))
+        end = epoch * steps_per_epoch
+        history.append((end, epoch, "train", "epoch_loss", float(rng.uniform(0.2, 1))))
+        per_split = {}
+        for split in ("validation", "test"):
+            acc = float(np.clip(level + 0.03 * epoch + rng.normal(0, 0.03), 0, 1))
+            values = {"accuracy": acc, "macro_f1": acc - float(rng.uniform(0, 0.1)),
+                      "micro_f1": acc, "loss": float(rng.uniform(0.3, 1.0))}
+            per_split[split] = values
+            history += [(end, epoch, split, m, v) for m, v in values.items()]
+        scores.append(per_split)
+    best = int(np.argmax([s["validation"]["macro_f1"] for s in scores])) + 1
+    train_losses = [h[4] for h in history if h[2] == "train" and h[3] == "loss"]
+    entry = PARAMETERS.get(cfg.method, PARAMETERS["full"])
+    params = {"total": entry[0], "trainable": entry[1]}
+    cuda = device == "cuda"
+    name = "NVIDIA H100 80GB HBM3" if cuda else "x86_64"
+    with store.staging(runs_dir, run_id) as out:
+        pd.DataFrame(history, columns=list(store.HISTORY_COLUMNS)).to_csv(
+            out / "history.csv", index=False)
+        store.write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
+        store.write_json(out / "metrics.json", {
+            "run_id": run_id, "best_epoch": best, "selection": "validation_macro_f1",
+            "validation": scores[best - 1]["validation"], "test": scores[best - 1]["test"],
+            "train_loss": float(np.mean(train_losses)),
+            "final_train_loss": float(train_losses[-1]),
+            "wall_time_s": 10.0, "train_time_s": 8.0, "train_samples_per_s": 6.0,
+            "train_tokens_per_s": 300.0, "num_train_samples": cfg.max_train_samples or 100,
+            "num_eval_samples": {"validation": 20, "test": 20},
+            "num_epochs": epochs, "parameters": params})
+        store.write_json(out / "memory.json", {
+            "parameters": params, "device": device, "device_name": name,
+            "precision": "bf16" if cuda else "fp32",
+            "peak_cuda_allocated_bytes": int(rng.uniform(2e9, 6e9)) if cuda else None,
+            "peak_cuda_reserved_bytes": int(rng.uniform(6e9, 8e9)) if cuda else None,
+            "peak_rss_bytes": int(rng.uniform(1e9, 3e9))})
+        store.write_json(out / "env.json", {
+            "python": "3.11", "platform": "synthetic", "packages": {},
+            "device": device, "device_name": name, "cuda": None,
+            "cuda_device_count": int(cuda), "precision": "bf16" if cuda else "fp32",
+            "torch_threads": 2, "cpu_count": 2,
+            # it read no files: an empty record, not an unknown one (helpers.run.provenance)
+            provenance.KEY: {"data_dir": None, "data_files": {}, "model_dir": None,
+                             "model_files": {}}})
+    return run_id
