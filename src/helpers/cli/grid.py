@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from helpers.grid import mps, status
@@ -82,6 +83,11 @@ def cli(args: argparse.Namespace) -> int:
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # before any run started (reading data, the MPS daemon)
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"stopped by {signal.Signals(signum).name} before any run started; nothing to "
+              f"resume but the whole grid.", file=sys.stderr)
+        return 128 + signum
     if summary.interrupted:
-        return 130
+        return 128 + (summary.signal or signal.SIGINT)
     return 0 if summary.ok else 1

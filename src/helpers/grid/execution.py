@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from helpers.run import store
 
-from . import claims, mps
+from . import claims, mps, stopping
 from .spec import GridRun
 
 
@@ -55,7 +55,8 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     if claim is None:
         return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
                         busy=True)
-    with claim:
+    # a SIGTERM (the runner stopping, scancel) ends the kernel, then releases the claim
+    with claim, stopping.runs_end_with_signals():
         run_dir = store.run_path(runs_dir, run_id)
         # --force reruns what was complete when this batch started, not what another (forced)
         # runner completed since: that would train it twice

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from helpers.run import store
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
-from . import claims, mps
+from . import claims, mps, stopping
 from .execution import copy_notebook, last_attempt, make_task
 from .pool import run_tasks
 from .slurm import job_cpus
@@ -82,7 +82,11 @@ def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | Non
     ``fields`` are :class:`RunOptions` fields, a shorthand for ``options`` in tests and scripts.
     """
     opts = options or RunOptions(**fields)
-    out = out or sys.stderr
+    with stopping.interrupt_on_signals():  # SIGTERM, SIGINT: stop what it started, then say so
+        return _run(grid, opts, out or sys.stderr)
+
+
+def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     started = time.time()
     notebook, devices, workers = _check_options(opts)
     per_device = workers // len(devices) if devices else 0

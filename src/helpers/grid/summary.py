@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 
 from helpers.run import store
@@ -20,6 +21,9 @@ class RunSummary:
     corrupt: list[str] = field(default_factory=list)  # records did not validate: set aside
     not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
     interrupted: bool = False
+    signal: int | None = None  # what interrupted it (SIGINT, SIGTERM)
+    stopped: list[str] = field(default_factory=list)  # in progress when it was interrupted
+    detached: list[str] = field(default_factory=list)  # Slurm jobs left running on the cluster
     seconds: float = 0.0
 
     @property
@@ -45,7 +49,18 @@ def format_summary(summary: RunSummary, grid: Grid) -> str:
                      f"\n         log {f.get('log')}"
                      f"  details {store.failure_path(grid.runs_dir, run_id)}")
     if summary.interrupted:
-        lines.append("interrupted: run the same command again to finish the grid.")
+        lines.append(stopped_line(summary))
     elif summary.failed or summary.not_run:
         lines.append("run the same command again to retry the runs that did not complete.")
     return "\n".join(lines)
+
+
+def stopped_line(summary: RunSummary) -> str:
+    """The one line of an interrupted grid: what it stopped, what is left to resume."""
+    name = signal.Signals(summary.signal or signal.SIGINT).name
+    runs = (f"stopped {len(summary.stopped)} run(s) in progress ({', '.join(summary.stopped)}) "
+            f"with their workers and kernels" if summary.stopped else "no run was in progress")
+    left = (f"; {len(summary.detached)} Slurm job(s) keep running "
+            f"({', '.join(summary.detached)}; scancel stops them)" if summary.detached else "")
+    return (f"stopped by {name}: {runs}{left}; {len(summary.not_run)} run(s) resumable: "
+            f"run the same command again to finish the grid.")
