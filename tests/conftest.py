@@ -54,3 +54,29 @@ def tiny_roberta(tmp_path_factory) -> Path:
     from helpers.testing.tiny import make_tiny_model
 
     return make_tiny_model("roberta", tmp_path_factory.mktemp("tiny_roberta"))
+
+
+STAND_IN_NVIDIA_SMI = """#!/bin/sh
+# stand-in nvidia-smi: $STUB_GPUS GPUs (default 1), answering -L and --query-gpu=memory.total
+n=${STUB_GPUS:-1}
+if [ "$n" = 0 ]; then echo "No devices were found"; exit 6; fi
+case "$*" in
+  *memory.total*) echo 81559 ;;
+  *) i=0; while [ $i -lt "$n" ]; do
+       echo "GPU $i: Stand-in GPU (UUID: GPU-0000000$i-0000-0000-0000-000000000000)"
+       i=$((i + 1)); done ;;
+esac
+"""
+
+
+@pytest.fixture
+def stub_gpus(tmp_path_factory, monkeypatch):
+    """A stand-in ``nvidia-smi`` first on PATH, saying this host has $STUB_GPUS GPUs (1): the
+    grid's device check passes on a CPU host; the runs themselves train on the CPU."""
+    bin_dir = tmp_path_factory.mktemp("gpu-bin")
+    exe = bin_dir / "nvidia-smi"
+    exe.write_text(STAND_IN_NVIDIA_SMI)
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("STUB_GPUS", "1")
+    return exe

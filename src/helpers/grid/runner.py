@@ -43,7 +43,7 @@ from .spec import Grid, GridError, GridRun
 from .status import run_state, staging_alive
 from .summary import RunSummary, format_summary
 from .tracker import GridProgress
-from .workers import default_runs_per_device
+from .workers import check_devices, default_runs_per_device
 
 NOTEBOOK = TRAIN_NOTEBOOK
 EXECUTORS = ("local", "slurm", "local-submitit")
@@ -94,6 +94,9 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
         mps_plan = mps.plan(opts.mps_mode, devices, per_device, opts.executor)
     except mps.MpsError as e:
         raise GridError(str(e)) from None
+    problem = check_devices(devices) if devices else None
+    if problem:
+        raise GridError(problem)
     runs_dir = project_path(grid.runs_dir)
     try:
         store.check_writable(runs_dir)
@@ -138,6 +141,11 @@ def _check_options(opts: RunOptions) -> tuple[Path, list[str], int]:
     _check_kernel(opts.kernel_name)
     devices = list(opts.devices or [])
     workers = opts.workers
+    if workers is not None and workers < 1:
+        raise GridError(f"workers={workers} must be >= 1.")
+    if devices and opts.executor != "local":
+        raise GridError(f"--devices works with --executor local (this host's GPUs); with "
+                        f"--executor {opts.executor} give the GPUs per job (--gpus-per-task).")
     if opts.runs_per_device is not None:
         if not devices:
             raise GridError("runs_per_device needs devices (e.g. --devices 0); on the CPU "
