@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import os
 from pathlib import Path
 
@@ -80,3 +83,60 @@ def stub_gpus(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("STUB_GPUS", "1")
     return exe
+
+
+class _FullFile:
+    """A file on a full disk: it was created, but every write fails with ENOSPC; no
+    ``fileno`` (so shutil's copy takes the write path too)."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self._fh.name)
+
+    def writelines(self, lines):
+        self.write("")
+
+    def fileno(self):
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+    def __iter__(self):
+        return iter(self._fh)
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """``disk_full(folder_or_predicate)``: from then on, files opened for writing there (every
+    ``open``: builtins, io, pathlib, shutil, fsspec) are created but fail to take data with
+    ENOSPC, as on a full disk. In this process only (not in kernels or workers)."""
+    real_open = builtins.open
+    rules: list = []
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        if (isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+")
+                and any(rule(Path(os.path.abspath(file))) for rule in rules)):
+            return _FullFile(fh)
+        return fh
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+
+    def full(where) -> None:
+        if callable(where):
+            rules.append(where)
+        else:
+            folder = Path(os.path.abspath(where))
+            rules.append(lambda p: folder in p.parents)
+
+    return full
