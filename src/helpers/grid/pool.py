@@ -8,12 +8,15 @@ local jobs, their kernels with them, before the runner returns; Slurm jobs keep 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
 import time
 from pathlib import Path
 from typing import Any
+
+from helpers.run.disk import DiskFullError
 
 from . import stopping
 from .execution import execute_run, last_attempt, record_failure
@@ -66,7 +69,23 @@ def _collect(result: dict[str, Any], summary: RunSummary, bar: GridProgress) -> 
         (summary.busy if result.get("busy") else summary.skipped).append(result["run_id"])
     else:
         (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
+    if not result["ok"]:
+        summary.errors[result["run_id"]] = str(result.get("error"))
+    if result.get("disk_full"):
+        summary.disk_full.append(result["run_id"])
     bar.finish(result)
+
+
+def _stop_feeding(task_q: Any, workers: int) -> int:
+    """Take the tasks not started yet off the queue (the disk is full: each would fail the
+    same way); the workers then finish what they run and exit. Returns how many it took."""
+    taken = 0
+    with contextlib.suppress(queue.Empty):
+        while True:
+            taken += task_q.get(timeout=0.1) is not None
+    for _ in range(workers):
+        task_q.put(None)
+    return taken
 
 
 def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], runs_dir: Path,
@@ -92,7 +111,7 @@ def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], runs_dir:
     current: dict[int, str] = {}  # worker pid -> the run it executes
     pending = [len(tasks)]
     try:
-        _follow_workers(procs, result_q, current, device_of, pending, summary, bar,
+        _follow_workers(procs, (task_q, result_q), current, device_of, pending, summary, bar,
                         {t["run_id"]: t for t in tasks})
     finally:
         if pending[0]:  # interrupted, or workers died: stop the rest, kernels included
@@ -103,10 +122,11 @@ def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], runs_dir:
             p.join(timeout=10)
 
 
-def _follow_workers(procs: list[Any], result_q: Any, current: dict[int, str],
+def _follow_workers(procs: list[Any], queues: tuple[Any, Any], current: dict[int, str],
                     device_of: dict[int, str], pending: list[int], summary: RunSummary,
                     bar: GridProgress, by_id: dict[str, dict[str, Any]]) -> None:
     """Collect the workers' results until none is pending (``pending[0]`` counts down)."""
+    task_q, result_q = queues
     while pending[0]:
         try:
             kind, pid, payload = result_q.get(timeout=1.0)
@@ -128,6 +148,8 @@ def _follow_workers(procs: list[Any], result_q: Any, current: dict[int, str],
                 bar.stopped(device_of.get(pid, "cpu"))
             _collect(payload, summary, bar)
             pending[0] -= 1
+            if payload.get("disk_full") and len(summary.disk_full) == 1:
+                pending[0] -= _stop_feeding(task_q, len(procs))
 
 
 def _worker_died(t: dict[str, Any], p: Any, summary: RunSummary, bar: GridProgress) -> None:
@@ -136,8 +158,9 @@ def _worker_died(t: dict[str, Any], p: Any, summary: RunSummary, bar: GridProgre
             "evalue": f"worker process {p.pid} exited with code {p.exitcode} while running "
                       f"the notebook"}
     log = last_attempt(t["runs_dir"], run_id)
-    record_failure(Path(t["runs_dir"]), run_id, info, log, log.with_suffix(".ipynb"),
-                   time.time(), 0.0)
+    with contextlib.suppress(DiskFullError):  # the summary names the failure then
+        record_failure(Path(t["runs_dir"]), run_id, info, log, log.with_suffix(".ipynb"),
+                       time.time(), 0.0)
     _collect({"run_id": run_id, "ok": False, "seconds": 0.0, "error": info["evalue"]},
              summary, bar)
 
@@ -169,6 +192,8 @@ def run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
             done = [j for j in running if j.done()]
             for job in done:
                 _collect(_job_result(job, running.pop(job), runs_dir), summary, bar)
+                if summary.disk_full:
+                    waiting.clear()  # each would fail the same way
                 if waiting:
                     t = waiting.pop(0)
                     running[ex.submit(execute_run, t, env)] = t
@@ -192,7 +217,8 @@ def _job_result(job: Any, t: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
                           f"(job {job.job_id}, stderr {job.paths.stderr})",
                 "traceback": str(e).splitlines()}
         log = last_attempt(runs_dir, t["run_id"])
-        record_failure(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"),
-                       time.time(), 0)
+        with contextlib.suppress(DiskFullError):  # the summary names the failure then
+            record_failure(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"),
+                           time.time(), 0)
         return {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
                 "error": f"{info['ename']}: {info['evalue']}"}

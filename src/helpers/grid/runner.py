@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from helpers.run import store
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
-from . import claims, mps, stopping
+from . import claims, mps, space, stopping
 from .execution import copy_notebook, last_attempt, make_task
 from .pool import run_tasks
 from .slurm import job_cpus
@@ -106,6 +106,9 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     _wait_for_orphans(grid)
 
     summary, todo = _sort_runs(grid, runs_dir, opts.force)
+    problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
+    if problem:
+        raise GridError(problem)
     _check_data(todo)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads, opts.force, started)
@@ -173,6 +176,7 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool) -> tuple[RunSummary, lis
             summary.busy.append(r.run_id)
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
+            store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded
             # A batch killed between a run's completion and the copy of its notebook.
             executed = last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = store.run_path(runs_dir, r.run_id)

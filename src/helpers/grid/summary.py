@@ -24,6 +24,8 @@ class RunSummary:
     signal: int | None = None  # what interrupted it (SIGINT, SIGTERM)
     stopped: list[str] = field(default_factory=list)  # in progress when it was interrupted
     detached: list[str] = field(default_factory=list)  # Slurm jobs left running on the cluster
+    errors: dict[str, str] = field(default_factory=dict)  # run id -> its result's error
+    disk_full: list[str] = field(default_factory=list)  # found the disk full: none started since
     seconds: float = 0.0
 
     @property
@@ -43,11 +45,17 @@ def format_summary(summary: RunSummary, grid: Grid) -> str:
              + (f", {len(summary.not_run)} not run" if summary.not_run else "")
              + f" ({summary.seconds:.0f}s)"]
     for run_id in summary.failed:
-        f = store.read_failure(grid.runs_dir, run_id) or {}
+        f = store.read_failure(grid.runs_dir, run_id)
+        if f is None or run_id in summary.disk_full:  # the result says it best
+            lines.append(f"  FAILED {run_id}: {summary.errors.get(run_id, '?')}")
+            continue
         evalue = str(f.get("evalue") or "").splitlines()
         lines.append(f"  FAILED {run_id}: {f.get('ename')}: {evalue[0][:200] if evalue else ''}"
                      f"\n         log {f.get('log')}"
                      f"  details {store.failure_path(grid.runs_dir, run_id)}")
+    if summary.disk_full and summary.not_run:
+        lines.append(f"not started: {len(summary.not_run)} run(s), the disk being full (see "
+                     f"above); free some space, then run the same command again.")
     if summary.interrupted:
         lines.append(stopped_line(summary))
     elif summary.failed or summary.not_run:
