@@ -213,3 +213,31 @@ def test_a_grid_on_a_real_full_disk(size, tiny_bert, real_data_dir, tmp_path):
     assert (tmp_path / "second.rc").read_text().strip() == "0", second
     assert {tuple(v) for v in state["runs"].values()} == {("complete", False, True)}, state
     assert not state["debris"], state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "local-submitit"])
+def test_after_a_run_finds_the_disk_full_no_other_run_starts(executor, tiny_bert,
+                                                              real_data_dir, tmp_path,
+                                                              monkeypatch):
+    """Each would fail the same way: one clear error, the rest left to resume."""
+    import io
+
+    monkeypatch.setenv("NLPDL_DATA_DIR", str(real_data_dir))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "raise OSError(28, 'No space left on device', '/runs/x/history.csv')")]
+    nb.metadata["kernelspec"] = {"name": "nlpdl-report", "display_name": "nlpdl-report",
+                                 "language": "python"}
+    nbformat.write(nb, tmp_path / "full.ipynb")
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(TINY_GRID.format(model=tiny_bert))
+    grid = load_grid(grid_file, runs_dir=tmp_path / "runs")
+    out = io.StringIO()
+    summary = run_grid(grid, notebook=tmp_path / "full.ipynb", workers=1, executor=executor,
+                       progress=False, out=out)
+    text = out.getvalue()
+    assert len(summary.failed) == 1 and len(summary.not_run) == 4, text
+    assert summary.disk_full == summary.failed
+    assert "disk full: could not write /runs/x/history.csv" in text, text
+    assert "not started: 4 run(s), the disk being full" in text, text

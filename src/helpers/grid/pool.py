@@ -62,6 +62,8 @@ def _worker(env: dict[str, str], tasks: Any, results: Any) -> None:
         except stopping.Interrupted as e:
             os._exit(128 + e.signum)  # not through the queue's exit handlers: nobody reads
         results.put(("done", os.getpid(), result))
+        if result.get("disk_full"):
+            return  # the next would fail the same way; the runner takes the rest off the queue
 
 
 def _collect(result: dict[str, Any], summary: RunSummary, bar: GridProgress) -> None:
