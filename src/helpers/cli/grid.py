@@ -98,10 +98,10 @@ def cli(args: argparse.Namespace) -> int:
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:  # before any run started (reading data, the MPS daemon)
+    except KeyboardInterrupt as e:  # outside the runs: reading the data, starting MPS, ...
         signum = getattr(e, "signum", signal.SIGINT)
-        print(f"stopped by {signal.Signals(signum).name} before any run started; nothing to "
-              f"resume but the whole grid.", file=sys.stderr)
+        print(f"stopped by {signal.Signals(signum).name} while no run was in progress; run "
+              f"the same command again to finish the grid.", file=sys.stderr)
         return 128 + signum
     if summary.interrupted:
         return 128 + (summary.signal or signal.SIGINT)

@@ -15,11 +15,13 @@ MIN_RUN_BYTES = 1_000_000
 
 
 def run_bytes(runs_dir: Path, sample: int = 5) -> tuple[int, str | None]:
-    """Bytes one run writes, measured on up to ``sample`` complete runs (folder, log and
+    """Bytes one run writes, measured on up to ``sample`` complete runs (records, log and
     executed notebook of the last attempt; the largest), and the run measured."""
     largest, name = 0, None
     for folder in store.complete_runs(runs_dir)[:sample]:
-        files = [p for p in folder.rglob("*") if p.is_file()]
+        # not a saved checkpoint (save_best_checkpoint): few runs keep one
+        files = [folder / f for f in (*store.REQUIRED_FILES, "train.ipynb")
+                 if (folder / f).is_file()]
         logs = store.attempt_logs(runs_dir, folder.name)[-1:]
         files += logs + [p.with_suffix(".ipynb") for p in logs if p.with_suffix(".ipynb")
                          .is_file()]
