@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import sys
@@ -131,13 +130,13 @@ def _attempt(task: dict[str, Any], run_id: str, runs_dir: Path, start: float
                      f"{store.set_aside(runs_dir, run_id, problem)}\n")
         fh.flush()
         info = _papermill(task, out_nb, fh)
-        warning = None
+        warning, saved = None, True
         if info is not None and _published(run_dir, start):  # the kernel published the run:
-            # what failed came after it (the executed notebook's last save, on a full disk)
-            warning = "but its executed notebook was not saved: " + (
-                f"disk full in {out_nb.parent} ({disk.size(disk.free_bytes(out_nb))} free "
-                f"there)" if _disk_full_text(info) else
-                f"{info['ename']}: {str(info['evalue']).splitlines()[0][:300]}")
+            saved = not _disk_full_text(info)  # what failed came after it: the notebook's
+            warning = ("but its executed notebook was not saved: disk full in "  # last save
+                       f"{out_nb.parent} ({disk.size(disk.free_bytes(out_nb))} free there)"
+                       if not saved else f"but a later cell failed: {info['ename']}: "
+                       f"{str(info['evalue']).splitlines()[0][:300] if info['evalue'] else ''}")
             info = None
         if info is None and not store.is_complete(run_dir):
             info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
@@ -151,9 +150,10 @@ def _attempt(task: dict[str, Any], run_id: str, runs_dir: Path, start: float
                      + (f" ({warning})" if warning else "") + "\n")
     if info is not None:
         return _failed(runs_dir, run_id, info, log, out_nb, start, seconds)
-    problem = copy_notebook(out_nb, run_dir) if warning is None else None
+    problem = copy_notebook(out_nb, run_dir) if saved else None
     if problem:
-        warning = f"but its executed notebook was not copied into the run folder: {problem}"
+        warning = (f"{warning}; " if warning else "but ") + \
+            f"its executed notebook was not copied into the run folder: {problem}"
     return _complete(run_id, runs_dir, seconds, warning)
 
 
@@ -180,12 +180,10 @@ def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any]
     return None
 
 
-_FULL_IN_TEXT = re.compile(r"\[Errno (?:" + "|".join(map(str, disk.FULL_ERRNOS)) + r")\]")
-
-
 def _disk_full_text(info: dict[str, Any]) -> bool:
     """Whether a failure (as papermill reports it) was a full disk."""
-    return info["ename"] == "DiskFullError" or bool(_FULL_IN_TEXT.search(str(info["evalue"])))
+    return (info["ename"] == "DiskFullError"
+            or disk.from_message(str(info["evalue"]), ".") is not None)
 
 
 def _failed(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
