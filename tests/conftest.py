@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import os
 from pathlib import Path
 
@@ -54,3 +57,86 @@ def tiny_roberta(tmp_path_factory) -> Path:
     from helpers.testing.tiny import make_tiny_model
 
     return make_tiny_model("roberta", tmp_path_factory.mktemp("tiny_roberta"))
+
+
+STAND_IN_NVIDIA_SMI = """#!/bin/sh
+# stand-in nvidia-smi: $STUB_GPUS GPUs (default 1), answering -L and --query-gpu=memory.total
+n=${STUB_GPUS:-1}
+if [ "$n" = 0 ]; then echo "No devices were found"; exit 6; fi
+case "$*" in
+  *memory.total*) echo 81559 ;;
+  *) i=0; while [ $i -lt "$n" ]; do
+       echo "GPU $i: Stand-in GPU (UUID: GPU-0000000$i-0000-0000-0000-000000000000)"
+       i=$((i + 1)); done ;;
+esac
+"""
+
+
+@pytest.fixture
+def stub_gpus(tmp_path_factory, monkeypatch):
+    """A stand-in ``nvidia-smi`` first on PATH, saying this host has $STUB_GPUS GPUs (1): the
+    grid's device check passes on a CPU host; the runs themselves train on the CPU."""
+    bin_dir = tmp_path_factory.mktemp("gpu-bin")
+    exe = bin_dir / "nvidia-smi"
+    exe.write_text(STAND_IN_NVIDIA_SMI)
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("STUB_GPUS", "1")
+    return exe
+
+
+class _FullFile:
+    """A file on a full disk: it was created, but every write fails with ENOSPC; no
+    ``fileno`` (so shutil's copy takes the write path too)."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self._fh.name)
+
+    def writelines(self, lines):
+        self.write("")
+
+    def fileno(self):
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+    def __iter__(self):
+        return iter(self._fh)
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """``disk_full(folder_or_predicate)``: from then on, files opened for writing there (every
+    ``open``: builtins, io, pathlib, shutil, fsspec) are created but fail to take data with
+    ENOSPC, as on a full disk. In this process only (not in kernels or workers)."""
+    real_open = builtins.open
+    rules: list = []
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        if (isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+")
+                and any(rule(Path(os.path.abspath(file))) for rule in rules)):
+            return _FullFile(fh)
+        return fh
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+
+    def full(where) -> None:
+        if callable(where):
+            rules.append(where)
+        else:
+            folder = Path(os.path.abspath(where))
+            rules.append(lambda p: folder in p.parents)
+
+    return full

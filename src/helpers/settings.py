@@ -4,7 +4,8 @@ One rule for paths: **a relative path is taken from the project root**, never fr
 directory (:func:`project_path`). JupyterLab starts the train notebook in ``notebooks/``,
 papermill and ``make`` in the root, a user's shell anywhere; with this rule ``runs``, ``build``
 or ``params/cpu.yaml`` name the same folder for all of them. Absolute paths and ``~`` are used
-as given.
+as given. A path typed on the command line follows the shell's convention first
+(:func:`cli_path`): relative to the current directory when it exists there.
 """
 
 from __future__ import annotations
@@ -58,3 +59,23 @@ def project_path(path: str | os.PathLike | None) -> Path | None:
         return None
     p = Path(path).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def cli_path(path: str | os.PathLike) -> Path:
+    """A command-line path argument: relative to the current directory when it exists there
+    (the shell's convention), else the project rule (:func:`project_path`). A relative path
+    that is not found in the current directory comes back relative, for project_path."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    here = Path.cwd() / p
+    return here if here.exists() and Path.cwd().resolve() != PROJECT_ROOT.resolve() else p
+
+
+def not_found(what: str, path: str | os.PathLike) -> str:
+    """``<what> <path> does not exist``, naming every place :func:`cli_path` looked."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or Path.cwd().resolve() == PROJECT_ROOT.resolve():
+        return f"{what} {project_path(p)} does not exist."
+    return (f"{what} {path} does not exist: looked in {Path.cwd() / p} (the current "
+            f"directory) and {PROJECT_ROOT / p} (the project root).")

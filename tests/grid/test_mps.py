@@ -132,8 +132,8 @@ def test_daemon_that_starts_no_server_is_stopped_and_auto_goes_on(control):
 
 
 @pytest.mark.slow
-def test_grid_runs_connect_to_the_private_daemon(control, tmp_path, real_data_dir, monkeypatch,
-                                                 capsys):
+def test_grid_runs_connect_to_the_private_daemon(control, stub_gpus, tmp_path, real_data_dir,
+                                                 monkeypatch, capsys):
     """The runs get the daemon's pipe folder (it is in each attempt's log) and the daemon is
     stopped once the grid is done."""
     monkeypatch.setenv("NLPDL_DATA_DIR", str(real_data_dir))

@@ -52,10 +52,16 @@ def built(tmp_path_factory):
                                                       "dataset=acl_sup"]), runs_dir)
     synthetic.write_synthetic_runs(runs_dir, [("roberta-base", "acl_sup", "adapter")],
                                   seeds=(1,))
+    stale = root / "build" / "tables" / "table9_gone.csv"  # of an older build: must go
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a\n1\n")
+    (root / "build" / "analysis.ipynb").write_text("{}")
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = reporting.build(runs_dir, grid, root / "build", render=True)
     assert code == 0
+    assert not stale.exists()
+    assert sorted(p.name for p in root.iterdir()) == ["build", "grid.yaml", "runs"]
     executed = root / "build" / "analysis.ipynb"
     return {"root": root, "runs": runs_dir, "nb": nbformat.read(executed, as_version=4),
             "executed": executed, "stderr": err.getvalue()}
@@ -246,12 +252,17 @@ def test_quarto_project_config():
     assert config["execute"]["enabled"] is False
 
 
-def test_missing_quarto_is_explained(built):
+def test_missing_quarto_is_explained_else_any_output_dir_renders(built):
+    """The render was skipped unless --output-dir was build/ (issue 21, item 7): index.qmd
+    embeds ../build/analysis.ipynb."""
+    report = built["root"] / "build" / "report" / "report"
     if reporting.quarto_path() is None:
         assert "pip install quarto-cli" in built["stderr"]
         assert "environment.yml" in built["stderr"]
+        assert not report.exists()
     else:
-        assert "--output-dir build" in built["stderr"]
+        assert "<table" in (report / "index.html").read_text()
+        assert (report / "index.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_quarto_renders_html_and_pdf(built, tmp_path):

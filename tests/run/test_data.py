@@ -170,6 +170,17 @@ def test_missing_file_names_path_and_layout(tmp_path):
     assert "JSON Lines" in msg and "NLPDL_DATA_DIR" in msg
 
 
+def test_a_directory_in_place_of_a_data_file_is_named_as_such(tmp_path, real_data_dir):
+    """It was reported as a missing file."""
+    shutil.copytree(real_data_dir / "acl_sup", tmp_path / "acl_sup")
+    (tmp_path / "acl_sup" / "dev.json").unlink()
+    (tmp_path / "acl_sup" / "dev.json").mkdir()
+    with pytest.raises(data.DataError) as e:
+        data.read_rows("acl_sup", tmp_path)
+    assert f"{tmp_path / 'acl_sup' / 'dev.json'} is a directory" in str(e.value)
+    assert "Missing" not in str(e.value)
+
+
 def test_env_var_points_at_the_data(tmp_path, monkeypatch):
     write_semeval(tmp_path / "SemEval14-res",
                   {s: [example(1), example(2, "negative")] for s in ("train", "dev", "test")})

@@ -107,7 +107,7 @@ def test_runs_per_device_default_and_checks(monkeypatch):
 
 @pytest.mark.slow
 def test_full_grid_runs_offline_from_the_rehearsal_cache(tiny_hub, real_data_dir, tmp_path,
-                                                         monkeypatch):
+                                                         monkeypatch, stub_gpus):
     """params/full.yaml, unchanged but for a shorter budget, through the real grid runner and
     papermill, loading its Hub ids from the cache; two runs share one device."""
     monkeypatch.setenv("HF_HOME", str(tiny_hub))

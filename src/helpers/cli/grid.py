@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
 from helpers.grid import mps, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
 from helpers.grid.spec import GridError, load_grid, parse_overrides
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
-from helpers.settings import KERNEL_NAME
+from helpers.settings import (
+    KERNEL_NAME,
+    PARAMS_DIR,
+    PROJECT_ROOT,
+    cli_path,
+    not_found,
+    project_path,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,9 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cli(args: argparse.Namespace) -> int:
     try:
-        grid = load_grid(args.grid, overrides=parse_overrides(args.overrides),
-                         runs_dir=args.runs_dir)
-        grid = grid.select(args.filter)
+        overrides = parse_overrides(args.overrides)
+        grid = load_grid(_existing(args.grid, "Grid file"), overrides=overrides,
+                         runs_dir=cli_path(args.runs_dir) if args.runs_dir else None)
+        selected = grid.select(args.filter)
+        if args.filter and not selected.runs:
+            raise GridError(grid.no_match(args.filter, overrides))
+        grid = selected
         if args.action in ("plan", "status"):
             rows = status.plan_rows(grid) if args.action == "plan" else status.status_rows(grid)
             print(status.format_rows(rows, args.format))
@@ -74,6 +87,8 @@ def cli(args: argparse.Namespace) -> int:
                 if note:
                     print(note)
             return 0
+        if args.workers is not None and args.workers < 1:
+            raise GridError(f"--workers {args.workers}: must be >= 1 (configs run at once).")
         devices = [d.strip() for d in args.devices.split(",") if d.strip()] \
             if args.devices else None
         gpus = args.gpus_per_task if args.executor == "slurm" else 0
@@ -83,11 +98,29 @@ def cli(args: argparse.Namespace) -> int:
         summary = run_grid(grid, RunOptions(
             workers=args.workers, devices=devices or (), runs_per_device=args.runs_per_device,
             force=args.force, rerun_stale=args.rerun_stale, executor=args.executor,
-            notebook=args.notebook, kernel_name=args.kernel, slurm=slurm,
-            progress=not args.no_progress, mps_mode=args.mps))
+            notebook=_existing(args.notebook, "Notebook"),
+            kernel_name=args.kernel, slurm=slurm, progress=not args.no_progress,
+            mps_mode=args.mps))
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # outside the runs: reading the data, starting MPS, ...
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"stopped by {signal.Signals(signum).name} while no run was in progress; run "
+              f"the same command again to finish the grid.", file=sys.stderr)
+        return 128 + signum
     if summary.interrupted:
-        return 130
+        return 128 + (summary.signal or signal.SIGINT)
     return 0 if summary.ok else 1
+
+
+def _existing(arg: str, what: str) -> Path:
+    """The path argument ``arg`` (helpers.settings.cli_path), or a GridError naming where it
+    was looked for."""
+    path = cli_path(arg)
+    if not project_path(path).is_file():
+        grids = sorted(str(p.relative_to(PROJECT_ROOT))
+                       for p in (PROJECT_ROOT / PARAMS_DIR).glob("*.yaml"))
+        raise GridError(not_found(what, arg) + (f" Grids in the project: {', '.join(grids)}."
+                                                if what == "Grid file" else ""))
+    return path

@@ -9,13 +9,16 @@ import sys
 from pathlib import Path
 
 from helpers.run.catalog import REPORT_MODELS
-from helpers.settings import KERNEL_NAME
+from helpers.settings import KERNEL_NAME, cli_path, not_found, project_path
 
 REPORT_DOC = """\
 Runs folder -> executed analysis notebook -> Quarto report (see helpers.report.build):
 papermill executes notebooks/analysis.ipynb into <output-dir>/analysis.ipynb (tables as CSV,
 figures as PNG and SVG beside it), nbconvert writes its HTML, and when quarto is on PATH,
-quarto render builds the report (HTML and Typst PDF) into build/report/."""
+quarto render builds the report (HTML and Typst PDF) into <output-dir>/report/. The build is
+made beside <output-dir> and replaces it only when every step succeeded; a failed one is left
+in <output-dir>.failed/. Relative paths: from the current directory when they exist there,
+else from the project root."""
 HUB_DOC = ("A Hugging Face cache of random-initialised stand-ins for the report's three Hub "
            "models (helpers.testing.hub), laid out as a download leaves it. Then: HF_HOME=DIR "
            "HF_HUB_OFFLINE=1 make report GRID=params/full.yaml DEVICES=0")
@@ -29,14 +32,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     # deferred, here and in _hub: pandas and torch load only for the command that needs them
     from helpers.grid.spec import GridError, check_fields, parse_overrides
-    from helpers.report.build import build
+    from helpers.report.build import BuildError, build
     from helpers.report.load import AnalysisError
 
     try:
+        runs_dir, grid = cli_path(args.runs_dir), cli_path(args.grid) if args.grid else None
+        if not project_path(runs_dir).is_dir():
+            raise FileNotFoundError(not_found("Runs folder", args.runs_dir))
+        if grid is not None and not project_path(grid).is_file():
+            raise FileNotFoundError(not_found("Grid file", args.grid))
         grid_set = check_fields("--set", parse_overrides(args.overrides))
-        return build(args.runs_dir, args.grid, args.output_dir, args.kernel,
+        return build(runs_dir, grid, cli_path(args.output_dir), args.kernel,
                      render=not args.no_render, grid_set=grid_set)
-    except (AnalysisError, FileNotFoundError, GridError) as e:
+    except (AnalysisError, BuildError, FileNotFoundError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:

@@ -68,6 +68,9 @@ def _read(path: Path) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
+read_claim = _read  # what a claim file says (None: gone or unreadable)
+
+
 def _live(info: dict[str, Any] | None, path: Path, stale_after: float) -> bool:
     """Whether the claim at ``path`` (content ``info``) still has a holder."""
     if info and info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):

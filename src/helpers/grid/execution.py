@@ -9,6 +9,7 @@ Module-level and picklable, so the grid's local worker processes and submitit jo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -20,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from helpers.run import store
+from helpers.run import disk, store
 from helpers.settings import kernel_options
 
-from . import claims, mps
+from . import claims, mps, stopping
 from .spec import GridRun
 
 
@@ -56,7 +57,8 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     if claim is None:
         return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
                         busy=True)
-    with claim:
+    # a SIGTERM (the runner stopping, scancel) ends the kernel, then releases the claim
+    with claim, stopping.runs_end_with_signals():
         run_dir = store.run_path(runs_dir, run_id)
         # --force reruns what was complete when this batch started, not what another (forced)
         # runner completed since: that would train it twice
@@ -79,15 +81,40 @@ def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
 
 
 def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[str, Any]:
-    # deferred: papermill's import takes a second, paid in the worker that runs the notebook
-    import papermill
-    from papermill.exceptions import PapermillExecutionError, strip_color
+    """One attempt at a claimed run; a full disk anywhere in it (the log, the executed
+    notebook, the failure record) is one clear error, never a dead worker, and never a
+    failure of a run whose folder was published in this attempt."""
+    start = time.time()
+    try:
+        return _attempt(task, run_id, runs_dir, start)
+    except OSError as e:
+        if not disk.is_disk_full(e):
+            raise
+        full = disk.disk_full(e, getattr(e, "filename", None) or runs_dir)
+        if _published(store.run_path(runs_dir, run_id), start):
+            return _complete(run_id, runs_dir, time.time() - start,
+                             f"but its log or executed notebook was not saved: {full}")
+        return {"run_id": run_id, "ok": False, "seconds": time.time() - start,
+                "error": str(full), "disk_full": True}
 
+
+def _published(run_dir: Path, start: float) -> bool:
+    """Whether this attempt published the run (its metrics.json was written since ``start``)."""
+    return store.is_complete(run_dir) and _written_since(run_dir, start)
+
+
+def _complete(run_id: str, runs_dir: Path, seconds: float, warning: str | None = None
+              ) -> dict[str, Any]:
+    store.clear_failure(runs_dir, run_id)
+    return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None,
+            **({"warning": warning} if warning else {})}
+
+
+def _attempt(task: dict[str, Any], run_id: str, runs_dir: Path, start: float
+             ) -> dict[str, Any]:
     log = store.log_path(runs_dir, run_id, store.new_attempt())
     log.parent.mkdir(parents=True, exist_ok=True)
     out_nb = log.with_suffix(".ipynb")
-    start = time.time()
-    info: dict[str, Any] | None = None
     run_dir = store.run_path(runs_dir, run_id)
     with open(log, "w", encoding="utf-8") as fh:
         fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
@@ -103,21 +130,15 @@ def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[
             fh.write(f"# {run_dir} is corrupt ({problem}): moved to "
                      f"{store.set_aside(runs_dir, run_id, problem)}\n")
         fh.flush()
-        try:
-            with _output_to(fh):
-                papermill.execute_notebook(
-                    task["notebook"], str(out_nb), parameters=task["params"],
-                    kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
-                    log_output=False, stdout_file=fh, stderr_file=fh,
-                    **kernel_options(shutdown="immediate"),
-                )
-        except PapermillExecutionError as e:
-            info = {"ename": e.ename, "evalue": e.evalue, "cell_index": e.cell_index,
-                    "exec_count": e.exec_count, "cell_source": e.source,
-                    "traceback": [strip_color(line) for line in e.traceback]}
-        except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
-            info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
-                    "traceback": traceback.format_exc().splitlines()}
+        info = _papermill(task, out_nb, fh)
+        warning, saved = None, True
+        if info is not None and _published(run_dir, start):  # the kernel published the run:
+            saved = not _disk_full_text(info)  # what failed came after it: the notebook's
+            warning = ("but its executed notebook was not saved: disk full in "  # last save
+                       f"{out_nb.parent} ({disk.size(disk.free_bytes(out_nb))} free there)"
+                       if not saved else f"but a later cell failed: {info['ename']}: "
+                       f"{str(info['evalue']).splitlines()[0][:300] if info['evalue'] else ''}")
+            info = None
         if info is None and not store.is_complete(run_dir):
             info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
                     "evalue": f"the notebook finished but {run_dir} is not a complete run "
@@ -126,15 +147,67 @@ def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[
         if info is not None:
             fh.write(f"\n# FAILED after {seconds:.1f}s: {info['ename']}: {info['evalue']}\n")
         else:
-            fh.write(f"\n# complete after {seconds:.1f}s: {run_dir}\n")
+            fh.write(f"\n# complete after {seconds:.1f}s: {run_dir}"
+                     + (f" ({warning})" if warning else "") + "\n")
     if info is not None:
+        return _failed(runs_dir, run_id, info, log, out_nb, start, seconds)
+    problem = copy_notebook(out_nb, run_dir) if saved else None
+    if problem:
+        warning = (f"{warning}; " if warning else "but ") + \
+            f"its executed notebook was not copied into the run folder: {problem}"
+    return _complete(run_id, runs_dir, seconds, warning)
+
+
+def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any] | None:
+    """Execute the notebook for the task's config; None, or what failed (cell, traceback)."""
+    # deferred: papermill's import takes a second, paid in the worker that runs the notebook
+    import papermill
+    from papermill.exceptions import PapermillExecutionError, strip_color
+
+    try:
+        with _output_to(fh):
+            papermill.execute_notebook(
+                task["notebook"], str(out_nb), parameters=task["params"],
+                kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
+                log_output=False, stdout_file=fh, stderr_file=fh,
+                **kernel_options(shutdown="immediate"),
+            )
+    except PapermillExecutionError as e:
+        return {"ename": e.ename, "evalue": e.evalue, "cell_index": e.cell_index,
+                "exec_count": e.exec_count, "cell_source": e.source,
+                "traceback": [strip_color(line) for line in e.traceback]}
+    except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
+        return {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
+                "traceback": traceback.format_exc().splitlines()}
+    return None
+
+
+def _disk_full_text(info: dict[str, Any]) -> bool:
+    """Whether a failure (as papermill reports it) was a full disk."""
+    return (info["ename"] == "DiskFullError"
+            or disk.from_message(str(info["evalue"]), ".") is not None)
+
+
+def _failed(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
+            start: float, seconds: float) -> dict[str, Any]:
+    """Record the failure; the result names it (a full disk: the folder and the space)."""
+    evalue = str(info["evalue"])
+    error = (f"{info['ename']}: {evalue.splitlines()[0][:200]}" if evalue else info["ename"])
+    found = disk.from_message(evalue, runs_dir)  # a raw ENOSPC (papermill's save, pandas)
+    full = info["ename"] == "DiskFullError" or found is not None
+    if full:  # one clear error: the folder, the space
+        error = evalue.splitlines()[0] if found is None else str(found)
+    try:
         record_failure(runs_dir, run_id, info, log, out_nb, start, seconds)
-        return {"run_id": run_id, "ok": False, "seconds": seconds,
-                "error": f"{info['ename']}: {str(info['evalue']).splitlines()[0][:200]}"
-                         if str(info["evalue"]) else info["ename"]}
-    copy_notebook(out_nb, run_dir)
-    store.clear_failure(runs_dir, run_id)
-    return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None}
+    except OSError as e:
+        if not disk.is_disk_full(e):
+            raise
+        error = (f"{error} (nor could its failure record be saved)" if full else
+                 f"{error}; its failure record was not saved: "
+                 f"{disk.disk_full(e, store.failure_path(runs_dir, run_id))}")
+        full = True
+    return {"run_id": run_id, "ok": False, "seconds": seconds, "error": error,
+            **({"disk_full": True} if full else {})}
 
 
 def last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
@@ -143,11 +216,23 @@ def last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
     return logs[-1] if logs else store.log_path(runs_dir, run_id, "none")
 
 
-def copy_notebook(executed: Path, run_dir: Path) -> None:
-    """Add the executed notebook to a complete run folder (atomically: copy, then rename)."""
+def copy_notebook(executed: Path, run_dir: Path) -> str | None:
+    """Add the executed notebook to a complete run folder (atomically: copy, then rename);
+    None, or why not: it is missing or cut short, or the disk is full."""
+    try:
+        json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"{executed} is not a whole notebook ({type(e).__name__})"
     tmp = run_dir / ".train.ipynb.tmp"
-    shutil.copyfile(executed, tmp)
-    tmp.replace(run_dir / "train.ipynb")
+    try:
+        shutil.copyfile(executed, tmp)
+        tmp.replace(run_dir / "train.ipynb")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if not disk.is_disk_full(e):
+            raise
+        return str(disk.disk_full(e, tmp, executed.stat().st_size, str(run_dir / "train.ipynb")))
+    return None
 
 
 @contextlib.contextmanager

@@ -1,9 +1,14 @@
-"""Where a grid's runs execute: N local worker processes, or a submitit job array (Slurm, or
-submitit's local executor). Each runs :func:`helpers.grid.execution.execute_run` per task.
+"""Where a grid's runs execute: N local worker processes, or submitit jobs (a Slurm job
+array, or submitit's local executor, ``workers`` jobs at a time). Each runs
+:func:`helpers.grid.execution.execute_run` per task.
+
+A Ctrl-C or a SIGINT/SIGTERM to the runner (:mod:`helpers.grid.stopping`) stops the workers or
+local jobs, their kernels with them, before the runner returns; Slurm jobs keep running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -11,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers.run.disk import DiskFullError
+
+from . import stopping
 from .execution import execute_run, last_attempt, record_failure
 from .slurm import SUBMITIT_DIR, make_submitit_executor
 from .summary import RunSummary
@@ -21,15 +29,16 @@ from .workers import worker_envs
 def run_tasks(tasks: list[dict[str, Any]], executor: str, workers: int, devices: list[str],
               slurm: dict[str, Any], runs_dir: Path, summary: RunSummary, bar: GridProgress,
               extra_env: dict[str, str]) -> None:
-    """Run ``tasks`` to the end (or a Ctrl-C), collecting each result into ``summary``."""
+    """Run ``tasks`` to the end (or a signal), collecting each result into ``summary``."""
     try:
         if executor == "local":
             envs = [{**env, **extra_env} for env in worker_envs(workers, devices)]
-            run_local(tasks, envs, summary, bar)
+            run_local(tasks, envs, runs_dir, summary, bar)
         else:
             run_submitit(tasks, executor, workers, slurm, runs_dir, summary, bar)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # everything it started is stopped by now
         summary.interrupted = True
+        summary.signal = getattr(e, "signum", signal.SIGINT)
     finally:
         bar.close()
 
@@ -37,16 +46,24 @@ def run_tasks(tasks: list[dict[str, Any]], executor: str, workers: int, devices:
 def _worker(env: dict[str, str], tasks: Any, results: Any) -> None:
     """One worker process: its own env (GPU, threads), one notebook at a time.
 
-    Ctrl-C is left to the parent, which terminates the workers (no traceback per worker).
+    Ctrl-C is left to the parent, which stops the workers (no traceback per worker); a
+    SIGTERM from it ends the run's kernel and releases the claim (execute_run), then this.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
+    stopping.watch_parent()
     while True:
         task = tasks.get()
         if task is None:
             return
         results.put(("start", os.getpid(), task["run_id"]))
-        results.put(("done", os.getpid(), execute_run(task)))
+        try:
+            result = execute_run(task)
+        except stopping.Interrupted as e:
+            os._exit(128 + e.signum)  # not through the queue's exit handlers: nobody reads
+        results.put(("done", os.getpid(), result))
+        if result.get("disk_full"):
+            return  # the next would fail the same way; the runner takes the rest off the queue
 
 
 def _collect(result: dict[str, Any], summary: RunSummary, bar: GridProgress) -> None:
@@ -54,11 +71,27 @@ def _collect(result: dict[str, Any], summary: RunSummary, bar: GridProgress) -> 
         (summary.busy if result.get("busy") else summary.skipped).append(result["run_id"])
     else:
         (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
+    if not result["ok"]:
+        summary.errors[result["run_id"]] = str(result.get("error"))
+    if result.get("disk_full"):
+        summary.disk_full.append(result["run_id"])
     bar.finish(result)
 
 
-def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary: RunSummary,
-               bar: GridProgress) -> None:
+def _stop_feeding(task_q: Any, workers: int) -> int:
+    """Take the tasks not started yet off the queue (the disk is full: each would fail the
+    same way); the workers then finish what they run and exit. Returns how many it took."""
+    taken = 0
+    with contextlib.suppress(queue.Empty):
+        while True:
+            taken += task_q.get(timeout=0.1) is not None
+    for _ in range(workers):
+        task_q.put(None)
+    return taken
+
+
+def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], runs_dir: Path,
+              summary: RunSummary, bar: GridProgress) -> None:
     """N spawned worker processes fed from a queue.
 
     Not ``concurrent.futures``: its workers prefetch tasks and survive a Ctrl-C to run them,
@@ -77,74 +110,117 @@ def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], summary: 
         p.start()
     device_of = {p.pid: env.get("CUDA_VISIBLE_DEVICES") or "cpu"
                  for p, env in zip(procs, envs, strict=False)}
-    current: dict[int, str] = {}
-    by_id = {t["run_id"]: t for t in tasks}
-    pending = len(tasks)
+    current: dict[int, str] = {}  # worker pid -> the run it executes
+    pending = [len(tasks)]
     try:
-        while pending:
-            try:
-                kind, pid, payload = result_q.get(timeout=1.0)
-            except queue.Empty:
-                for p in procs:
-                    if not p.is_alive() and p.pid in current:  # died mid-run (OOM kill, ...)
-                        run_id = current.pop(p.pid)
-                        bar.stopped(device_of[p.pid])
-                        t = by_id[run_id]
-                        info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
-                                "evalue": f"worker process {p.pid} exited with code "
-                                          f"{p.exitcode} while running the notebook"}
-                        log = last_attempt(t["runs_dir"], run_id)
-                        record_failure(Path(t["runs_dir"]), run_id, info, log,
-                                log.with_suffix(".ipynb"), time.time(), 0.0)
-                        _collect({"run_id": run_id, "ok": False, "seconds": 0.0,
-                                  "error": info["evalue"]}, summary, bar)
-                        pending -= 1
-                if not any(p.is_alive() for p in procs):
-                    return
-                continue
-            if kind == "start":
-                current[pid] = payload
-                bar.started(device_of.get(pid, "cpu"))
-            else:
-                if current.pop(pid, None) is not None:
-                    bar.stopped(device_of.get(pid, "cpu"))
-                _collect(payload, summary, bar)
-                pending -= 1
+        _follow_workers(procs, (task_q, result_q), current, device_of, pending, summary, bar,
+                        {t["run_id"]: t for t in tasks})
     finally:
-        for p in procs:
-            if p.is_alive() and pending:
-                p.terminate()  # its kernel notices its parent is gone and exits (~1 s)
+        if pending[0]:  # interrupted, or workers died: stop the rest, kernels included
+            summary.stopped = sorted(current.values())
+            pids = stopping.stop_trees([p.pid for p in procs if p.is_alive()])
+            stopping.release_claims(runs_dir, [t["run_id"] for t in tasks], pids)
         for p in procs:
             p.join(timeout=10)
 
 
-def run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
-                  slurm: dict[str, Any], runs_dir: Path, summary: RunSummary,
-                  bar: GridProgress) -> None:
-    """One job array over the pending configs; each job runs :func:`execute_run`."""
-    import submitit  # deferred: only the submitit executors need it
+def _follow_workers(procs: list[Any], queues: tuple[Any, Any], current: dict[int, str],
+                    device_of: dict[int, str], pending: list[int], summary: RunSummary,
+                    bar: GridProgress, by_id: dict[str, dict[str, Any]]) -> None:
+    """Collect the workers' results until none is pending (``pending[0]`` counts down)."""
+    task_q, result_q = queues
+    while pending[0]:
+        try:
+            kind, pid, payload = result_q.get(timeout=1.0)
+        except queue.Empty:
+            for p in procs:
+                if not p.is_alive() and p.pid in current:  # died mid-run (OOM kill, ...)
+                    run_id = current.pop(p.pid)
+                    bar.stopped(device_of[p.pid])
+                    _worker_died(by_id[run_id], p, summary, bar)
+                    pending[0] -= 1
+            if not any(p.is_alive() for p in procs):
+                return
+            continue
+        if kind == "start":
+            current[pid] = payload
+            bar.started(device_of.get(pid, "cpu"))
+        else:
+            if current.pop(pid, None) is not None:
+                bar.stopped(device_of.get(pid, "cpu"))
+            _collect(payload, summary, bar)
+            pending[0] -= 1
+            if payload.get("disk_full") and len(summary.disk_full) == 1:
+                pending[0] -= _stop_feeding(task_q, len(procs))
 
+
+def _worker_died(t: dict[str, Any], p: Any, summary: RunSummary, bar: GridProgress) -> None:
+    run_id = t["run_id"]
+    info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
+            "evalue": f"worker process {p.pid} exited with code {p.exitcode} while running "
+                      f"the notebook"}
+    log = last_attempt(t["runs_dir"], run_id)
+    with contextlib.suppress(DiskFullError):  # the summary names the failure then
+        record_failure(Path(t["runs_dir"]), run_id, info, log, log.with_suffix(".ipynb"),
+                       time.time(), 0.0)
+    _collect({"run_id": run_id, "ok": False, "seconds": 0.0, "error": info["evalue"]},
+             summary, bar)
+
+
+def run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
+                 slurm: dict[str, Any], runs_dir: Path, summary: RunSummary,
+                 bar: GridProgress) -> None:
+    """Slurm: one job array over the pending configs (``--array-parallelism``, default
+    ``workers``, at once). submitit's local executor starts every job it is given at once,
+    so locally ``workers`` jobs are submitted and each finished one makes room for the next.
+    Each job runs :func:`execute_run`."""
     ex, cpus = make_submitit_executor(executor, runs_dir / SUBMITIT_DIR, workers, slurm)
     env = {"OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus),
            "TOKENIZERS_PARALLELISM": "false"}
-    jobs = ex.map_array(execute_run, tasks, [env] * len(tasks))
-    bar.tqdm.write(f"  submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} "
-                   f"tasks); submitit files in {runs_dir / SUBMITIT_DIR}", file=bar.out)
-    by_job = {j.job_id: t for j, t in zip(jobs, tasks, strict=True)}
-    for job in submitit.helpers.as_completed(jobs, poll_frequency=2):
-        t = by_job[job.job_id]
-        try:
-            result = job.result()
-        except Exception as e:  # the job itself died: timeout, preemption, node failure
-            info = {"ename": type(e).__name__, "cell_index": None,
-                    "evalue": f"{str(e).splitlines()[0][:300] if str(e) else ''} "
-                              f"(job {job.job_id}, stderr {job.paths.stderr})",
-                    "traceback": str(e).splitlines()}
-            log = last_attempt(runs_dir, t["run_id"])
+    if executor == "slurm":
+        running = dict(zip(ex.map_array(execute_run, tasks, [env] * len(tasks)), tasks,
+                           strict=True))
+        waiting: list[dict[str, Any]] = []
+        first = next(iter(running)).job_id.split("_")[0]
+        bar.tqdm.write(f"  submitted job array {first} ({len(tasks)} tasks); submitit files "
+                       f"in {runs_dir / SUBMITIT_DIR}", file=bar.out)
+    else:
+        running = {ex.submit(execute_run, t, env): t for t in tasks[:workers]}
+        waiting = list(tasks[workers:])
+        bar.tqdm.write(f"  submitit local jobs, {workers} at a time; submitit files in "
+                       f"{runs_dir / SUBMITIT_DIR}", file=bar.out)
+    try:
+        while running:
+            done = [j for j in running if j.done()]
+            for job in done:
+                _collect(_job_result(job, running.pop(job), runs_dir), summary, bar)
+                if summary.disk_full:
+                    waiting.clear()  # each would fail the same way
+                if waiting:
+                    t = waiting.pop(0)
+                    running[ex.submit(execute_run, t, env)] = t
+            if not done:
+                time.sleep(2.0 if executor == "slurm" else 0.5)
+    finally:
+        if running and executor != "slurm":  # interrupted: stop the local jobs, kernels too
+            summary.stopped = sorted(t["run_id"] for t in running.values())
+            pids = stopping.stop_trees([j._process.pid for j in running if j._process])
+            stopping.release_claims(runs_dir, [t["run_id"] for t in tasks], pids)
+        elif running:
+            summary.detached = sorted(t["run_id"] for t in running.values())
+
+
+def _job_result(job: Any, t: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+    try:
+        return job.result()
+    except Exception as e:  # the job itself died: timeout, preemption, node failure
+        info = {"ename": type(e).__name__, "cell_index": None,
+                "evalue": f"{str(e).splitlines()[0][:300] if str(e) else ''} "
+                          f"(job {job.job_id}, stderr {job.paths.stderr})",
+                "traceback": str(e).splitlines()}
+        log = last_attempt(runs_dir, t["run_id"])
+        with contextlib.suppress(DiskFullError):  # the summary names the failure then
             record_failure(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"),
                            time.time(), 0)
-            result = {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
-                      "error": f"{info['ename']}: {info['evalue']}"}
-        _collect(result, summary, bar)
-
-
+        return {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
+                "error": f"{info['ename']}: {info['evalue']}"}

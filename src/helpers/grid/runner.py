@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from helpers.run import provenance, store
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
-from . import claims, mps
+from . import claims, mps, space, stopping
 from .execution import copy_notebook, last_attempt, make_task
 from .pool import run_tasks
 from .slurm import job_cpus
@@ -43,7 +43,7 @@ from .spec import Grid, GridError, GridRun
 from .status import run_state, staging_alive, stale_files
 from .summary import RunSummary, format_summary
 from .tracker import GridProgress
-from .workers import default_runs_per_device
+from .workers import check_devices, default_runs_per_device
 
 NOTEBOOK = TRAIN_NOTEBOOK
 EXECUTORS = ("local", "slurm", "local-submitit")
@@ -84,7 +84,11 @@ def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | Non
     ``fields`` are :class:`RunOptions` fields, a shorthand for ``options`` in tests and scripts.
     """
     opts = options or RunOptions(**fields)
-    out = out or sys.stderr
+    with stopping.interrupt_on_signals():  # SIGTERM, SIGINT: stop what it started, then say so
+        return _run(grid, opts, out or sys.stderr)
+
+
+def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     started = time.time()
     notebook, devices, workers = _check_options(opts)
     per_device = workers // len(devices) if devices else 0
@@ -92,6 +96,9 @@ def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | Non
         mps_plan = mps.plan(opts.mps_mode, devices, per_device, opts.executor)
     except mps.MpsError as e:
         raise GridError(str(e)) from None
+    problem = check_devices(devices) if devices else None
+    if problem:
+        raise GridError(problem)
     runs_dir = project_path(grid.runs_dir)
     try:
         store.check_writable(runs_dir)
@@ -101,6 +108,9 @@ def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | Non
     _wait_for_orphans(grid)
 
     summary, todo = _sort_runs(grid, runs_dir, opts.force, opts.rerun_stale)
+    problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
+    if problem:
+        raise GridError(problem)
     _check_data(todo, runs_dir)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
@@ -137,6 +147,11 @@ def _check_options(opts: RunOptions) -> tuple[Path, list[str], int]:
     _check_kernel(opts.kernel_name)
     devices = list(opts.devices or [])
     workers = opts.workers
+    if workers is not None and workers < 1:
+        raise GridError(f"workers={workers} must be >= 1.")
+    if devices and opts.executor != "local":
+        raise GridError(f"--devices works with --executor local (this host's GPUs); with "
+                        f"--executor {opts.executor} give the GPUs per job (--gpus-per-task).")
     if opts.runs_per_device is not None:
         if not devices:
             raise GridError("runs_per_device needs devices (e.g. --devices 0); on the CPU "
@@ -172,6 +187,7 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
             summary.busy.append(r.run_id)
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
+            store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded
             # A batch killed between a run's completion and the copy of its notebook.
             executed = last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = store.run_path(runs_dir, r.run_id)

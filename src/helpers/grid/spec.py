@@ -142,6 +142,24 @@ class Grid:
         kept = [r for r in self.runs if all(_matches(r, k, vs) for k, vs in wanted.items())]
         return dataclasses.replace(self, runs=kept)
 
+    def no_match(self, filters: Iterable[str], overrides: Iterable[str] = ()) -> str:
+        """Why ``select(filters)`` keeps nothing: the filters, and the values the grid has for
+        each filtered key (``overrides``: the keys that ``--set`` gave every config)."""
+        wanted = _parse_filters(filters)
+        alone = [k for k, vs in wanted.items() if not any(_matches(r, k, vs) for r in self.runs)]
+        shown = " ".join(f"--filter {k}={v}" for k in (alone or wanted) for v in wanted[k])
+        have = []
+        for k in wanted:
+            values = dict.fromkeys(str(r.run_id if k == "run_id" else
+                                       getattr(r.config.resolved(), k)) for r in self.runs)
+            have.append(f"{k}: {', '.join(values)}" + (" (after --set)" if k in overrides
+                                                        else ""))
+        one = len(alone or wanted) == 1 and len(wanted[(alone or list(wanted))[0]]) == 1
+        head = (f"{shown} {'matches' if one else 'match'} no config" if alone or one
+                else f"{shown} together match no config")
+        return f"{head} of {self.path} ({len(self.runs)} configs). Values there: " + \
+            "; ".join(have) + "."
+
 
 # ---------------------------------------------------------------------------------- loading
 def load_grid(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 
 from helpers.run import store
@@ -21,6 +22,11 @@ class RunSummary:
     stale: list[str] = field(default_factory=list)  # complete, but their data changed since
     not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
     interrupted: bool = False
+    signal: int | None = None  # what interrupted it (SIGINT, SIGTERM)
+    stopped: list[str] = field(default_factory=list)  # in progress when it was interrupted
+    detached: list[str] = field(default_factory=list)  # Slurm jobs left running on the cluster
+    errors: dict[str, str] = field(default_factory=dict)  # run id -> its result's error
+    disk_full: list[str] = field(default_factory=list)  # found the disk full: none started since
     seconds: float = 0.0
 
     @property
@@ -40,13 +46,30 @@ def format_summary(summary: RunSummary, grid: Grid) -> str:
              + (f", {len(summary.not_run)} not run" if summary.not_run else "")
              + f" ({summary.seconds:.0f}s)"]
     for run_id in summary.failed:
-        f = store.read_failure(grid.runs_dir, run_id) or {}
+        f = store.read_failure(grid.runs_dir, run_id)
+        if f is None or run_id in summary.disk_full:  # the result says it best
+            lines.append(f"  FAILED {run_id}: {summary.errors.get(run_id, '?')}")
+            continue
         evalue = str(f.get("evalue") or "").splitlines()
         lines.append(f"  FAILED {run_id}: {f.get('ename')}: {evalue[0][:200] if evalue else ''}"
                      f"\n         log {f.get('log')}"
                      f"  details {store.failure_path(grid.runs_dir, run_id)}")
+    if summary.disk_full and summary.not_run:
+        lines.append(f"not started: {len(summary.not_run)} run(s), the disk being full (see "
+                     f"above); free some space, then run the same command again.")
     if summary.interrupted:
-        lines.append("interrupted: run the same command again to finish the grid.")
+        lines.append(stopped_line(summary))
     elif summary.failed or summary.not_run:
         lines.append("run the same command again to retry the runs that did not complete.")
     return "\n".join(lines)
+
+
+def stopped_line(summary: RunSummary) -> str:
+    """The one line of an interrupted grid: what it stopped, what is left to resume."""
+    name = signal.Signals(summary.signal or signal.SIGINT).name
+    runs = (f"stopped {len(summary.stopped)} run(s) in progress ({', '.join(summary.stopped)}) "
+            f"with their workers and kernels" if summary.stopped else "no run was in progress")
+    left = (f"; {len(summary.detached)} Slurm job(s) keep running "
+            f"({', '.join(summary.detached)}; scancel stops them)" if summary.detached else "")
+    return (f"stopped by {name}: {runs}{left}; {len(summary.not_run)} run(s) resumable: "
+            f"run the same command again to finish the grid.")

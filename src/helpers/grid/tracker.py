@@ -47,7 +47,8 @@ class GridProgress:
             line = f"  skipped {result['run_id']}: {result['skipped']}"
         elif result["ok"]:
             self.done += 1
-            line = f"  done   {result['run_id']} ({result['seconds']:.0f}s)"
+            line = f"  done   {result['run_id']} ({result['seconds']:.0f}s)" + (
+                f", {result['warning']}" if result.get("warning") else "")
         else:
             self.failed += 1
             line = f"  FAILED {result['run_id']} ({result['seconds']:.0f}s): {result['error']}"

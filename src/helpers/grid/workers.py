@@ -7,7 +7,9 @@ the machine; ``CUDA_VISIBLE_DEVICES`` gives each worker its GPU.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
 from collections.abc import Sequence
 
 #: GPU memory one run of the report's grid is given when choosing runs per device: roberta-base
@@ -29,6 +31,42 @@ def gpu_memory_gib(device: str) -> float | None:
         return float(out.split()[0]) / 1024
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+def host_gpus() -> tuple[list[str], str]:
+    """This host's GPUs as ``CUDA_VISIBLE_DEVICES`` may name them (indices and UUIDs, MIG
+    devices included) and who said so: ``nvidia-smi -L``, else torch in a subprocess (the
+    grid's parent never initialises CUDA itself)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        out = None
+    if out is not None:
+        ids = re.findall(r"^GPU (\d+):", out.stdout, re.M)
+        ids += re.findall(r"\(UUID: ((?:GPU|MIG)-[^)]+)\)", out.stdout)
+        return ids, "nvidia-smi"
+    code = "import torch; print(torch.cuda.device_count())"
+    try:
+        n = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=300).stdout.split()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        n = 0
+    return [str(i) for i in range(n)], "torch"
+
+
+def check_devices(devices: Sequence[str]) -> str | None:
+    """What is wrong with ``--devices`` on this host (a GPU it does not have), or None."""
+    ids, source = host_gpus()
+    missing = [d for d in devices if d not in ids]
+    if not missing:
+        return None
+    indices = [i for i in ids if i.isdigit()]
+    have = (f"nvidia-smi lists GPU {', '.join(indices)}" if source == "nvidia-smi" and ids
+            else "nvidia-smi lists no GPU" if source == "nvidia-smi"
+            else f"torch sees {len(ids)} CUDA GPU(s)" if ids else "torch sees no CUDA GPU")
+    return (f"GPU {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on this "
+            f"host: {have}. Pass --devices with GPUs it has, or leave it out to train on the "
+            f"CPU (--workers N).")
 
 
 def default_runs_per_device(devices: Sequence[str]) -> int:

@@ -10,20 +10,35 @@
    ``build/analysis.ipynb`` as they are (Quarto does not execute .ipynb files), so the report
    shows exactly what step 1 computed. Quarto empties its output-dir on every render, which
    is why that is ``build/report`` and not ``build/`` itself, where the notebook lives.
+
+Any ``--output-dir DIR`` works the same way: Quarto renders a copy of the project
+(``_quarto.yml`` and ``report/``) in a scratch folder, with the executed notebook where
+``index.qmd`` embeds it (``../build/analysis.ipynb``), and its output goes to ``DIR/report/``.
+
+All or nothing: the build is written to ``.DIR.building-<pid>/`` beside ``DIR`` and replaces
+``DIR`` in one rename when every step succeeded. A failed build goes to ``DIR.failed/`` (its
+executed notebook shows the failing cell) and leaves ``DIR`` as the last complete build was;
+``DIR`` is replaced whole, so nothing of an older build (a table, the rendered report) stays
+beside a newer one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import psutil
 
 from helpers.settings import (
     ANALYSIS_NOTEBOOK,
     KERNEL_NAME,
     PROJECT_ROOT,
+    REPORT_DIR,
     kernel_options,
     project_path,
 )
@@ -42,6 +57,10 @@ QUARTO_INSTALL_HINT = (
     "Quarto >= 1.7: `conda env create -f environment.yml` (conda-forge `quarto`), or "
     "`pip install quarto-cli` into .venv, or https://quarto.org/docs/get-started/ ; then run "
     "`make report` again. The executed analysis notebook and its HTML are in {build}.")
+
+
+class BuildError(RuntimeError):
+    """The output folder cannot take a build; the message says why and what to do."""
 
 
 def execute_analysis(runs_dir: str | os.PathLike = "runs",
@@ -81,36 +100,110 @@ def quarto_path() -> str | None:
     return shutil.which("quarto")
 
 
-def render_report() -> list[Path]:
-    """``quarto render`` at the project root (formats and output-dir from _quarto.yml)."""
+def render_report(executed: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+    """``quarto render`` of a copy of the Quarto project in a scratch folder beside ``dest``,
+    with ``executed`` where the report embeds it; Quarto's output becomes ``dest`` (the
+    report itself in ``dest/report/index.{html,pdf}``). Returns the report's files."""
     quarto = quarto_path()
     if quarto is None:
         raise FileNotFoundError("quarto is not on PATH")
-    if not EXECUTED_NOTEBOOK.is_file():
-        raise FileNotFoundError(f"{EXECUTED_NOTEBOOK} is missing: the report embeds it; run "
+    executed, dest = Path(executed), Path(dest)
+    if not executed.is_file():
+        raise FileNotFoundError(f"{executed} is missing: the report embeds it; run "
                                 f"`python -m helpers report` (or `make report`) first.")
-    # Quarto's Jupyter support must use this project's Python (the kernel's environment).
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
-    subprocess.run([quarto, "render"], cwd=PROJECT_ROOT, env=env, check=True)
-    return [p for p in REPORT_OUTPUTS if p.is_file()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="quarto-render-", dir=dest.parent) as scratch:
+        project = Path(scratch)
+        shutil.copy(PROJECT_ROOT / "_quarto.yml", project / "_quarto.yml")
+        shutil.copytree(REPORT_DIR, project / REPORT_DIR.name, ignore=shutil.ignore_patterns(
+            "index_files", "index.typ", "*.html", "*.pdf", ".quarto"))  # earlier renders
+        embedded = project / EXECUTED_NOTEBOOK.relative_to(PROJECT_ROOT)
+        embedded.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(executed, embedded)
+        # Quarto's Jupyter support must use this project's Python (the kernel's environment).
+        env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+        subprocess.run([quarto, "render"], cwd=project, env=env, check=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.move(project / QUARTO_OUTPUT_DIR.relative_to(PROJECT_ROOT), dest)
+    outputs = [dest / p.relative_to(QUARTO_OUTPUT_DIR) for p in REPORT_OUTPUTS]
+    return [p for p in outputs if p.is_file()]
 
 
 def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None = None,
           output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
           render: bool = True, grid_set: dict | None = None) -> int:
-    """Steps 1-3 of the module docstring; returns a process exit code."""
-    executed = execute_analysis(runs_dir, grid, output_dir, kernel, grid_set=grid_set)
-    html = notebook_html(executed)
-    print(f"executed analysis notebook: {executed}\nits HTML: {html}")
-    if not render:
-        return 0
-    if quarto_path() is None:
-        print(QUARTO_INSTALL_HINT.format(build=executed.parent), file=sys.stderr)
-        return 0
-    if executed.resolve() != EXECUTED_NOTEBOOK.resolve():
-        print(f"not rendering the Quarto report: it embeds {EXECUTED_NOTEBOOK}, but this "
-              f"notebook went to {executed} (use --output-dir build).", file=sys.stderr)
-        return 0
-    outputs = render_report()
-    print("report: " + ", ".join(str(p) for p in outputs))
+    """Steps 1-3 of the module docstring, into a folder swapped in on success; returns a
+    process exit code."""
+    final = project_path(output_dir)
+    check_output_dir(final, project_path(runs_dir))
+    stage = final.with_name(f".{final.name}.building-{os.getpid()}")
+    failed = final.with_name(f"{final.name}.failed")
+    _remove_debris(final)
+    shutil.rmtree(stage, ignore_errors=True)
+    quarto = quarto_path() if render else None
+    try:
+        executed = execute_analysis(runs_dir, grid, stage, kernel, grid_set=grid_set)
+        _rename_paths(executed, stage, final)
+        notebook_html(executed)
+        outputs = render_report(executed, stage / "report") if quarto else []
+    except BaseException:
+        if stage.exists():
+            shutil.rmtree(failed, ignore_errors=True)
+            stage.rename(failed)
+        print(f"the failed build is in {failed} (its analysis.ipynb shows the failing cell); "
+              f"{final} is unchanged.", file=sys.stderr)
+        raise
+    _swap(stage, final)
+    shutil.rmtree(failed, ignore_errors=True)
+    print(f"executed analysis notebook: {final / 'analysis.ipynb'}\n"
+          f"its HTML: {final / 'analysis.html'}")
+    if render and quarto is None:
+        print(QUARTO_INSTALL_HINT.format(build=final), file=sys.stderr)
+    elif outputs:
+        print("report: " + ", ".join(str(final / p.relative_to(stage)) for p in outputs))
     return 0
+
+
+def check_output_dir(final: Path, runs_dir: Path | None) -> None:
+    """A BuildError unless ``final`` may be replaced by a build: new, empty, or a build."""
+    resolved = final.resolve()
+    if resolved == PROJECT_ROOT.resolve() or resolved in PROJECT_ROOT.resolve().parents:
+        raise BuildError(f"--output-dir {final} holds the project; choose a folder of its "
+                         f"own (default build).")
+    if runs_dir is not None and (resolved == runs_dir.resolve()
+                                 or resolved in runs_dir.resolve().parents):
+        raise BuildError(f"--output-dir {final} holds the runs folder {runs_dir}; a build "
+                         f"replaces its folder whole: choose another.")
+    if final.exists() and not final.is_dir():
+        raise BuildError(f"--output-dir {final} is a file, not a folder.")
+    if final.is_dir() and any(final.iterdir()) and not (final / "analysis.ipynb").exists():
+        raise BuildError(f"--output-dir {final} is not a report build (no analysis.ipynb) "
+                         f"and not empty; a build replaces its folder whole: choose a new or "
+                         f"empty folder.")
+
+
+def _rename_paths(executed: Path, stage: Path, final: Path) -> None:
+    """The executed notebook's parameters name the folder it will be in, not the stage."""
+    text = executed.read_text(encoding="utf-8")
+    old, new = json.dumps(str(stage))[1:-1], json.dumps(str(final))[1:-1]
+    executed.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def _swap(stage: Path, final: Path) -> None:
+    """Put the complete build ``stage`` at ``final``, the previous build out of the way."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        stage.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        stage.rename(final)
+
+
+def _remove_debris(final: Path) -> None:
+    """Stages and old builds that a killed build left beside ``final``."""
+    for d in final.parent.glob(f".{final.name}.*-*"):
+        kind, _, pid = d.name[len(final.name) + 2:].rpartition("-")
+        if kind in ("building", "old") and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)

@@ -12,11 +12,14 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, RandomSampler
+
+from . import disk
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -103,7 +106,17 @@ def tokenize(dd: DatasetDict, tok: PreTrainedTokenizerBase, max_length: int,
             return out
         tmp = target.with_name(f".{key}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        out.save_to_disk(str(tmp))
+        try:
+            out.save_to_disk(str(tmp))
+        except BaseException as e:  # a partial entry is never left (nor read)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not disk.is_disk_full(e):
+                raise
+            needed = sum(ds.data.nbytes for ds in out.values())
+            print(f"token cache not saved: disk full in {cache_root} "
+                  f"({disk.size(disk.free_bytes(cache_root))} free, about {disk.size(needed)} "
+                  f"needed); the run goes on without it.", file=sys.stderr)
+            return out
     try:
         tmp.rename(target)  # atomic; a concurrent writer may have won, which is fine
     except OSError:

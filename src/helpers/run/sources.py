@@ -295,6 +295,9 @@ def read_splits(folder: Path, source: Source) -> dict[str, Rows]:
     files = {}
     for name, file in source.files.items():
         path = folder / file
+        if path.is_dir():
+            raise DataError(f"{path} is a directory, not a data file: expected folder "
+                            f"{folder} with {source.layout()}.")
         if not path.is_file():
             raise missing_file(path, source)
         files[name] = source.reader.read(path, source.labels)

@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import disk
+
 REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json")
 HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
 TMP_DIR = ".tmp"
@@ -44,6 +46,8 @@ FAILED_DIR = ".failed"
 LOGS_DIR = ".logs"
 CORRUPT_DIR = ".corrupt"
 CACHE_DIR = ".cache"
+#: helpers.run.training's token cache (``CACHE_DIR/tokenized``): clean_stale sweeps it
+TOKEN_CACHE_DIR = f"{CACHE_DIR}/tokenized"
 #: What a complete run's metrics.json must hold (the analysis and ``grid status`` read them).
 METRIC_KEYS = ("accuracy", "macro_f1", "micro_f1", "loss")
 #: The metrics that are shares of examples, so in [0, 1] (a loss is only >= 0).
@@ -199,8 +203,11 @@ def staging(runs_dir: str | os.PathLike, run_id: str) -> Iterator[Path]:
         if problem:
             raise RuntimeError(f"run {run_id}: {problem}; not marking it complete")
         publish(tmp, run_path(runs_dir, run_id))
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if disk.is_disk_full(e):  # pandas' or torch's own write: say where and how much
+            raise disk.disk_full(e, runs_dir, None,
+                                 f"the records of run {run_id} in {tmp}") from e
         raise
     clear_failure(runs_dir, run_id)
 
@@ -221,18 +228,28 @@ def publish(tmp: Path, final: Path) -> None:
 
 
 def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
-    """Remove ``.tmp`` folders whose writing process is gone (killed runs)."""
+    """Remove ``.tmp`` folders whose writing process is gone (killed runs), and the
+    temporary files and folders of writes that died or failed (a full disk): ``.failed/.*.
+    <pid>.tmp`` and the token cache's ``.<hash>.<pid>.tmp``."""
     removed = []
     tmp_root = Path(runs_dir) / TMP_DIR
-    if not tmp_root.is_dir():
-        return removed
-    for d in tmp_root.iterdir():
+    for d in sorted(tmp_root.iterdir()) if tmp_root.is_dir() else []:
         parts = d.name.split(".")
         pid = next((int(p) for p in parts[1:] if p.isdigit()), None)
         if pid is not None and pid != os.getpid() and _alive(pid):
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
+    for folder in (Path(runs_dir) / FAILED_DIR, Path(runs_dir) / TOKEN_CACHE_DIR):
+        for d in sorted(folder.glob(".*.tmp")) if folder.is_dir() else []:
+            pid = d.name.split(".")[-2]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue
+            if d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.unlink(missing_ok=True)
+            removed.append(d)
     return removed
 
 
@@ -247,11 +264,9 @@ def _alive(pid: int) -> bool:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON through a temporary file so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    """Write JSON through a temporary file so a reader never sees half a file (a full disk:
+    :class:`helpers.run.disk.DiskFullError`, and no temporary file left)."""
+    disk.write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
