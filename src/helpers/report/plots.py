@@ -98,8 +98,16 @@ def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str
         evals = runs[runs["split"].isin(splits) & (runs["metric"] == metric)]
         _curve(ax, evals, "epoch", "split", LABELS[metric], LABELS[metric],
                hue_order=list(splits))
+    # one legend for the three split panels, outside them (inside, it covered the bands)
+    handles, names = axes[0, 1].get_legend_handles_labels()
+    for ax in axes.flat:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, names, loc="outside lower center", ncol=len(names), frameon=False)
+    seeds = f"{n} seed" + ("" if n == 1 else "s")
     fig.suptitle(f"{display_model(model)} on {dataset}, {METHOD_LABELS.get(method, method)}: "
-                 f"mean and min-max over {n} seed(s)")
+                 f"mean and min-max over {seeds}")
     return fig
 
 
@@ -148,7 +156,7 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
     _theme()
     datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
     fig, axes = plt.subplots(len(metrics), len(datasets),
-                             figsize=(FIG_WIDTH, 2.4 * len(metrics) + 0.4),
+                             figsize=(FIG_WIDTH, 2.1 * len(metrics) + 0.4),
                              constrained_layout=True, squeeze=False)
     # two-line labels when they fit side by side; one line, turned, when there are many
     per_panel = summary.drop_duplicates(["dataset", "model", "method"]).groupby("dataset").size()
