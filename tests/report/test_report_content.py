@@ -239,8 +239,10 @@ def test_every_report_table_sets_column_widths(orig, summary):
         body = html[html.index("<tbody"):html.index("</tbody>")]
         cells = re.findall(r"<td([^>]*)>", body)
         assert cells and all("data-label=" in c for c in cells), table.display.columns
+        spanned = {c: n for n, cols in (table.spanners or {}).items() for c in cols}
         assert set(re.findall(r'data-label="([^"]*)"', body)) <= {
-            escape(table.label(c)) for c in table.display.columns}
+            escape(f"{spanned[c]} {table.label(c)}" if c in spanned else table.label(c))
+            for c in table.display.columns}
 
 
 def test_null_caps_read_all_in_the_hyperparameter_table(summary):

@@ -155,12 +155,14 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
     """Every run's test score as a point, per dataset and model/method; the dash is the mean."""
     _theme()
     datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
-    fig, axes = plt.subplots(len(metrics), len(datasets),
-                             figsize=(FIG_WIDTH, 2.1 * len(metrics) + 0.4),
-                             constrained_layout=True, squeeze=False)
-    # two-line labels when they fit side by side; one line, turned, when there are many
+    # two-line labels when they fit side by side; one line, turned, when there are many (the
+    # turned labels need a taller row)
     per_panel = summary.drop_duplicates(["dataset", "model", "method"]).groupby("dataset").size()
     sep = "\n" if per_panel.empty or per_panel.max() <= 3 else " "
+    fig, axes = plt.subplots(len(metrics), len(datasets),
+                             figsize=(FIG_WIDTH, (2.1 if sep == "\n" else 2.9) * len(metrics)
+                                      + 0.4),
+                             constrained_layout=True, squeeze=False)
     data = summary.assign(cell=[f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
                                 for m, meth in zip(summary["model"], summary["method"],
                                                    strict=True)])

@@ -5,8 +5,9 @@ holds) and ``display`` (formatted strings, Markdown ``**bold**`` / ``*italic*`` 
 shown through great_tables as HTML with explicit column widths: Quarto turns that HTML into a
 Typst table with the same widths (``columns: (22%, ...)``), so the PDF never falls back to
 auto-sized columns that overlap; the HTML is as wide as the page (it fits 1280 px). Every body
-cell carries its column's label (``data-label``), so on a phone ``report/styles.css`` stacks a
-row's cells under each other with their labels instead of hiding columns off-screen.
+cell carries its column's label (``data-label``, with the spanner above it if any), so on a
+phone ``report/styles.css`` stacks a row's cells under each other with their labels instead of
+hiding columns off-screen.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ class Table:
         if self.display.empty:
             return "<p><em>No runs for this table yet.</em></p>"
         html = re.sub(r"font-family:[^;]*;", "", self.gt().as_raw_html(), count=1)
-        labels = [self.label(c) for c in self.display.columns if c != self.group]
+        spanned = {c: name for name, cols in (self.spanners or {}).items() for c in cols}
+        labels = [f"{spanned[c]} {self.label(c)}" if c in spanned else self.label(c)
+                  for c in self.display.columns if c != self.group]
         return _with_data_labels(html, labels)
 
     def _repr_html_(self) -> str:
