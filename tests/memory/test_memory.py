@@ -156,8 +156,11 @@ def test_report_pieces(tiny_bert):
 
     fig = plots.memory_components(df)
     assert len(fig.axes) == 1
-    text = gpu_memory.memory_explanation(df)
-    assert "trainable" in text and f"{df['predicted peak'].iloc[0]:.2f}" in text
+    model = gpu_memory.ModelMemory(str(tiny_bert), 1.0, {
+        m: r.to_dict() for m, r in df.set_index("method").iterrows()})
+    assert model.complete
+    assert model.state("full") == pytest.approx(df["gradients"].iloc[0]
+                                                + df["optimizer states"].iloc[0])
 
 
 def test_benchmark_quick_writes_results(tmp_path):

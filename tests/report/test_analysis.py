@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers.report import formats, load, narrative, original, plots, stats, tables
+from helpers.report import facts, formats, load, narrative, original, plots, stats, tables
 from helpers.run import store as runs
 from helpers.testing import synthetic
 
@@ -125,15 +125,30 @@ def test_results_table_values_n_best_and_missing(runs_dir, summary):
             for metric, label in (("train_loss", "train loss"), ("accuracy", "accuracy"),
                                   ("macro_f1", "macro-F1"), ("micro_f1", "micro-F1")):
                 assert shown.loc[name, label].strip("*") == mean_std(got, metric)
-        # best per column in bold, and only the best
-        for metric, label in (("macro_f1", "macro-F1"), ("train_loss", "train loss")):
-            means = {m: statistics.mean(value(x, metric) for x in cells[(m, dataset, "full")])
-                     for m in MODELS if (m, dataset, "full") in cells}
-            pick = min if metric == "train_loss" else max
-            best = load.display_model(pick(means, key=means.get))
-            bolded = [i for i, c in shown[label].items() if c.startswith("**")]
-            assert bolded == [best]
+        # bold: the best mean only where every paired interval excludes zero; never train loss
+        means = {m: statistics.mean(value(x, "macro_f1") for x in cells[(m, dataset, "full")])
+                 for m in MODELS if (m, dataset, "full") in cells}
+        best = max(means, key=means.get)
+        lead = all(_paired_low(cells, dataset, best, m) > 0 for m in means if m != best)
+        bolded = [i for i, c in shown["macro-F1"].items() if c.startswith("**")]
+        assert bolded == ([load.display_model(best)] if lead else [])
+        assert not any(c.startswith("**") for c in shown["train loss"])
         assert "| model" in table.markdown()
+
+
+def _paired_low(cells, dataset: str, a: str, b: str) -> float:
+    """Lower end of the 95% t-interval of a - b in test macro-F1, paired by seed."""
+    from scipy import stats as sps
+
+    def by_seed(model):
+        return {m["run_id"].split("__s")[1].split("__")[0]: m["test"]["macro_f1"]
+                for m in cells[(model, dataset, "full")]}
+
+    left, right = by_seed(a), by_seed(b)
+    diffs = [left[k] - right[k] for k in sorted(set(left) & set(right))]
+    if len(diffs) < 3:
+        return float("nan")
+    return sps.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs), scale=sps.sem(diffs))[0]
 
 
 def test_single_seed_shows_mean_without_spread(runs_dir, summary):
@@ -187,7 +202,10 @@ def test_paired_comparison_matches_scipy_t_interval(runs_dir, summary):
     low, high = stats.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs),
                                  scale=statistics.stdev(diffs) / math.sqrt(len(diffs)))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    assert "PEFT − full" in table.display.columns
+    assert "PEFT − full" in {table.label(c) for c in table.display.columns}
+    shown = table.display[(table.display["dataset"] == "acl_sup")
+                          & (table.display["method"] == "LoRA")].iloc[0]
+    assert shown["macro_f1/ci"] == f"[{formats.signed(low)}, {formats.signed(high)}]"
 
 
 def test_t_interval_needs_three_values_with_spread():
@@ -202,25 +220,26 @@ def test_t_interval_needs_three_values_with_spread():
 def test_two_seeds_show_no_interval_and_say_why(runs_dir, summary):
     two = summary[summary["seed"].isin([1, 2])]
     table = tables.paired_comparison(two, "roberta-base")
-    assert set(table.display["95% CI"]) == {"none: n = 2 < 3"}
-    text = narrative.facts_peft(two)
-    assert "too few for an interval" in text and "CI" not in text
-    assert "n is too small to rank" in narrative.findings(two)
+    assert set(table.display["macro_f1/ci"]) == {"none (n < 3)"}
+    peft = facts.peft(two)
+    assert not peft.can_interval and peft.intervals == 0
+    assert not any(r.vs_full.has_interval for d in peft.datasets for r in d.rows)
+    assert not any(d.supported for d in facts.full_ft(two).datasets)
 
 
 def test_facts_are_generated_from_the_runs(runs_dir, summary):
     cells = expected_metrics(runs_dir)
-    text = narrative.facts_full_ft(summary)
     acl = {m: statistics.mean(x["test"]["macro_f1"] for x in cells[(m, "acl_sup", "full")])
            for m in MODELS}
-    best = max(acl, key=acl.get)
-    assert f"**acl_sup**: best macro-F1 is {load.display_model(best)}" in text
-    wins = "SciBERT wins" in text
-    assert wins == best.startswith("allenai")
-    peft = narrative.facts_peft(summary)
-    assert "**restaurant_sup**, LoRA: PEFT − full" in peft
-    no_scibert = summary[~summary["model"].str.contains("scibert")]
-    assert "can't be checked" in narrative.scibert_on_acl(no_scibert)
+    f = facts.full_ft(summary)
+    ranked = next(d for d in f.datasets if d.dataset == "acl_sup")
+    assert [r.key for r in ranked.rows] == sorted(acl, key=acl.get, reverse=True)
+    assert ranked.leader.mean == pytest.approx(max(acl.values()))
+    agnews = next(d for d in f.datasets if d.dataset == "agnews_sup")
+    assert {r.key for r in agnews.rows} == set(MODELS) - {"allenai/scibert_scivocab_uncased"}
+    peft = facts.peft(summary)
+    assert [d.dataset for d in peft.datasets] == list(DATASETS)
+    assert [r.method for r in peft.datasets[0].rows] == ["adapter", "lora"]
 
 
 def test_banner_names_grid_models_sizes_and_hardware(runs_dir, summary):

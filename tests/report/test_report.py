@@ -23,8 +23,9 @@ import yaml
 
 from helpers.grid.spec import load_grid
 from helpers.report import build as reporting
-from helpers.report import formats, load, markdown
+from helpers.report import formats, load
 from helpers.testing import synthetic
+from helpers.testing.markdown import lists_render_as_lists
 
 ROOT = reporting.PROJECT_ROOT
 EMBED = re.compile(r"\{\{<\s*embed\s+([^#\s]+)#([^\s>]+)[^>]*>\}\}")
@@ -224,7 +225,7 @@ def test_every_embed_resolves_to_a_labelled_cell_with_outputs(built):
             else:  # generated prose: lists must follow a blank line to render as lists
                 text = markdown_output(cells[label])
                 assert text.strip(), label
-                assert markdown.items_without_blank_line(text) == [], label
+                assert lists_render_as_lists(text), label
             assert not any(o.get("output_type") == "error" for o in outputs)
 
 
@@ -279,7 +280,9 @@ def test_quarto_renders_html_and_pdf(built, tmp_path):
     html = (project / "build" / "report" / "report" / "index.html").read_text()
     pdf = project / "build" / "report" / "report" / "index.pdf"
     assert "<table" in html and "<img" in html and "What this report corrects" in html
-    assert "Where these numbers come from" in html and "Findings." in html
+    assert "Where these numbers come from" in html and "In brief." in html
+    assert "Conclusion" in html and "TOC-body" in html  # the table of contents on a phone too
+    assert re.search(r'<a href="index\.pdf"[^>]*>.*?PDF</a>', html, re.S)  # "PDF", not "Typst"
     # the notebook preview's "Download Notebook" button links to a file that exists
     preview = project / "build" / "report" / "build" / "analysis-preview.html"
     if preview.is_file():
@@ -301,3 +304,5 @@ def test_quarto_renders_html_and_pdf(built, tmp_path):
     assert 'kind: "quarto-float-fig"' in report_typ
     assert not re.search(r"#block\[\s*#figure\(", report_typ)
     assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 20_000
+    # tables are kept whole and float (report/typst-show.typ), their notes printed once
+    assert "table.footer(repeat: false)" in report_typ and "<float-anchor>" in report_typ

@@ -1,6 +1,6 @@
 """The report as a document, without Quarto: the original's numbers, the comparison with them,
-majority-class baselines, the corrections list, the memory labels, and Markdown/Typst hygiene
-(lists after a blank line, table widths)."""
+majority-class baselines, the corrections, the memory answer, and table hygiene (widths, the
+labels a phone needs). The sentences themselves: tests/report/test_prose.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,13 @@ import pytest
 from helpers import memory
 from helpers.report import (
     corrections,
+    facts,
     formats,
     gpu_memory,
     load,
-    markdown,
     narrative,
     original,
+    published,
     tables,
 )
 from helpers.run import baselines
@@ -69,9 +71,6 @@ def test_comparison_shows_the_originals_values_and_our_differences(orig, summary
     expected = orig[orig["table"].isin(original.RESULT_TABLES) & (orig["metric"] != "micro_f1")]
     assert len(d) == len(expected)
     assert list(d["original"]) == list(expected["value"])
-    shown = table.display
-    assert list(shown["original"].str.replace(f" {original.SWAP_MARK}", "").astype(float)) \
-        == list(expected["value"])
     # ours = mean of the same model's runs; difference = ours - original
     row = d[(d["table"] == "Table 1") & (d["model"] == "roberta-base")
             & (d["dataset"] == "acl_sup") & (d["metric"] == "macro_f1")].iloc[0]
@@ -79,10 +78,17 @@ def test_comparison_shows_the_originals_values_and_our_differences(orig, summary
                    & (summary["method"] == "full")]["macro_f1"]
     assert row["ours_mean"] == pytest.approx(runs.mean()) and row["n"] == 3
     assert row["difference"] == pytest.approx(runs.mean() - 0.5187)
+    # compact on the page: a row per dataset x metric, the runs as column groups
+    shown = table.display
+    assert len(shown) == 9 and set(shown["dataset"]) == set(original.datasets(orig))
+    acl = shown[(shown["dataset"] == "acl_sup") & (shown["metric"] == "macro-F1")].iloc[0]
+    assert acl["roberta-base/full/original"] == "0.5187"
+    assert acl["roberta-base/full/ours"] == formats.fmt(runs.mean())
+    assert acl["roberta-base/full/diff"] == formats.signed(runs.mean() - 0.5187)
+    assert set(table.spanners) == {"RoBERTa-base", "BERT-base", "SciBERT", "RoBERTa-base adapter"}
     # cells the grid lacks say so (no agnews, no bert here)
-    missing = shown[(shown["table"] == "Table 2: agnews_sup")]
-    assert set(missing["ours"]) == {"not run"} and set(missing["n"]) == {0}
-    assert "ours from" not in shown.columns  # no stand-in model: the column would repeat "run"
+    agnews = shown[shown["dataset"] == "agnews_sup"]
+    assert set(agnews["bert-base-uncased/full/ours"]) == {"not run"}
 
 
 def test_table3_acl_values_are_flagged_as_sciberts(orig, summary):
@@ -90,30 +96,50 @@ def test_table3_acl_values_are_flagged_as_sciberts(orig, summary):
     assert swaps.loc["accuracy", "printed"] == 0.7884 and swaps.loc["macro_f1", "own"] == 0.5187
     assert set(swaps["source_model"]) == {"allenai/scibert_scivocab_uncased"}
     table = original.comparison(summary, orig)
-    flagged = table.display[table.display["original"].str.endswith(original.SWAP_MARK)]
-    assert set(flagged["table"]) == {"Table 3: acl_sup"}
-    assert set(flagged["metric"]) == {"accuracy", "macro-F1"}
-    assert "0.7338" in table.notes[-1] and "SciBERT" in table.notes[-1]
+    flagged = table.data[table.data["swapped"]]
+    assert set(flagged["table"]) == {"Table 3"} and set(flagged["dataset"]) == {"acl_sup"}
+    assert set(flagged["metric"]) == {"accuracy", "macro_f1"}
+    assert original.SWAP_MARK in table.notes[-1] and "SciBERT" in table.notes[-1]
+    assert "0.7884" in table.notes[-1]
 
 
 def test_cpu_like_grid_compares_with_a_stand_in_and_says_so(orig, summary):
     minilm = summary.assign(model="minilm")
     table = original.comparison(minilm, orig)
     assert original.uses_stand_ins(table)
-    assert set(table.display["ours from"]) - {formats.MISSING} == {"MiniLM-L6"}
-    assert "not a replication" in narrative.comparison_note(minilm, table)
+    assert any("MiniLM-L6" in n and "stand-in" in n for n in table.notes)
+    f = narrative.comparison(minilm, table)
+    assert f.stand_ins == ["MiniLM-L6"] and not f.replication
+    same = narrative.comparison(summary, original.comparison(summary, orig))
+    assert same.replication and same.compared == 12  # 8 of Table 1, 2 + 2 of Table 3
 
 
-def test_memory_claims_answer_70_gb_at_the_originals_settings(orig):
+def test_memory_vs_original_answers_70_gb_at_the_originals_settings(orig):
     fake = {"parameters": 124_647_939, "weights_bytes": 4 * 2**30,
             "optimizer_bytes": 8 * 2**30, "gradients_bytes": 4 * 2**30,
             "activations_bytes": 2 * 2**30, "predicted_peak_bytes": 16 * 2**30}
-    table = original.memory_claims(orig, fake, fake)
+    peaks = {"original_full": (fake, 16.5), "report_full": (fake, float("nan")),
+             "original_adapter": ({**fake, "predicted_peak_bytes": 2 * 2**30}, 2.1),
+             "report_adapter": (fake, 1.0)}
+    table = gpu_memory.memory_vs_original(orig, peaks)
     rows = table.display.set_index("component")
-    assert rows.loc["total (peak)", "original (as printed)"] == "70 GB = 65.2 GiB"
-    assert rows.loc["total (peak)", "ours, original's settings"] == "16.00 GiB"
-    assert rows.loc["weights + AdamW states", "original (as printed)"].startswith("36 GB")
-    assert all("GiB" in v for v in rows.iloc[1:]["ours, report's settings"])
+    assert rows.loc["peak, full fine-tuning", "original"] == "70 GB = 65.2 GiB"
+    assert rows.loc["peak, full fine-tuning", "predicted_o"] == "16.00"
+    assert rows.loc["peak, full fine-tuning", "gpu_o"] == "16.50"
+    assert rows.loc["peak, full fine-tuning", "gpu_r"] == formats.MISSING
+    assert rows.loc["peak, adapters", "original"].startswith("13.17 GB")
+    assert rows.loc["peak, adapters", "gpu_o"] == "2.10"
+    assert rows.loc["weights + AdamW states", "original"].startswith("36 GB")
+    assert set(table.data["method"]) == {"full", "adapter"}
+
+
+def test_memory_vs_original_reads_the_benchmark_at_the_originals_settings(orig):
+    peaks = gpu_memory.settings_peaks(gpu_memory.DEFAULT_RESULTS)
+    rows = gpu_memory.load_results(gpu_memory.DEFAULT_RESULTS)
+    want = gpu_memory.find_result(rows, "roberta-base", "full", "fp32", 8, 512)
+    assert peaks["original_full"][1] == pytest.approx(want["measured_peak_bytes"] / 2**30)
+    adapter = gpu_memory.find_result(rows, "roberta-base", "adapter", "fp32", 8, 512)
+    assert peaks["original_adapter"][1] == pytest.approx(adapter["measured_peak_bytes"] / 2**30)
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -128,52 +154,48 @@ def test_majority_class_on_acl_is_the_originals_adapter_result(real_data_dir):
 
 
 def test_results_tables_carry_the_baseline_row(summary):
-    base = {"accuracy": 0.5, "macro_f1": 0.11, "micro_f1": 0.5, "label": "Background"}
+    base = {"accuracy": 0.5, "macro_f1": 0.11, "micro_f1": 0.5, "label": "Background",
+            "num_test_samples": 20}
     table = tables.results_table(summary, "acl_sup", baseline=base)
     last = table.display.iloc[-1]
     assert last["model"] == tables.BASELINE_LABEL and last["macro-F1"] == "*0.110*"
     peft = tables.peft_table(summary, "roberta-base", baselines={"acl_sup": base})
     assert (peft.display["method"] == tables.BASELINE_LABEL).sum() == 1
-    assert "majority class (Background) scores 0.110" in narrative.facts_full_ft(
-        summary, baselines={"acl_sup": base})
+    acl = next(d for d in facts.full_ft(summary, {"acl_sup": base}).datasets
+               if d.dataset == "acl_sup")
+    assert acl.floor == facts.Floor("Background", 0.11, 0.5, 20)
 
 
 # ----------------------------------------------------------------------------- corrections
 def _configs(summary, lr: dict[str, float]):
-    rows = []
-    for _, r in summary.iterrows():
-        rows.append({"method": r["method"], "learning_rate": lr[r["method"]]})
     import pandas as pd
 
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"method": r["method"], "learning_rate": lr[r["method"]]}
+                         for _, r in summary.iterrows()])
 
 
 def test_corrections_state_the_learning_rates_the_runs_used(orig, summary):
     cpu = _configs(summary, {"full": 1e-4, "adapter": 3e-3, "lora": 1e-3})
-    text = corrections.corrections(summary, cpu, orig)
-    assert "adapters 3e-3 and LoRA 1e-3" in text and "short training budget" in text
+    f = corrections.corrections(summary, cpu, orig)
+    assert (f.adapter_lrs, f.lora_lrs) == (["3e-3"], ["1e-3"]) and f.departs_from_defaults
     default = _configs(summary, {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4})
-    assert "short training budget" not in corrections.corrections(summary, default, orig)
+    assert not corrections.corrections(summary, default, orig).departs_from_defaults
 
 
 def test_corrections_make_no_roberta_claim_without_roberta_runs(orig, summary):
     configs = _configs(summary, {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4})
-    with_roberta = corrections.corrections(summary, configs, orig)
-    assert "same roberta-base runs" in with_roberta
+    assert corrections.corrections(summary, configs, orig).has_roberta_acl
     none = summary.assign(model="minilm")
-    text = corrections.corrections(none, configs, orig)
-    assert "This build has no roberta-base runs" in text
-    assert "same roberta-base runs" not in text
-    for needle in ("SciBERT best on restaurant_sup", "after three epochs", "weights twice",
-                   "13.17 GB"):
-        assert needle in text
+    assert not corrections.corrections(none, configs, orig).has_roberta_acl
 
 
 def test_corrections_use_the_baseline_against_the_incompatibility_story(orig, summary):
     configs = _configs(summary, {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4})
-    acl = {"accuracy": 71 / 139, "macro_f1": 0.1127, "num_test_samples": 139}
-    text = corrections.corrections(summary, configs, orig, {"acl_sup": acl})
-    assert "0.5107" in text and "0.5108" in text and "incompatibility" in text
+    acl = {"accuracy": 71 / 139, "macro_f1": 0.1127, "num_test_samples": 139,
+           "label": "Background"}
+    f = corrections.corrections(summary, configs, orig, {"acl_sup": acl})
+    assert f.acl_floor.n_test == 139 and f.original_adapter_acl == (0.5107, 0.1126)
+    assert round(f.acl_floor.accuracy, 4) == 0.5108
 
 
 # ----------------------------------------------------------------------------- memory labels
@@ -192,47 +214,19 @@ def test_memory_status_reads_corrected_or_raw_from_the_file(tmp_path):
                                            "measured_peak_raw_bytes": 3e9}]}))
     assert memory.results_status(fixed) == "corrected"
     assert memory.results_status(tmp_path / "none.json") == "none"
-    import pandas as pd
-
-    note = gpu_memory.memory_settings_note(pd.DataFrame(), "corrected")
-    assert "corrected, not raw measurements" in note
+    bench = gpu_memory.benchmark(fixed)
+    assert bench.status == "corrected" and bench.gpu is None
+    assert gpu_memory.benchmark(tmp_path / "none.json").found is False
 
 
 # ----------------------------------------------------------------------------- hygiene
-def test_generated_markdown_has_blank_lines_before_lists(orig, summary):
-    configs = _configs(summary, {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4})
-    base = {d: {"accuracy": 0.5, "macro_f1": 0.2, "micro_f1": 0.5, "label": "x",
-                "val_macro_f1": 0.2, "num_validation_samples": 10, "num_test_samples": 10,
-                "validation_counts": (("a", 5), ("b", 5)), "test_counts": (("a", 6), ("b", 4))}
-            for d in ("restaurant_sup", "acl_sup")}
-    texts = [narrative.findings(summary, base), narrative.facts_full_ft(summary, baselines=base),
-             narrative.facts_peft(summary, baselines=base),
-             narrative.validation_test_gap(summary, base),
-             corrections.corrections(summary, configs, orig),
-             narrative.model_sources(summary),
-             markdown.paragraphs("A paragraph.", markdown.bullet_list(["one", "two"]))]
-    for text in texts:
-        assert re.search(r"^(?:- |\d+\. )", text, re.M), text
-        assert markdown.items_without_blank_line(text) == [], text
-    assert markdown.items_without_blank_line("Para\n- item") == ["- item"]
-
-
-def test_generated_markdown_renders_lists_as_lists(orig, summary):
-    import mistune
-
-    configs = _configs(summary, {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4})
-    text = corrections.corrections(summary, configs, orig)
-    html = mistune.html(text)
-    assert html.count("<li>") == len(re.findall(r"^\d+\. ", text, re.M)) >= 8
-    assert " - " not in re.sub(r"<[^>]+>", "", html).replace("PEFT − full", "")
-
-
 def test_every_report_table_sets_column_widths(orig, summary):
     """Quarto turns these widths into Typst's ``columns: (x%, ...)``; auto widths overlapped."""
     configs = _configs(summary, {"full": 2e-5, "adapter": 1e-4, "lora": 5e-4})
+    refs = published.reference_table(published.published(summary))
     built = [tables.results_table(summary, "acl_sup"), tables.peft_table(summary),
              tables.paired_comparison(summary), gpu_memory.memory_overview(summary),
-             original.comparison(summary, orig), tables.hyperparameter_table(configs)]
+             original.comparison(summary, orig), tables.hyperparameter_table(configs), refs]
     for table in built:
         html = table.html()
         widths = col_widths(html)
@@ -241,3 +235,20 @@ def test_every_report_table_sets_column_widths(orig, summary):
         assert math.isclose(sum(widths), 100, abs_tol=0.5)
         assert re.search(r"width:\s*100%", html)
         assert "font-family" not in html  # the page's / document's font, no web-font list
+        # every body cell names its column, so a phone can stack a row (report/styles.css)
+        body = html[html.index("<tbody"):html.index("</tbody>")]
+        cells = re.findall(r"<td([^>]*)>", body)
+        assert cells and all("data-label=" in c for c in cells), table.display.columns
+        spanned = {c: n for n, cols in (table.spanners or {}).items() for c in cols}
+        assert set(re.findall(r'data-label="([^"]*)"', body)) <= {
+            escape(f"{spanned[c]} {table.label(c)}" if c in spanned else table.label(c))
+            for c in table.display.columns}
+
+
+def test_null_caps_read_all_in_the_hyperparameter_table(summary):
+    import pandas as pd
+
+    configs = pd.DataFrame([{"method": "full", "max_train_samples": None, "seed": 1,
+                             "model": "roberta-base"}])
+    shown = tables.hyperparameter_table(configs).display.set_index("parameter")
+    assert shown.loc["max_train_samples", "full"] == "all"

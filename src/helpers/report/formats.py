@@ -58,9 +58,9 @@ def fmt_gib(n_bytes: Any, digits: int = 2) -> str:
 
 
 def fmt_value(value: Any) -> str:
-    """A hyperparameter value as a person writes it (2e-05, [query, value])."""
+    """A hyperparameter value as a person writes it (2e-05, [query, value]); none: —."""
     if is_missing(value):
-        return "null"
+        return MISSING
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):

@@ -1,23 +1,34 @@
-"""The memory section's tables: the accounting per model and method beside the GPU benchmark,
-and the peaks the runs recorded."""
+"""The memory section: the accounting per model and method beside the GPU benchmark, the
+original's 70 GB and 13.17 GB beside our prediction and measurement at its own settings, the
+peaks the runs recorded, and the section's facts (:func:`memory_facts`, worded by
+``report/templates/memory_*.md.j2``)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from helpers.memory import GIB, account, find_result, load_results
+from helpers.memory import GIB, account, find_result, load_results, results_status
 from helpers.run.catalog import REPORT_MODELS
 from helpers.run.config import TrainConfig
 from helpers.run.methods import METHODS
+from helpers.settings import PROJECT_ROOT
 
-from .formats import fmt, fmt_count, fmt_gib
+from . import original as orig
+from .formats import MISSING, fmt, fmt_count, fmt_gib
 from .load import METHOD_SHORT, display_model
-from .markdown import bullet_list, paragraphs
 from .table import Table
+
+#: The GPU memory benchmark's results (benchmarks/memory.py writes it).
+DEFAULT_RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "memory_cuda.json"
+#: The report's own training settings (params/full.yaml) for the accounting.
+REPORT_SETTINGS = {"precision": "bf16", "seq": 256, "batch": 8}
 
 
 def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[str] = METHODS,
@@ -108,62 +119,201 @@ def memory_table(mem: pd.DataFrame, peak_label: str) -> Table:
                          f"GPU peak ({peak_label})": 11})
 
 
-def memory_explanation(df: pd.DataFrame) -> str:
-    """Why PEFT saves gradient and optimizer memory but not activation memory (Markdown)."""
-    lines = []
-    for model in dict.fromkeys(df["model"]):
-        sub = df[df["model"] == model].set_index("method")
-        if not {"full", "lora", "adapter"} <= set(sub.index):
-            continue
-        f, lo, ad = sub.loc["full"], sub.loc["lora"], sub.loc["adapter"]
-        lines.append(
-            f"**{display_model(model)}**: {f['parameters (M)']:.1f} M parameters. Full "
-            f"fine-tuning keeps {f['gradients']:.2f} GiB of gradients and "
-            f"{f['optimizer states']:.2f} GiB of AdamW states; LoRA trains "
-            f"{lo['trainable share (%)']:.2f}% of the weights "
-            f"({lo['gradients'] + lo['optimizer states']:.3f} GiB for both), adapters "
-            f"{ad['trainable share (%)']:.2f}% ({ad['gradients'] + ad['optimizer states']:.3f}"
-            f" GiB). Activations: {f['activations']:.2f} GiB (full), {lo['activations']:.2f} "
-            f"GiB (LoRA), {ad['activations']:.2f} GiB (adapters); predicted peak "
-            f"{f['predicted peak']:.2f} vs {lo['predicted peak']:.2f} vs "
-            f"{ad['predicted peak']:.2f} GiB.")
-    return paragraphs(
-        "Gradients (4 B) and AdamW's two moment estimates (8 B) exist only for *trainable* "
-        "parameters, so they shrink with the trainable share: PEFT removes almost all of them. "
-        "The frozen weights still sit in memory (4 B each), and the forward pass still saves "
-        "most hidden states for backward: the gradient has to flow back through every frozen "
-        "layer to reach the adapters or LoRA matrices below, which needs those layers' "
-        "intermediate results (attention, GELU and LayerNorm inputs, dropout masks). Only the "
-        "inputs that solely served a frozen weight's gradient are dropped, and the adapter "
-        "bottlenecks and LoRA's low-rank path add a few. Activations scale with batch x "
-        "sequence length, not with the number of trained weights, so at larger batches and "
-        "longer inputs they dominate and PEFT's saving shrinks in relative terms.",
-        bullet_list(lines))
+@dataclass(frozen=True)
+class Benchmark:
+    """Where the GPU peaks come from: ``benchmarks/results/memory_cuda.json``'s header."""
+
+    path: str
+    status: str  # "measured" (raw peaks), "corrected" or "none" (no file)
+    gpu: str | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    date: str | None = None
+    steps: int | None = None
+    measured: str | None = None  # how the file says it measured
+
+    @property
+    def found(self) -> bool:
+        return self.status != "none"
 
 
-def memory_settings_note(configs: pd.DataFrame, peak_label: str) -> str:
-    """Which LoRA/adapter settings the memory table uses, and whether the grid's differ."""
+def benchmark(path: str | Path | None) -> Benchmark:
+    """The benchmark file's GPU, torch and CUDA versions and date (YYYY-MM-DD)."""
+    status = results_status(path)
+    if status == "none":
+        return Benchmark(str(path), status)
+    head = json.loads(Path(path).read_text())
+    versions = head.get("versions") or {}
+    created = str(head.get("created") or "")
+    return Benchmark(str(path), status, head.get("device_name"), versions.get("torch"),
+                     versions.get("cuda"), created[:10] or None, head.get("steps"),
+                     head.get("measured"))
+
+
+@dataclass(frozen=True)
+class Peak:
+    """One method at one setting: our predicted peak and the benchmark's GPU peak (GiB)."""
+
+    predicted: float
+    measured: float = math.nan
+
+
+def _accounting(model: str, method: str, rows: list[dict], precision: str, seq: int,
+                batch: int) -> tuple[dict[str, Any], float]:
+    """helpers.memory.account at one setting, with the benchmark row's activations (measured
+    once, when the file was written) where it has the setting, and that row's GPU peak."""
+    row = find_result(rows, model, method, precision, batch, seq)
+    acts = row.get("activations_bytes") if row else None
+    a = account(model, method, precision, batch, seq, num_labels=3, activations=acts)
+    measured = row.get("measured_peak_bytes") if row else None
+    return a, (measured / GIB if measured else math.nan)
+
+
+def settings_peaks(results: str | Path | list | None) -> dict[str, tuple[dict, float]]:
+    """roberta-base full fine-tuning and adapters at the original's settings (fp32, sequence
+    512, batch 8, AdamW) and at the report's (bf16 autocast, sequence 256, batch 8): our
+    accounting and the benchmark's GPU peak (GiB, NaN where the file lacks the setting)."""
+    rows = results if isinstance(results, list) else load_results(results)
+    return {f"{where}_{method}": _accounting("roberta-base", method, rows, **settings)
+            for where, settings in (("original", orig.ORIGINAL_MEMORY_SETTINGS),
+                                    ("report", REPORT_SETTINGS))
+            for method in ("full", "adapter")}
+
+
+def memory_vs_original(original: pd.DataFrame, peaks: dict[str, tuple[dict, float]]) -> Table:
+    """The original's 70 GB sum part by part, and its 13.17 GB for adapters, beside our
+    predicted and measured peaks (:func:`settings_peaks`) at its settings and at ours."""
+    a, a_gpu = peaks["original_full"]
+    b, b_gpu = peaks["report_full"]
+
+    def gb(name: str, method: str = "full") -> str:
+        v = orig.claim(original, name, method)
+        return f"{v:g} GB = {v * 1e9 / GIB:.1f} GiB"
+
+    def gib(n_bytes: float) -> str:
+        return f"{n_bytes / GIB:.2f}"
+
+    def g(v: float) -> str:
+        return MISSING if math.isnan(v) else f"{v:.2f}"
+
+    parts = [("parameters", f"{orig.claim(original, 'parameters_total') / 1e9:.1f}B",
+              fmt_count(a["parameters"]), MISSING, fmt_count(b["parameters"]), MISSING)]
+    for name, claim, key in (("weights", "weights_gb", ("weights",)),
+                             ("weights + AdamW states", "weights_and_adam_gb",
+                              ("weights", "optimizer")),
+                             ("gradients", "gradients_gb", ("gradients",)),
+                             ("activations", "activations_gb", ("activations",))):
+        parts.append((name, gb(claim), gib(sum(a[f"{k}_bytes"] for k in key)), MISSING,
+                      gib(sum(b[f"{k}_bytes"] for k in key)), MISSING))
+    data = []
+    for method, name in (("full", "peak, full fine-tuning"), ("adapter", "peak, adapters")):
+        (p, p_gpu), (q, q_gpu) = peaks[f"original_{method}"], peaks[f"report_{method}"]
+        claimed = orig.claim(original, "peak_memory_gb", method)
+        parts.append((name, gb("peak_memory_gb", method)
+                      + ("" if method == "full" else ", settings not stated"),
+                      gib(p["predicted_peak_bytes"]), g(p_gpu),
+                      gib(q["predicted_peak_bytes"]), g(q_gpu)))
+        data.append({"method": method, "original_gb": claimed,
+                     "predicted_original_settings_gib": p["predicted_peak_bytes"] / GIB,
+                     "gpu_original_settings_gib": p_gpu,
+                     "predicted_report_settings_gib": q["predicted_peak_bytes"] / GIB,
+                     "gpu_report_settings_gib": q_gpu})
+    ids = ["component", "original", "predicted_o", "gpu_o", "predicted_r", "gpu_r"]
+    return Table(data=pd.DataFrame(data), display=pd.DataFrame(parts, columns=ids),
+                 widths={"component": 24, "original": 26, "predicted_o": 10, "gpu_o": 10,
+                         "predicted_r": 10, "gpu_r": 10},
+                 labels={"original": "original (as printed)", "predicted_o": "predicted",
+                         "gpu_o": "GPU peak", "predicted_r": "predicted", "gpu_r": "GPU peak"},
+                 spanners={"original's settings (GiB)": ["predicted_o", "gpu_o"],
+                           "report's settings (GiB)": ["predicted_r", "gpu_r"]})
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    """One model's row group of the memory table (GiB; shares as fractions)."""
+
+    model: str
+    parameters: float
+    by_method: dict[str, dict[str, float]]
+
+    @property
+    def label(self) -> str:
+        return display_model(self.model)
+
+    def get(self, method: str, column: str) -> float:
+        return self.by_method.get(method, {}).get(column, math.nan)
+
+    def state(self, method: str) -> float:
+        """Gradients plus AdamW states: the memory that exists only for trained weights."""
+        return self.get(method, "gradients") + self.get(method, "optimizer states")
+
+    def share(self, method: str) -> float:
+        return self.get(method, "trainable share (%)") / 100
+
+    @property
+    def complete(self) -> bool:
+        return {"full", "adapter", "lora"} <= set(self.by_method)
+
+
+@dataclass
+class MemoryFacts:
+    """The memory section's facts: the benchmark, the original's claims and our answers."""
+
+    bench: Benchmark
+    claimed_parameters: float
+    claimed_full_gb: float
+    claimed_adapter_gb: float
+    parameters: int
+    original_full: Peak
+    original_adapter: Peak
+    report_full: Peak
+    report_adapter: Peak
+    components: dict[str, float] = field(default_factory=dict)  # GiB, original's settings
+    models: list[ModelMemory] = field(default_factory=list)
+    lora_default: tuple[int, int, tuple[str, ...]] = (8, 16, ("query", "value"))
+    adapter_default: tuple[str, int] = ("double_seq_bn", 16)
+    grid_lora: tuple[int, tuple[str, ...]] | None = None  # this build's LoRA, if different
+
+    @property
+    def claimed_full_gib(self) -> float:
+        return self.claimed_full_gb * 1e9 / GIB
+
+    @property
+    def full_ratio(self) -> float:
+        """How many times the original's 70 GB exceeds the peak at its own settings."""
+        peak = self.original_full.measured
+        peak = self.original_full.predicted if math.isnan(peak) else peak
+        return self.claimed_full_gib / peak
+
+
+def memory_facts(original: pd.DataFrame, peaks: dict[str, tuple[dict, float]],
+                 mem: pd.DataFrame, bench: Benchmark, configs: pd.DataFrame) -> MemoryFacts:
+    """The facts behind the memory section's sentences (``peaks``: :func:`settings_peaks`;
+    ``mem``: :func:`accounting_frame`)."""
+    a = peaks["original_full"][0]
     d = TrainConfig()
-    used = (f"LoRA r={d.lora_r}, alpha {d.lora_alpha} on {', '.join(d.lora_target_modules)}; "
-            f"adapters {d.adapter_config} with reduction factor {d.adapter_reduction_factor}")
-    text = (f"The memory table uses the project's default PEFT settings ({used}), which are "
-            f"those of `params/full.yaml`.")
+
+    def peak(key: str) -> Peak:
+        acc, gpu = peaks[key]
+        return Peak(acc["predicted_peak_bytes"] / GIB, gpu)
+
+    facts = MemoryFacts(
+        bench, orig.claim(original, "parameters_total"), orig.claim(original, "peak_memory_gb"),
+        orig.claim(original, "peak_memory_gb", "adapter"), int(a["parameters"]),
+        peak("original_full"), peak("original_adapter"), peak("report_full"),
+        peak("report_adapter"),
+        {k: a[f"{k}_bytes"] / GIB for k in ("weights", "optimizer", "gradients",
+                                             "activations")},
+        lora_default=(d.lora_r, d.lora_alpha, tuple(d.lora_target_modules)),
+        adapter_default=(d.adapter_config, d.adapter_reduction_factor))
+    for model in dict.fromkeys(mem["model"]):
+        sub = mem[mem["model"] == model].set_index("method")
+        facts.models.append(ModelMemory(model, float(sub["parameters (M)"].iloc[0]),
+                                        {m: r.to_dict() for m, r in sub.iterrows()}))
     lora = configs[configs["method"] == "lora"] if not configs.empty else configs
     if len(lora):
         r = lora.iloc[0]
-        grid = f"r={r['lora_r']} on {', '.join(r['lora_target_modules'])}"
-        if (r["lora_r"], list(r["lora_target_modules"])) != (d.lora_r,
-                                                             list(d.lora_target_modules)):
-            text += (f" This build's LoRA runs used {grid}: more trainable weights, so their "
-                     f"gradient and AdamW memory is larger than the table's LoRA rows.")
-    if peak_label == "measured":
-        text += (" The GPU peaks are raw `torch.cuda.max_memory_allocated` measurements over "
-                 "real training steps (`benchmarks/results/memory_cuda.json`).")
-    elif peak_label == "corrected":
-        text += (" The GPU peaks are **corrected, not raw measurements**: the benchmark run "
-                 "behind `benchmarks/results/memory_cuda.json` leaked memory, and its file "
-                 "records how each peak was corrected (its `correction` note). Rerun "
-                 "`benchmarks/memory.py` on a GPU to replace them with raw measurements.")
-    else:
-        text += " No GPU benchmark file was found, so only predicted peaks are shown."
-    return text
+        grid = (int(r["lora_r"]), tuple(r["lora_target_modules"]))
+        if grid != (d.lora_r, tuple(d.lora_target_modules)):
+            facts.grid_lora = grid
+    return facts

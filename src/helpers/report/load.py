@@ -33,7 +33,7 @@ from helpers.run import provenance, store
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.config import NON_IDENTITY_FIELDS, config_family, short_model_name
 from helpers.run.methods import METHODS
-from helpers.settings import PROJECT_ROOT, project_path
+from helpers.settings import project_path
 
 #: The report's datasets and models, in the report's order (others follow alphabetically).
 REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
@@ -254,19 +254,10 @@ def load_configs(runs_dir: str | os.PathLike,
     return pd.DataFrame(rows)
 
 
-def runs_left_out(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> str:
-    """The banner's line naming the complete runs of the folder that are not of the report's
-    grid (so not in ``summary``), or "" when there are none."""
-    others = _others(summary, runs_dir)
-    if not others:
-        return ""
-    shown = ", ".join(f"`{name}`" for name in others[:8])
-    more = f" and {len(others) - 8} more" if len(others) > 8 else ""
-    root = project_path(runs_dir).resolve()
-    where = root.relative_to(PROJECT_ROOT) if root.is_relative_to(PROJECT_ROOT) else root
-    are = "are" if len(others) > 1 else "is"
-    return (f"{len(others)} other complete run{'s' if len(others) > 1 else ''} in `{where}` "
-            f"{are} not of this grid and {are} left out: {shown}{more}.")
+def runs_left_out(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> list[str]:
+    """The complete runs of the folder that are not of the report's grid (so not in
+    ``summary``): the banner names them, and none is averaged in."""
+    return _others(summary, runs_dir)
 
 
 def _others(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> list[str]:

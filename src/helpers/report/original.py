@@ -7,8 +7,8 @@ section and its appendix (columns :data:`ORIGINAL_COLUMNS`). From it:
   and the difference (ours - original), with the cells our grid lacks said plainly;
 * :func:`table3_swaps` - Table 3 values that are another model's Table 1 values (its acl_sup
   fine-tuning row printed scibert's numbers as roberta-base's), found by comparing the tables;
-* :func:`memory_claims` - the 70 GB sum, component by component, beside helpers.memory's
-  accounting at the original's own settings (fp32, sequence 512, batch 8, AdamW) and ours.
+* :func:`accounting` - helpers.memory's accounting at the original's own settings (fp32,
+  sequence 512, batch 8, AdamW), for the memory section's answer to its 70 GB.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.memory import GIB, account
+from helpers.memory import account
 from helpers.run.config import short_model_name
 from helpers.settings import PROJECT_ROOT, project_path
 
-from .formats import MISSING, fmt_mean_std, signed
+from .formats import MISSING, fmt, signed
 from .load import LABELS, METHOD_SHORT, AnalysisError, display_model, order_datasets
 from .stats import aggregate
 from .table import Table
@@ -122,58 +122,106 @@ def stand_in(summary: pd.DataFrame, model: str, dataset: str, method: str) -> st
     return models[0] if len(models) == 1 else None
 
 
+#: The comparison's column groups: the original's runs, as (model, method).
+COMPARED_RUNS = (("roberta-base", "full"), ("bert-base-uncased", "full"),
+                 ("allenai/scibert_scivocab_uncased", "full"), ("roberta-base", "adapter"))
+COMPARED_METRICS = ("train_loss", "accuracy", "macro_f1")
+
+
 def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
     """The original's Tables 1-3, value by value, beside ours: mean ± std, n, ours - original.
 
-    Micro-F1 is left out (it equals accuracy in single-label classification; a note says so).
-    Ours is the same model's runs; where this grid lacks that model its one model on that
-    dataset and method stands in (named in the "ours from" column); otherwise "not run". The
-    original's values that are another model's number carry :data:`SWAP_MARK`.
+    ``data`` has one row per value of the original (micro-F1 left out: it equals accuracy in
+    single-label classification). The page shows it compactly: a row group per dataset, a row
+    per metric, and per run of the original (model and method) three columns: the original's
+    value, our mean and the difference. Table 3's full fine-tuning rows repeat Table 1's
+    RoBERTa-base except where it printed another model's number (:data:`SWAP_MARK`, in the
+    notes). Where this grid lacks the model, its one model on that dataset and method stands
+    in (:func:`stand_in`; the notes say so).
     """
     swaps = table3_swaps(original)
     swapped = {(r["dataset"], r["metric"]) for _, r in swaps.iterrows()}
-    rows, shown = [], []
+    rows = []
     res = original[original["table"].isin(RESULT_TABLES) & (original["metric"] != "micro_f1")]
     for _, r in res.iterrows():
         ours_model = stand_in(summary, r["model"], r["dataset"], r["method"])
         mean, std, n = (_ours(summary, ours_model, r["dataset"], r["method"], r["metric"])
                         if ours_model else (math.nan, math.nan, 0))
-        diff = mean - r["value"] if n else math.nan
         flag = r["table"] == "Table 3" and r["method"] == "full" and \
             (r["dataset"], r["metric"]) in swapped
         rows.append({"table": r["table"], "model": r["model"], "dataset": r["dataset"],
                      "method": r["method"], "metric": r["metric"], "original": r["value"],
                      "ours_model": ours_model or "", "ours_mean": mean, "ours_std": std,
-                     "n": n, "difference": diff, "swapped": flag})
-        shown.append({
-            "table": f"{r['table']}: {r['dataset']}",
-            "run": f"{display_model(r['model'])}, {METHOD_SHORT.get(r['method'], r['method'])}",
-            "metric": LABELS.get(r["metric"], r["metric"]),
-            "original": f"{r['value']:.4f}" + (f" {SWAP_MARK}" if flag else ""),
-            "ours from": (display_model(ours_model) if ours_model else MISSING),
-            "ours": fmt_mean_std(mean, std, n) if n else "not run",
-            "n": n,
-            "ours − original": signed(diff),
-        })
-    notes = ["Micro-F1 is left out: in single-label classification it equals accuracy, in the "
-             "original's tables and in ours."]
-    if not swaps.empty:
-        swaps = swaps[swaps["metric"] != "micro_f1"]
-        parts = [f"{LABELS[s['metric']]} {s['printed']:.4f} is "
-                 f"{display_model(s['source_model'])}'s {s['dataset']} value in its Table 1 "
-                 f"({display_model(s['model'])}'s own: {s['own']:.4f})"
-                 for _, s in swaps.iterrows()]
-        notes.append(f"{SWAP_MARK} Printed in the original's Table 3 as "
-                     f"{display_model(swaps['model'].iloc[0])}'s, but "
-                     + "; ".join(parts) + ".")
+                     "n": n, "difference": mean - r["value"] if n else math.nan,
+                     "swapped": flag})
     data = pd.DataFrame(rows)
-    shown = pd.DataFrame(shown)
-    table = Table(data=data, display=shown, group="table", notes=notes,
-                  widths={"run": 17, "metric": 10, "original": 9, "ours from": 11,
-                          "ours": 14, "n": 3, "ours − original": 10})
-    if not uses_stand_ins(table):  # every value is the same model's: the column repeats "run"
-        table.display = shown.drop(columns="ours from")
+    table = Table(data=data, display=_compact(data), group="dataset",
+                  notes=_comparison_notes(data, swaps),
+                  widths={"metric": 11, **{c: 7.4 for m, meth in COMPARED_RUNS
+                                           for c in _columns(m, meth)}},
+                  labels={c: name for m, meth in COMPARED_RUNS
+                          for c, name in zip(_columns(m, meth), ("orig.", "ours", "diff."),
+                                             strict=True)},
+                  spanners={_run_label(m, meth): _columns(m, meth) for m, meth in COMPARED_RUNS})
     return table
+
+
+def _columns(model: str, method: str) -> list[str]:
+    key = f"{short_model_name(model)}/{method}"
+    return [f"{key}/original", f"{key}/ours", f"{key}/diff"]
+
+
+def _run_label(model: str, method: str) -> str:
+    return display_model(model) + ("" if method == "full" else f" {METHOD_SHORT[method]}")
+
+
+def _compact(data: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset x metric, three columns (original, ours, ours - original) per run;
+    Table 3's full fine-tuning rows are Table 1's runs, so they are not repeated."""
+    shown = []
+    data = data[~((data["table"] == "Table 3") & (data["method"] == "full"))] \
+        if not data.empty else data
+    for dataset in order_datasets(data["dataset"]) if not data.empty else []:
+        for metric in COMPARED_METRICS:
+            row = {"dataset": dataset, "metric": LABELS[metric]}
+            for model, method in COMPARED_RUNS:
+                hit = data[(data["dataset"] == dataset) & (data["metric"] == metric)
+                           & (data["model"] == model) & (data["method"] == method)]
+                orig_c, ours_c, diff_c = _columns(model, method)
+                if hit.empty:
+                    row.update({orig_c: MISSING, ours_c: MISSING, diff_c: MISSING})
+                    continue
+                h = hit.iloc[0]
+                row.update({orig_c: f"{h['original']:.4f}",
+                            ours_c: fmt(h["ours_mean"]) if h["n"] else "not run",
+                            diff_c: signed(h["difference"])})
+            shown.append(row)
+    return pd.DataFrame(shown)
+
+
+def _comparison_notes(data: pd.DataFrame, swaps: pd.DataFrame) -> list[str]:
+    ns = sorted({int(n) for n in data["n"] if n}) if not data.empty else []
+    notes = ["orig.: the original's value as printed; ours: our mean test value at each "
+             "run's best validation epoch" + (f" over {', '.join(map(str, ns))} seeds"
+                                              if ns else "")
+             + "; diff.: ours − original. Micro-F1 is left out (it equals accuracy in "
+             "single-label classification, in the original's tables and in ours)."]
+    stand = sorted({display_model(m) for m, o in zip(data["ours_model"], data["model"],
+                                                     strict=True)
+                    if m and short_model_name(m) != short_model_name(o)}) \
+        if not data.empty else []
+    if stand:
+        notes.append(f"This grid did not run the original's models: every \"ours\" value is "
+                     f"{', '.join(stand)}'s on the same dataset and method, a stand-in that "
+                     f"shows the distance, not a replication.")
+    if not swaps.empty:
+        s = swaps[swaps["metric"] != "micro_f1"]
+        parts = [f"{LABELS[r['metric']]} {r['printed']:.4f}" for _, r in s.iterrows()]
+        notes.append(f"{SWAP_MARK} Not shown: the original's Table 3 repeats its Table 1 "
+                     f"{display_model(s['model'].iloc[0])} values for full fine-tuning, "
+                     f"except on {s['dataset'].iloc[0]}, where its {' and '.join(parts)} are "
+                     f"{display_model(s['source_model'].iloc[0])}'s (see the corrections).")
+    return notes
 
 
 def uses_stand_ins(table: Table) -> bool:
@@ -200,56 +248,6 @@ def accounting(model: str = "roberta-base", method: str = "full", precision: str
     return account(model, method, precision, batch, seq, num_labels=3, **overrides)
 
 
-def memory_claims(original: pd.DataFrame, ours: dict[str, Any] | None = None,
-                  at_original: dict[str, Any] | None = None) -> Table:
-    """The original's 70 GB sum, part by part, beside our accounting at its settings and ours.
-
-    ``at_original`` / ``ours``: :func:`accounting` results (computed when not given) at the
-    original's settings (fp32, sequence 512, batch 8, AdamW) and at the report's (bf16
-    autocast, sequence 256, batch 8).
-    """
-    at_original = at_original or accounting(**ORIGINAL_MEMORY_SETTINGS)
-    ours = ours or accounting(precision="bf16", seq=256, batch=8)
-
-    def gb(name: str) -> float:
-        return claim(original, name)
-
-    parts = [
-        ("parameters", f"{claim(original, 'parameters_total') / 1e9:.1f}B",
-         f"{at_original['parameters'] / 1e6:.1f}M", f"{ours['parameters'] / 1e6:.1f}M"),
-        ("weights (fp32)", gb("weights_gb"), at_original["weights_bytes"], ours["weights_bytes"]),
-        ("weights + AdamW states", gb("weights_and_adam_gb"),
-         at_original["weights_bytes"] + at_original["optimizer_bytes"],
-         ours["weights_bytes"] + ours["optimizer_bytes"]),
-        ("gradients", gb("gradients_gb"), at_original["gradients_bytes"],
-         ours["gradients_bytes"]),
-        ("activations", gb("activations_gb"), at_original["activations_bytes"],
-         ours["activations_bytes"]),
-        ("total (peak)", gb("peak_memory_gb"), at_original["predicted_peak_bytes"],
-         ours["predicted_peak_bytes"]),
-    ]
-    shown, data = [], []
-    for name, claimed, a, b in parts:
-        if isinstance(claimed, str):
-            shown.append({"component": name, "original (as printed)": claimed,
-                          "ours, original's settings": a, "ours, report's settings": b})
-            continue
-        shown.append({"component": name,
-                      "original (as printed)": f"{claimed:g} GB = {claimed * 1e9 / GIB:.1f} GiB",
-                      "ours, original's settings": f"{a / GIB:.2f} GiB",
-                      "ours, report's settings": f"{b / GIB:.2f} GiB"})
-        data.append({"component": name, "original_gb": claimed,
-                     "ours_original_settings_bytes": a, "ours_report_settings_bytes": b})
-    notes = ["The original's sum adds the 12 GB of weights twice (once inside the tripled 36 GB, "
-             "once more); ours: weights + AdamW states + max(activations, gradients) + "
-             "temporaries, because backward frees activations as it writes gradients. "
-             "Original's settings: fp32, sequence 512, batch 8, AdamW; report's: bf16 autocast "
-             "with fp32 master weights, sequence 256, batch 8."]
-    return Table(data=pd.DataFrame(data), display=pd.DataFrame(shown), notes=notes,
-                 widths={"component": 22, "original (as printed)": 22,
-                         "ours, original's settings": 16, "ours, report's settings": 16})
-
-
 def best_in_table1(original: pd.DataFrame, dataset: str, metric: str = "accuracy") -> str:
     """The model with the best value of ``metric`` in the original's Table 1-2 on ``dataset``."""
     rows = original[original["table"].isin(("Table 1", "Table 2"))
@@ -272,6 +270,6 @@ def datasets(original: pd.DataFrame) -> list[str]:
 __all__ = [
     "DEFAULT_ORIGINAL_CSV", "ORIGINAL_COLUMNS", "ORIGINAL_MEMORY_SETTINGS", "SWAP_MARK",
     "accounting", "appendix", "best_in_table1", "claim", "comparison", "datasets",
-    "load_original", "mean_abs_difference", "memory_claims", "original_value", "stand_in",
+    "load_original", "mean_abs_difference", "original_value", "stand_in",
     "table3_swaps", "uses_stand_ins",
 ]

@@ -98,8 +98,16 @@ def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str
         evals = runs[runs["split"].isin(splits) & (runs["metric"] == metric)]
         _curve(ax, evals, "epoch", "split", LABELS[metric], LABELS[metric],
                hue_order=list(splits))
+    # one legend for the three split panels, outside them (inside, it covered the bands)
+    handles, names = axes[0, 1].get_legend_handles_labels()
+    for ax in axes.flat:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, names, loc="outside lower center", ncol=len(names), frameon=False)
+    seeds = f"{n} seed" + ("" if n == 1 else "s")
     fig.suptitle(f"{display_model(model)} on {dataset}, {METHOD_LABELS.get(method, method)}: "
-                 f"mean and min-max over {n} seed(s)")
+                 f"mean and min-max over {seeds}")
     return fig
 
 
@@ -144,15 +152,21 @@ def peft_curves(history: pd.DataFrame, model: str | None = None,
 
 def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "macro_f1"),
                 datasets: Sequence[str] | None = None) -> Figure:
-    """Every run's test score as a point, per dataset and model/method; the dash is the mean."""
+    """Every run's test score as a point, per dataset and model/method; the dash is the mean.
+
+    Up to three model x method cells per panel stand side by side with two-line labels; more
+    (the paper grid has five) are stacked as rows, their labels written out on the left.
+    """
     _theme()
     datasets = list(datasets or order_datasets(summary["dataset"])) or ["(none)"]
-    fig, axes = plt.subplots(len(metrics), len(datasets),
-                             figsize=(FIG_WIDTH, 2.4 * len(metrics) + 0.4),
-                             constrained_layout=True, squeeze=False)
-    # two-line labels when they fit side by side; one line, turned, when there are many
     per_panel = summary.drop_duplicates(["dataset", "model", "method"]).groupby("dataset").size()
-    sep = "\n" if per_panel.empty or per_panel.max() <= 3 else " "
+    rows = not per_panel.empty and per_panel.max() > 3
+    sep = " " if rows else "\n"
+    height = (0.3 * per_panel.max() + 0.7) if rows else 2.1
+    fig, axes = plt.subplots(len(metrics), len(datasets),
+                             figsize=(FIG_WIDTH, height * len(metrics) + 0.4),
+                             constrained_layout=True, squeeze=False, sharey="row" if rows
+                             else False)
     data = summary.assign(cell=[f"{short_label(m)}{sep}{METHOD_SHORT.get(meth, meth)}"
                                 for m, meth in zip(summary["model"], summary["method"],
                                                    strict=True)])
@@ -162,22 +176,25 @@ def seed_points(summary: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ma
                  for m in order_models(d["model"])
                  for meth in METHODS if ((d["model"] == m) & (d["method"] == meth)).any()]
         for i, metric in enumerate(metrics):
-            ax = axes[i, j]
-            if d.empty:
-                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-            else:
-                sns.stripplot(data=d, x="cell", y=metric, order=order, hue="cell",
-                              hue_order=order, legend=False, jitter=0.15, size=4, ax=ax)
-                sns.pointplot(data=d, x="cell", y=metric, order=order, estimator="mean",
-                              errorbar=None, linestyle="none", markers="_", markersize=12,
-                              color="black", ax=ax)
-            ax.set_title(f"{dataset}: test {LABELS[metric]}")
-            ax.set_xlabel("")
-            ax.set_ylabel(LABELS[metric])
-            if sep == " ":  # one label per model x method: turned to fit
-                ax.tick_params(axis="x", labelrotation=90)
+            _seed_panel(axes[i, j], d, metric, order, rows)
+            axes[i, j].set_title(f"{dataset}: test {LABELS[metric]}")
     fig.suptitle("Per-seed test scores (points) and their mean (dash)")
     return fig
+
+
+def _seed_panel(ax, d: pd.DataFrame, metric: str, order: list[str], rows: bool) -> None:
+    """One dataset x metric of :func:`seed_points`: cells along x, or as rows along y."""
+    if d.empty:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+        return
+    x, y = (metric, "cell") if rows else ("cell", metric)
+    sns.stripplot(data=d, x=x, y=y, order=order, hue="cell", hue_order=order, legend=False,
+                  jitter=0.15, size=4, orient="h" if rows else "v", ax=ax)
+    sns.pointplot(data=d, x=x, y=y, order=order, estimator="mean", errorbar=None,
+                  linestyle="none", markers="|" if rows else "_", markersize=12,
+                  color="black", orient="h" if rows else "v", ax=ax)
+    ax.set_xlabel(LABELS[metric] if rows else "")
+    ax.set_ylabel("" if rows else LABELS[metric])
 
 
 #: Memory components of one training step, bottom to top (helpers.memory.report_table columns).

@@ -1,14 +1,18 @@
-"""Statistics of the runs: means over seeds, the best cells, and PEFT minus full fine-tuning
-paired by seed with a Student-t interval.
+"""Statistics of the runs: means over seeds, differences paired by seed with a Student-t
+interval, and the report's one ranking rule (:func:`rank`).
 
 One sign convention everywhere in the report: PEFT - full (negative = PEFT worse). With fewer
 than :data:`MIN_SEEDS_FOR_INTERVAL` seeds there is no interval and no ranking.
+
+The ranking rule (what a bold value means): the best mean of a column is *supported* only when,
+paired by seed, its difference to every other row has a 95% interval that excludes zero.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -48,13 +52,83 @@ def aggregate(summary: pd.DataFrame, by: Sequence[str],
     return pd.DataFrame(rows, columns=columns)
 
 
-def best_rows(means: pd.Series, metric: str) -> set[Any]:
-    """Index labels holding the best mean (ties all count): max, or min for losses."""
-    values = means.dropna()
-    if values.empty:
-        return set()
-    target = values.min() if metric in LOWER_IS_BETTER else values.max()
-    return set(values.index[values == target])
+@dataclass(frozen=True)
+class Paired:
+    """``a - b`` paired by seed: the mean, std and n of the per-seed differences and their
+    Student-t interval (NaN with fewer than :data:`MIN_SEEDS_FOR_INTERVAL` pairs or no spread)."""
+
+    n: int
+    mean: float
+    std: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    wins: int = 0  # seeds where a is ahead of b
+
+    @property
+    def has_interval(self) -> bool:
+        return not math.isnan(self.low)
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.has_interval and (self.low > 0 or self.high < 0)
+
+
+def paired_by_seed(frame: pd.DataFrame, column: str, a: Hashable, b: Hashable, metric: str,
+                   confidence: float = 0.95) -> Paired:
+    """``a - b`` in ``metric`` over the seeds both rows of ``column`` ran (runs of one seed are
+    averaged): e.g. two models of one dataset, or a PEFT method and full fine-tuning."""
+    per_seed = frame.groupby([column, "seed"])[metric].mean()
+    left = per_seed.xs(a, level=column) if a in per_seed.index.get_level_values(0) else None
+    right = per_seed.xs(b, level=column) if b in per_seed.index.get_level_values(0) else None
+    if left is None or right is None:
+        return Paired(0, math.nan)
+    diffs = (left - right).dropna()
+    n = len(diffs)
+    if not n:
+        return Paired(0, math.nan)
+    low, high = t_interval(diffs.tolist(), confidence)
+    return Paired(n, float(diffs.mean()), float(diffs.std(ddof=1)) if n > 1 else math.nan,
+                  low, high, int((diffs > 0).sum()))
+
+
+@dataclass
+class Ranking:
+    """Rows of one column ranked by mean (best first) and whether the leader's lead is
+    supported: paired by seed against every other row, each interval excludes zero."""
+
+    metric: str
+    order: list = field(default_factory=list)
+    means: dict = field(default_factory=dict)
+    versus: dict = field(default_factory=dict)  # other -> Paired (leader - other)
+
+    @property
+    def leader(self) -> Any:
+        return self.order[0] if self.order else None
+
+    @property
+    def supported(self) -> bool:
+        lower = self.metric in LOWER_IS_BETTER
+        return len(self.order) > 1 and all(
+            p.excludes_zero and ((p.high < 0) if lower else (p.low > 0))
+            for p in self.versus.values())
+
+
+def rank(frame: pd.DataFrame, column: str, metric: str, confidence: float = 0.95) -> Ranking:
+    """The rows of ``column`` in ``frame`` ranked by mean ``metric`` (losses: lowest first),
+    with the leader paired by seed against each other row."""
+    means = frame.groupby(column)[metric].mean().dropna()
+    ranked = means.sort_values(ascending=metric in LOWER_IS_BETTER, kind="stable")
+    order = list(ranked.index)
+    out = Ranking(metric, order, {k: float(v) for k, v in ranked.items()})
+    for other in order[1:]:
+        out.versus[other] = paired_by_seed(frame, column, order[0], other, metric, confidence)
+    return out
+
+
+def supported_best(frame: pd.DataFrame, column: str, metric: str) -> set[Any]:
+    """The row to print in bold for ``metric``: the leader where :func:`rank` supports it."""
+    r = rank(frame, column, metric)
+    return {r.leader} if r.supported else set()
 
 
 def per_seed(summary: pd.DataFrame, metrics: Sequence[str] = SCORES) -> pd.DataFrame:

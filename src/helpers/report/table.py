@@ -4,7 +4,10 @@ A :class:`Table` keeps two frames: ``data`` (numeric, what the CSV under ``build
 holds) and ``display`` (formatted strings, Markdown ``**bold**`` / ``*italic*`` allowed). It is
 shown through great_tables as HTML with explicit column widths: Quarto turns that HTML into a
 Typst table with the same widths (``columns: (22%, ...)``), so the PDF never falls back to
-auto-sized columns that overlap; the HTML is as wide as the page (it fits 1280 px).
+auto-sized columns that overlap; the HTML is as wide as the page (it fits 1280 px). Every body
+cell carries its column's label (``data-label``, with the spanner above it if any), so on a
+phone ``report/styles.css`` stacks a row's cells under each other with their labels instead of
+hiding columns off-screen.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ class Table:
 
     ``group`` names a display column shown as row-group headings instead of a column (saves
     a column on the page); ``widths`` are relative column widths (default: from the content);
-    ``notes`` are printed under the table.
+    ``notes`` are printed under the table; ``labels`` print a column under another name (two
+    columns may then share one); ``spanners`` put a heading over several columns.
     """
 
     data: pd.DataFrame
@@ -38,6 +42,11 @@ class Table:
     group: str | None = None
     widths: dict[str, float] | None = None
     notes: Sequence[str] = field(default_factory=tuple)
+    labels: dict[str, str] | None = None
+    spanners: dict[str, list[str]] | None = None
+
+    def label(self, column: str) -> str:
+        return (self.labels or {}).get(column, str(column))
 
     def markdown(self) -> str:
         """A pipe table (notebooks, plain-text checks); the report uses :meth:`html`."""
@@ -76,7 +85,9 @@ class Table:
         gt = GT(frame, groupname_col=self.group) if self.group else GT(frame)
         cols = [c for c in frame.columns if c != self.group]
         gt = gt.fmt_markdown(columns=cols).cols_width(self.column_widths())
-        gt = gt.cols_label(cases={c: html(_strong(escape(str(c)))) for c in cols})
+        gt = gt.cols_label(cases={c: html(_strong(escape(self.label(c)))) for c in cols})
+        for name, columns in (self.spanners or {}).items():
+            gt = gt.tab_spanner(label=html(_strong(escape(name))), columns=columns)
         if self.group:  # a row-group label reaches the transform as HTML already (escaped)
             gt = gt.text_transform(loc.row_groups(), _strong)
         gt = gt.tab_options(table_width="100%", table_font_size=FONT_SIZE,
@@ -91,7 +102,11 @@ class Table:
         HTML and the document's in Typst (which warns about every web font it lacks)."""
         if self.display.empty:
             return "<p><em>No runs for this table yet.</em></p>"
-        return re.sub(r"font-family:[^;]*;", "", self.gt().as_raw_html(), count=1)
+        html = re.sub(r"font-family:[^;]*;", "", self.gt().as_raw_html(), count=1)
+        spanned = {c: name for name, cols in (self.spanners or {}).items() for c in cols}
+        labels = [f"{spanned[c]} {self.label(c)}" if c in spanned else self.label(c)
+                  for c in self.display.columns if c != self.group]
+        return _with_data_labels(html, labels)
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -99,6 +114,19 @@ class Table:
     def save(self, output_dir: str | os.PathLike, name: str) -> Path:
         """Write ``<output_dir>/tables/<name>.csv`` (the numeric data) and return its path."""
         return save_csv(self.data, output_dir, name)
+
+
+def _with_data_labels(html: str, labels: Sequence[str]) -> str:
+    """``data-label="<column>"`` on every body cell (``<td>``), in column order."""
+    def row(match: re.Match) -> str:
+        cells = iter(labels)
+        return re.sub(r"<td\b", lambda _: f'<td data-label="{escape(next(cells, ""))}"',
+                      match.group(0))
+
+    def body(match: re.Match) -> str:
+        return re.sub(r"<tr\b[^>]*>(?:(?!</tr>).)*</tr>", row, match.group(0), flags=re.S)
+
+    return re.sub(r"<tbody\b.*?</tbody>", body, html, flags=re.S)
 
 
 def _strong(label_html: str) -> str:

@@ -12,7 +12,17 @@ import pandas as pd
 
 from helpers.run.methods import METHODS
 
-from .formats import MISSING, bold, fmt, fmt_lr, fmt_mean_std, fmt_share, fmt_value, signed
+from .formats import (
+    MISSING,
+    bold,
+    fmt,
+    fmt_lr,
+    fmt_mean_std,
+    fmt_share,
+    fmt_value,
+    is_missing,
+    signed,
+)
 from .load import (
     LABELS,
     METHOD_SHORT,
@@ -24,20 +34,31 @@ from .load import (
     order_models,
     peft_model,
 )
-from .stats import aggregate, best_rows, paired_stats
+from .stats import MIN_SEEDS_FOR_INTERVAL, aggregate, paired_stats, supported_best
 from .table import Table
 
 #: The row that shows the majority-class baseline in a results table.
 BASELINE_LABEL = "*majority class*"
+#: config.json fields whose null means "no cap": the hyperparameter table prints "all".
+NULL_MEANS_ALL = ("max_train_samples", "max_eval_samples")
 
 
-def _stat_cells(stats: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Formatted ``mean ± std`` columns, the best per column in bold (only among 2+ rows)."""
+def bold_cells(runs: pd.DataFrame, column: str, metrics: Sequence[str] = SCORES
+               ) -> dict[str, set[Any]]:
+    """Per test metric, the row of ``column`` printed in bold: the best mean, only where the
+    ranking rule of :func:`helpers.report.stats.rank` supports it (train loss is never bold:
+    a lower training loss is not a better model)."""
+    return {m: supported_best(runs, column, m) if not runs.empty else set()
+            for m in metrics if m in SCORES}
+
+
+def _stat_cells(stats: pd.DataFrame, metrics: Sequence[str],
+                bolded: dict[str, set[Any]]) -> pd.DataFrame:
+    """Formatted ``mean ± std`` columns; ``bolded`` (per metric) the rows printed in bold."""
     out = pd.DataFrame(index=stats.index)
     for m in metrics:
         cells = [fmt_mean_std(r[f"{m}_mean"], r[f"{m}_std"], r["n"]) for _, r in stats.iterrows()]
-        ran = stats[f"{m}_mean"].where(stats["n"] > 0)
-        best = best_rows(ran, m) if ran.notna().sum() > 1 else set()
+        best = bolded.get(m, set())
         out[LABELS.get(m, m)] = [bold(c) if i in best else c
                                  for i, c in zip(stats.index, cells, strict=True)]
     return out
@@ -59,17 +80,19 @@ def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
                   baseline: dict[str, Any] | None = None) -> Table:
     """Tables 1-2: for one dataset, models x train loss / accuracy / macro-F1 / micro-F1.
 
-    Test metrics at each run's best *validation* epoch; mean ± std over seeds with n; the
-    best mean per column in bold. ``models`` defaults to every model run with ``method`` on any
-    dataset, so a model missing here is a row of "—". ``baseline`` (a
+    Test metrics at each run's best *validation* epoch; mean ± std over seeds with n; a best
+    mean in bold only where the ranking rule supports it (:func:`bold_cells`). ``models``
+    defaults to every model run with ``method`` on any dataset, so a model missing here is a
+    row of "—". ``baseline`` (a
     :func:`helpers.run.baselines.majority_class` result) adds the majority-class row.
     """
     sub = summary[summary["method"] == method]
     models = list(models) if models is not None else order_models(sub["model"])
-    stats = aggregate(sub[sub["dataset"] == dataset], ["model"], metrics).set_index("model")
+    runs = sub[sub["dataset"] == dataset]
+    stats = aggregate(runs, ["model"], metrics).set_index("model")
     stats = stats.reindex(models)
     stats["n"] = stats["n"].fillna(0).astype(int)
-    shown = _stat_cells(stats, metrics)
+    shown = _stat_cells(stats, metrics, bold_cells(runs, "model", metrics))
     shown.insert(0, "model", [display_model(m) for m in models])
     shown["n"] = stats["n"].to_numpy()
     shown = shown.reset_index(drop=True)
@@ -94,8 +117,8 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
                baselines: dict[str, dict[str, Any]] | None = None) -> Table:
     """Table 3: full fine-tuning vs adapter vs LoRA for one model, one row group per dataset.
 
-    Adds the trainable parameters' share of the model; the best mean per dataset and column
-    is bold; ``baselines`` (per dataset) adds each dataset's majority-class row.
+    Adds the trainable parameters' share of the model; bold as in :func:`results_table`, per
+    dataset; ``baselines`` (per dataset) adds each dataset's majority-class row.
     """
     model = model or peft_model(summary)
     sub = summary[summary["model"] == model]
@@ -111,7 +134,7 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
         stats["params_trainable"] = params["params_trainable"]
         stats["params_total"] = params["params_total"]
         stats["trainable_share"] = params["params_trainable"] / params["params_total"]
-        shown = _stat_cells(stats, metrics)
+        shown = _stat_cells(stats, metrics, bold_cells(cell, "method", metrics))
         shown.insert(0, "method", [METHOD_SHORT[m] for m in METHODS])
         shown.insert(0, "dataset", dataset)
         shown["trained"] = [fmt_share(v) for v in stats["trainable_share"]]
@@ -140,8 +163,10 @@ def paired_comparison(summary: pd.DataFrame, model: str | None = None,
                       confidence: float = 0.95) -> Table:
     """PEFT minus full fine-tuning of one model, paired by seed, with a t-interval.
 
-    The interval needs at least :data:`helpers.report.stats.MIN_SEEDS_FOR_INTERVAL` pairs with
-    some spread; otherwise the cell says why there is none.
+    One row per dataset and method; per metric the mean difference, its standard deviation
+    over seeds and the interval. The interval needs at least
+    :data:`helpers.report.stats.MIN_SEEDS_FOR_INTERVAL` pairs with some spread; otherwise the
+    cell says why there is none.
     """
     data = paired_stats(summary, model, metrics, confidence)
     pct = f"{confidence:.0%}"
@@ -149,22 +174,30 @@ def paired_comparison(summary: pd.DataFrame, model: str | None = None,
     def interval(r: pd.Series) -> str:
         if not math.isnan(r["ci_low"]):
             return f"[{signed(r['ci_low'])}, {signed(r['ci_high'])}]"
-        if r["n"] < 3:
-            return f"none: n = {int(r['n'])} < 3"
-        return "none: no spread"
+        if r["n"] < MIN_SEEDS_FOR_INTERVAL:
+            return f"none (n < {MIN_SEEDS_FOR_INTERVAL})"
+        return "none (no spread)"
 
-    shown = pd.DataFrame({
-        "dataset": data["dataset"],
-        "method": [METHOD_SHORT.get(m, m) for m in data["method"]],
-        "metric": [LABELS.get(m, m) for m in data["metric"]],
-        "PEFT − full": [signed(v) for v in data["mean_difference"]],
-        "std": [fmt(v) for v in data["std_difference"]],
-        f"{pct} CI": [interval(r) for _, r in data.iterrows()],
-        "n": data["n"],
-    })
-    return Table(data=data, display=shown, group="dataset",
-                 widths={"method": 9, "metric": 10, "PEFT − full": 10, "std": 7,
-                         f"{pct} CI": 18, "n": 3})
+    rows = []
+    for (dataset, method), g in data.groupby(["dataset", "method"], sort=False):
+        row = {"dataset": dataset, "method": METHOD_SHORT.get(method, method)}
+        for _, r in g.iterrows():
+            m = r["metric"]
+            row.update({f"{m}/diff": signed(r["mean_difference"]),
+                        f"{m}/std": fmt(r["std_difference"]), f"{m}/ci": interval(r)})
+        row["n"] = int(g["n"].max())
+        rows.append(row)
+    columns = ["dataset", "method", *(f"{m}/{k}" for m in metrics for k in ("diff", "std", "ci")),
+               "n"]
+    shown = pd.DataFrame(rows, columns=columns)
+    labels = {f"{m}/{k}": name for m in metrics
+              for k, name in (("diff", "PEFT − full"), ("std", "std"), ("ci", f"{pct} CI"))}
+    return Table(data=data, display=shown, group="dataset", labels=labels,
+                 spanners={LABELS.get(m, m): [f"{m}/{k}" for k in ("diff", "std", "ci")]
+                           for m in metrics},
+                 widths={"method": 8, "n": 3, **{f"{m}/diff": 9 for m in metrics},
+                         **{f"{m}/std": 6 for m in metrics},
+                         **{f"{m}/ci": 16 for m in metrics}})
 
 
 # ----------------------------------------------------------------------------- appendix
@@ -200,7 +233,8 @@ def hyperparameter_table(configs: pd.DataFrame,
                 values = [display_model(v) for v in values]
             elif p == "learning_rate":  # as papers write it: 2e-5, 1e-3
                 values = [fmt_lr(float(v)) for v in values]
-            distinct = sorted({fmt_value(v) for v in values}, key=_natural)
+            distinct = sorted({"all" if p in NULL_MEANS_ALL and is_missing(v) else fmt_value(v)
+                               for v in values}, key=_natural)
             text = ", ".join(distinct)
             departs = p in original and not _same(original[p], distinct)
             row[method] = bold(text) if departs else text

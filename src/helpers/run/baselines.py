@@ -32,6 +32,7 @@ def _baseline(dataset: str, max_train_samples: int | None, max_eval_samples: int
     majority, count = Counter(train["label"]).most_common(1)[0]
     out: dict[str, object] = {"dataset": dataset, "label": names[majority],
                               "train_share": count / len(train),
+                              "num_train_samples": len(train),
                               "max_train_samples": max_train_samples,
                               "max_eval_samples": max_eval_samples}
     for split in SPLITS:

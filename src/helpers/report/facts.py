@@ -1,0 +1,327 @@
+"""The facts behind the results sections (Tasks 2 and 3): numbers and verdicts, no wording.
+
+Each builder returns one object per section; ``report/templates/*.md.j2`` turn it into prose
+(:mod:`helpers.report.prose`) and the tests check it by value. Rows are ranked by mean test
+macro-F1 and a lead counts as *supported* only under the rule of
+:func:`helpers.report.stats.rank` (paired by seed, every interval excludes zero).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from helpers.run.methods import LABELS as METHOD_LABELS
+from helpers.run.methods import METHODS
+
+from .load import LABELS, display_model, order_datasets, peft_model
+from .stats import MIN_SEEDS_FOR_INTERVAL, Paired, paired_by_seed, paired_stats, rank
+
+#: What each dataset is, for a reader who does not know the names.
+DATASET_TITLES = {
+    "restaurant_sup": "SemEval-14 restaurant reviews, aspect sentiment",
+    "acl_sup": "ACL-ARC citation intents",
+    "agnews_sup": "AG News topics",
+}
+#: How sentences name a method where the registry's table label reads badly in prose.
+PROSE_LABELS = {"adapter": "Houlsby adapters"}
+#: A run whose test accuracy and macro-F1 are the majority-class baseline's (to this
+#: tolerance) predicted one class for every example.
+FLOOR_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Score:
+    """Mean ± std over ``n`` runs of one row (a model or a method) on one dataset."""
+
+    key: str
+    label: str
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Always predicting the most frequent training class, on the runs' test rows."""
+
+    label: str
+    macro_f1: float
+    accuracy: float
+    n_test: int
+
+
+@dataclass(frozen=True)
+class Versus:
+    """The leader against one other row: the gap of the means and the paired difference."""
+
+    other: Score
+    gap: float
+    paired: Paired
+    spread: float  # the larger of the two standard deviations over seeds
+
+    @property
+    def within_spread(self) -> bool:
+        """The gap is no larger than the spread across seeds."""
+        return not math.isnan(self.spread) and self.gap <= self.spread
+
+
+@dataclass
+class Ranked:
+    """One dataset's rows ranked by mean (best first), with the leader's comparisons."""
+
+    dataset: str
+    floor: Floor | None
+    rows: list[Score]
+    versus: list[Versus]
+    supported: bool
+    n_train: str = ""
+    n_test: str = ""
+
+    @property
+    def title(self) -> str:
+        return DATASET_TITLES.get(self.dataset, self.dataset)
+
+    @property
+    def leader(self) -> Score:
+        return self.rows[0]
+
+    @property
+    def single(self) -> bool:
+        return len(self.rows) == 1
+
+    @property
+    def all_above_floor(self) -> bool:
+        return self.floor is None or all(r.mean > self.floor.macro_f1 for r in self.rows)
+
+
+@dataclass
+class FullFtFacts:
+    """Task 2: per dataset, the models ranked by mean test macro-F1."""
+
+    metric: str
+    seeds_min: int
+    seeds_max: int
+    datasets: list[Ranked] = field(default_factory=list)
+    confidence: float = 0.95
+
+    @property
+    def metric_label(self) -> str:
+        return LABELS[self.metric]
+
+    @property
+    def can_interval(self) -> bool:
+        return self.seeds_min >= MIN_SEEDS_FOR_INTERVAL
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(r.label for d in self.datasets for r in d.rows))
+
+    @property
+    def supported(self) -> list[Ranked]:
+        return [d for d in self.datasets if d.supported]
+
+
+def score(runs: pd.DataFrame, column: str, key: str, metric: str, label: str) -> Score:
+    values = runs.loc[runs[column] == key, metric].dropna().astype(float)
+    n = len(values)
+    return Score(key, label, float(values.mean()) if n else math.nan,
+                 float(values.std(ddof=1)) if n > 1 else math.nan, n)
+
+
+def floor(baselines: dict[str, dict] | None, dataset: str) -> Floor | None:
+    b = (baselines or {}).get(dataset)
+    if not b:
+        return None
+    return Floor(str(b["label"]), float(b["macro_f1"]), float(b["accuracy"]),
+                 int(b.get("num_test_samples") or 0))
+
+
+def seed_counts(summary: pd.DataFrame) -> tuple[int, int]:
+    """Fewest and most seeds of any (model, dataset, method) cell."""
+    if summary.empty:
+        return 0, 0
+    per_cell = summary.groupby(["model", "dataset", "method"])["seed"].nunique()
+    return int(per_cell.min()), int(per_cell.max())
+
+
+def _span(values: pd.Series) -> str:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return ""
+    lo, hi = int(values.min()), int(values.max())
+    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+
+
+def ranked(runs: pd.DataFrame, column: str, metric: str, dataset: str,
+           baselines: dict[str, dict] | None, label: Any = display_model,
+           confidence: float = 0.95) -> Ranked:
+    """The rows of ``column`` (models, or methods) on one dataset, ranked by :func:`rank`."""
+    r = rank(runs, column, metric, confidence)
+    rows = [score(runs, column, k, metric, label(k)) for k in r.order]
+    versus = [Versus(s, rows[0].mean - s.mean, r.versus[s.key],
+                     max(rows[0].std, s.std) if not math.isnan(rows[0].std) else s.std)
+              for s in rows[1:]]
+    return Ranked(dataset, floor(baselines, dataset), rows, versus, r.supported,
+                  _span(runs["num_train_samples"]), _span(runs["num_test_samples"]))
+
+
+def full_ft(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
+            metric: str = "macro_f1", confidence: float = 0.95) -> FullFtFacts:
+    """Task 2's facts: per dataset the models' full fine-tuning ranked by mean ``metric``."""
+    full = summary[summary["method"] == "full"]
+    lo, hi = seed_counts(full)
+    out = FullFtFacts(metric, lo, hi, confidence=confidence)
+    for dataset in order_datasets(full["dataset"]):
+        runs = full[full["dataset"] == dataset]
+        out.datasets.append(ranked(runs, "model", metric, dataset, baselines,
+                                   confidence=confidence))
+    return out
+
+
+# ----------------------------------------------------------------------------- task 3
+@dataclass(frozen=True)
+class PeftRow:
+    """One PEFT method on one dataset beside full fine-tuning of the same model."""
+
+    method: str
+    score: Score
+    vs_full: Paired
+    share: float
+    at_floor: int
+
+    @property
+    def label(self) -> str:
+        return method_label(self.method)
+
+
+def method_label(method: str) -> str:
+    return PROSE_LABELS.get(method, METHOD_LABELS.get(method, method))
+
+
+@dataclass
+class PeftDataset:
+    dataset: str
+    full: Score
+    rows: list[PeftRow]
+    leader: str | None  # the method whose lead the ranking rule supports, if any
+
+    @property
+    def best(self) -> PeftRow:
+        return max(self.rows, key=lambda r: -math.inf if math.isnan(r.score.mean)
+                   else r.score.mean)
+
+    @property
+    def any_ahead(self) -> bool:
+        return any(r.vs_full.mean > 0 for r in self.rows)
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """One PEFT method over all datasets: its trained share and differences to full FT."""
+
+    method: str
+    share: float
+    differences: tuple[float, ...]
+    worse: tuple[str, ...]  # datasets where its paired interval lies below zero
+    better: tuple[str, ...]  # ... above zero
+
+    @property
+    def label(self) -> str:
+        return method_label(self.method)
+
+    @property
+    def low(self) -> float:
+        return min(self.differences)
+
+    @property
+    def high(self) -> float:
+        return max(self.differences)
+
+
+@dataclass
+class PeftFacts:
+    """Task 3: adapters and LoRA against full fine-tuning of one model, per dataset."""
+
+    model: str | None
+    metric: str
+    seeds_min: int = 0
+    seeds_max: int = 0
+    datasets: list[PeftDataset] = field(default_factory=list)
+    intervals: int = 0
+    excluding_zero: int = 0
+    confidence: float = 0.95
+
+    @property
+    def model_label(self) -> str:
+        return display_model(self.model) if self.model else ""
+
+    @property
+    def metric_label(self) -> str:
+        return LABELS[self.metric]
+
+    @property
+    def can_interval(self) -> bool:
+        return self.seeds_min >= MIN_SEEDS_FOR_INTERVAL
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(r.label for d in self.datasets for r in d.rows))
+
+    @property
+    def by_method(self) -> list[MethodSummary]:
+        out = []
+        for method in dict.fromkeys(r.method for d in self.datasets for r in d.rows):
+            rows = [(d.dataset, r) for d in self.datasets for r in d.rows if r.method == method]
+            diffs = tuple(r.vs_full.mean for _, r in rows if not math.isnan(r.vs_full.mean))
+            if not diffs:
+                continue
+            out.append(MethodSummary(
+                method, float(pd.Series([r.share for _, r in rows]).median()), diffs,
+                tuple(d for d, r in rows if r.vs_full.excludes_zero and r.vs_full.high < 0),
+                tuple(d for d, r in rows if r.vs_full.excludes_zero and r.vs_full.low > 0)))
+        return out
+
+
+def _at_floor(runs: pd.DataFrame, fl: Floor | None) -> int:
+    """Runs whose test accuracy and macro-F1 are the majority-class baseline's."""
+    if fl is None or runs.empty:
+        return 0
+    return int(((runs["accuracy"] - fl.accuracy).abs().lt(FLOOR_TOLERANCE)
+                & (runs["macro_f1"] - fl.macro_f1).abs().lt(FLOOR_TOLERANCE)).sum())
+
+
+def peft(summary: pd.DataFrame, model: str | None = None,
+         baselines: dict[str, dict] | None = None, metric: str = "macro_f1",
+         confidence: float = 0.95) -> PeftFacts:
+    """Task 3's facts: PEFT minus full fine-tuning (paired by seed) per dataset and method."""
+    model = model or peft_model(summary)
+    sub = summary[summary["model"] == model] if model else summary.iloc[0:0]
+    lo, hi = seed_counts(sub)
+    out = PeftFacts(model, metric, lo, hi, confidence=confidence)
+    for dataset in order_datasets(sub["dataset"]):
+        cell = sub[sub["dataset"] == dataset]
+        if not (cell["method"] == "full").any():
+            continue
+        rows = []
+        for method in (m for m in METHODS if m != "full" and (cell["method"] == m).any()):
+            runs = cell[cell["method"] == method]
+            share = float((runs["params_trainable"] / runs["params_total"]).median())
+            rows.append(PeftRow(method, score(cell, "method", method, metric, method),
+                                paired_by_seed(cell, "method", method, "full", metric,
+                                               confidence),
+                                share, _at_floor(runs, floor(baselines, dataset))))
+        if not rows:
+            continue
+        r = rank(cell, "method", metric, confidence)
+        out.datasets.append(PeftDataset(dataset, score(cell, "method", "full", metric, "full"),
+                                        rows, method_label(r.leader) if r.supported else None))
+    if model:
+        table = paired_stats(summary, model)  # what the paired table shows
+        has = table["ci_low"].notna()
+        out.intervals = int(has.sum())
+        out.excluding_zero = int((has & ((table["ci_low"] > 0) | (table["ci_high"] < 0))).sum())
+    return out

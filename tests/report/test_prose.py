@@ -1,0 +1,358 @@
+"""The report's sentences: facts checked by value, every template rendered for an empty grid,
+a CPU-like grid and the full grid, and the writing rules the templates must keep (lists that
+render as lists, no "(s)" plurals, no sentence pattern more than twice in a section, bold
+and "best" only where the ranking rule allows them). Wording itself is not tested."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from helpers.report import (
+    answers,
+    corrections,
+    facts,
+    gpu_memory,
+    load,
+    narrative,
+    original,
+    prose,
+    published,
+    stats,
+    tables,
+)
+from helpers.run.catalog import MODELS
+from helpers.testing import synthetic
+from helpers.testing.markdown import lists_render_as_lists
+
+ROBERTA, BERT, SCIBERT = "roberta-base", "bert-base-uncased", "allenai/scibert_scivocab_uncased"
+DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
+LABELS = {"restaurant_sup": ("positive", "neutral", "negative"),
+          "acl_sup": ("Background", "Uses", "CompareOrContrast", "Motivation", "Extends",
+                      "Future"),
+          "agnews_sup": ("World", "Sports", "Business", "Sci/Tech")}
+
+
+def fake_baselines() -> dict[str, dict]:
+    """Majority-class baselines as helpers.run.baselines writes them (no data needed)."""
+    out = {}
+    for d, names in LABELS.items():
+        counts = tuple((n, 10 if i == 0 else 4) for i, n in enumerate(names))
+        share = 10 / sum(c for _, c in counts)
+        out[d] = {"label": names[0], "accuracy": share, "micro_f1": share,
+                  "macro_f1": 2 * share / (1 + share) / len(names), "val_macro_f1": 0.1,
+                  "num_test_samples": 20, "num_validation_samples": 20,
+                  "num_train_samples": 48, "validation_counts": counts, "test_counts": counts}
+    return out
+
+
+def full_cells() -> list[tuple[str, str, str]]:
+    cells = [(m, d, "full") for m in (ROBERTA, BERT, SCIBERT) for d in DATASETS]
+    return cells + [(ROBERTA, d, m) for d in DATASETS for m in ("adapter", "lora")]
+
+
+def cpu_cells() -> list[tuple[str, str, str]]:
+    return [("minilm", d, m) for d in DATASETS for m in ("full", "adapter", "lora")]
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory) -> dict[str, dict]:
+    """Three runs folders, as loaded by the analysis notebook: empty, CPU-like, full."""
+    root = tmp_path_factory.mktemp("prose")
+    synthetic.write_synthetic_runs(root / "cpu", cpu_cells(), seeds=(1, 2))
+    synthetic.write_synthetic_runs(root / "full", full_cells(), seeds=(1, 2, 3, 4, 5))
+    (root / "empty").mkdir()
+    out = {}
+    for name in ("empty", "cpu", "full"):
+        runs_dir = root / name
+        out[name] = {"summary": load.run_summary(runs_dir), "history": load.load_runs(runs_dir),
+                     "configs": load.load_configs(runs_dir), "runs_dir": runs_dir}
+    return out
+
+
+@pytest.fixture(scope="module")
+def orig():
+    return original.load_original()
+
+
+@pytest.fixture(scope="module")
+def memory_facts(orig):
+    """Memory facts from the committed GPU benchmark (activations from the file: no torch)."""
+    path = gpu_memory.DEFAULT_RESULTS
+    mem = gpu_memory.accounting_frame(results=path)
+    peaks = gpu_memory.settings_peaks(path)
+    return gpu_memory.memory_facts(orig, peaks, mem, gpu_memory.benchmark(path), pd.DataFrame())
+
+
+def contexts(build: dict, orig, memory) -> dict[str, tuple]:
+    """Each template's facts (and keyword context) as the analysis notebook builds them."""
+    s, h, configs = build["summary"], build["history"], build["configs"]
+    base = fake_baselines()
+    model = load.peft_model(s)
+    full_ft, peft = facts.full_ft(s, base), facts.peft(s, model, base)
+    banner = narrative.banner_facts(s, "params/full.yaml", build["runs_dir"])
+    answered = {"full": full_ft, "peft": peft, "mem": memory, "banner": banner,
+                "claims": answers.claims(s, h, base, model)}
+    have = s[s["method"] == "full"]
+    curve = (have["model"].iloc[0], have["dataset"].iloc[0]) if len(have) else (None, None)
+    return {
+        "banner": (banner, {}),
+        "summary": (None, answered),
+        "curves": (narrative.curves(h, *curve), {}),
+        "task2": (full_ft, {}),
+        "splits": (narrative.split_gaps(s, base), {}),
+        "task3": (peft, {}),
+        "published": (published.published(s, baselines_full=base),
+                      {"paper_scale": banner.paper_scale}),
+        "comparison": (narrative.comparison(s, original.comparison(s, orig)), {}),
+        "memory_intro": (memory, {}),
+        "memory_explanation": (memory, {}),
+        "memory_original": (memory, {}),
+        "corrections": (corrections.corrections(s, configs, orig, base), {"mem": memory}),
+        "conclusion": (None, answered),
+        "models": (narrative.model_sources(s), {}),
+    }
+
+
+# ----------------------------------------------------------------------------- writing rules
+_NAMES = sorted({*DATASETS, *(m.label for m in MODELS.values()), *(n for v in LABELS.values()
+                                                                   for n in v)},
+                key=len, reverse=True)
+
+
+def sentences(markdown: str) -> list[str]:
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)  # links: their text
+    text = re.sub(r"[*`]", "", text)
+    text = re.sub(r"^\s*(?:[-+]|\d+\.)\s+", "", text, flags=re.M)
+    text = re.sub(r"\s+", " ", text)
+    return [p.strip() for p in re.split(r"(?<=[.:;])\s+(?=[A-Z(@])", text) if p.strip()]
+
+
+def skeleton(sentence: str) -> str:
+    """A sentence with its numbers and names blanked: what stays is its pattern."""
+    for name in _NAMES:
+        sentence = sentence.replace(name, "N")
+    return re.sub(r"[−+]?\d[\d,.]*%?", "#", sentence).lower()
+
+
+def repeated_patterns(markdown: str, limit: int = 2) -> dict[str, int]:
+    counts = Counter(skeleton(s) for s in sentences(markdown) if len(s.split()) > 3)
+    return {k: v for k, v in counts.items() if v > limit}
+
+
+def list_items_render_as_lists(markdown: str) -> bool:
+    return lists_render_as_lists(markdown)
+
+
+@pytest.mark.parametrize("build_name", ["empty", "cpu", "full"])
+def test_every_template_renders_for_every_build(builds, orig, memory_facts, build_name):
+    ctx = contexts(builds[build_name], orig, memory_facts)
+    assert set(ctx) == set(prose.template_names()), "a template without a test context"
+    for name, (f, extra) in ctx.items():
+        text = prose.render(name, f, **extra)
+        assert text.strip(), name
+        assert list_items_render_as_lists(text), (name, text)
+        assert "(s)" not in text and " null" not in text, (name, text)
+        assert not re.search(r"\w\.[A-Z]", re.sub(r"`[^`]*`|\]\([^)]*\)|\d\.\d", "", text)), \
+            (name, "a sentence glued to the next")
+        assert not repeated_patterns(text), (name, repeated_patterns(text))
+
+
+def test_pattern_check_catches_a_repeated_sentence():
+    text = " ".join(f"On {d} the floor is 0.{i}1 for {n[0]}." for i, (d, n) in
+                    enumerate(LABELS.items()))
+    assert repeated_patterns(text) == {"on n the floor is # for n.": 3}
+    assert not list_items_render_as_lists("Some text\n- an item glued to it")
+
+
+def test_cpu_build_words_its_single_model_and_untestable_claims(builds, orig, memory_facts):
+    ctx = contexts(builds["cpu"], orig, memory_facts)
+    claims = ctx["conclusion"][1]["claims"]
+    assert not claims.roberta_bert.testable and claims.roberta_bert.missing == [
+        "RoBERTa-base", "BERT-base"]
+    assert not claims.scibert.testable and not claims.scibert.ran
+    assert not claims.train_loss.testable
+    full = ctx["task2"][0]
+    assert all(d.single for d in full.datasets) and not full.can_interval
+    assert "**" not in tables.results_table(builds["cpu"]["summary"], "acl_sup").html() \
+        .replace("<strong>", "")  # nothing bold with two seeds
+
+
+# ----------------------------------------------------------------------------- facts by value
+def _runs(summary: pd.DataFrame, model: str, dataset: str, method: str = "full") -> pd.DataFrame:
+    return summary[(summary["model"] == model) & (summary["dataset"] == dataset)
+                   & (summary["method"] == method)].set_index("seed")
+
+
+def test_full_ft_facts_rank_by_mean_and_pair_by_seed(builds):
+    s = builds["full"]["summary"]
+    f = facts.full_ft(s, fake_baselines())
+    assert [d.dataset for d in f.datasets] == list(DATASETS) and f.can_interval
+    acl = f.datasets[1]
+    means = {m: _runs(s, m, "acl_sup")["macro_f1"].mean() for m in (ROBERTA, BERT, SCIBERT)}
+    assert [r.key for r in acl.rows] == sorted(means, key=means.get, reverse=True)
+    lead, other = acl.rows[0].key, acl.versus[0].other.key
+    diffs = (_runs(s, lead, "acl_sup")["macro_f1"] - _runs(s, other, "acl_sup")["macro_f1"])
+    p = acl.versus[0].paired
+    assert p.n == 5 and p.mean == pytest.approx(diffs.mean())
+    low, high = sps.t.interval(0.95, 4, loc=diffs.mean(), scale=sps.sem(diffs))
+    assert (p.low, p.high) == pytest.approx((low, high))
+    assert acl.supported == all(v.paired.low > 0 for v in acl.versus)
+    assert acl.floor.label == "Background"
+
+
+def test_a_clear_lead_is_supported_and_bold_and_nothing_else_is(builds):
+    s = builds["full"]["summary"].copy()
+    boost = (s["model"] == SCIBERT) & (s["dataset"] == "acl_sup")
+    s.loc[boost, "macro_f1"] = s.loc[boost, "macro_f1"] + 0.5  # SciBERT far ahead on acl_sup
+    f = facts.full_ft(s)
+    acl = f.datasets[1]
+    assert acl.leader.key == SCIBERT and acl.supported
+    assert all(v.paired.excludes_zero and v.paired.wins == 5 for v in acl.versus)
+    shown = tables.results_table(s, "acl_sup").display.set_index("model")
+    assert shown.loc["SciBERT", "macro-F1"].startswith("**")
+    bold = [(m, c) for m in shown.index for c in shown.columns
+            if str(shown.loc[m, c]).startswith("**")]
+    # only where the rule holds: macro-F1 for sure; accuracy only if its own intervals allow
+    for model, column in bold:
+        metric = {"accuracy": "accuracy", "macro-F1": "macro_f1", "micro-F1": "micro_f1"}[column]
+        assert model == "SciBERT" and stats.rank(s[(s["method"] == "full") & (
+            s["dataset"] == "acl_sup")], "model", metric).supported
+    assert "train loss" not in {c for _, c in bold}
+
+
+def test_no_bold_where_the_rule_does_not_support_a_lead(builds):
+    for name in ("cpu", "full"):
+        s = builds[name]["summary"]
+        for dataset in DATASETS:
+            runs = s[(s["method"] == "full") & (s["dataset"] == dataset)]
+            table = tables.results_table(s, dataset)
+            for metric, column in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
+                bold = {m for m, c in zip(table.display["model"], table.display[column],
+                                          strict=True) if str(c).startswith("**")}
+                r = stats.rank(runs, "model", metric)
+                assert bold == ({load.display_model(r.leader)} if r.supported else set())
+        peft = tables.peft_table(s)
+        for _, row in peft.display.iterrows():
+            assert not str(row["train loss"]).startswith("**")
+    two = builds["full"]["summary"]
+    two = two[two["seed"] <= 2].copy()
+    two.loc[two["model"] == SCIBERT, "macro_f1"] += 0.5  # huge lead, but n = 2: no ranking
+    assert "**" not in "".join(tables.results_table(two, "acl_sup").display["macro-F1"])
+    assert not facts.full_ft(two).datasets[1].supported
+
+
+def test_peft_facts_are_paired_differences(builds):
+    s = builds["full"]["summary"]
+    p = facts.peft(s)
+    assert p.model == ROBERTA and p.intervals == 12 and p.can_interval
+    row = next(r for d in p.datasets if d.dataset == "agnews_sup" for r in d.rows
+               if r.method == "lora")
+    diffs = _runs(s, ROBERTA, "agnews_sup", "lora")["macro_f1"] \
+        - _runs(s, ROBERTA, "agnews_sup")["macro_f1"]
+    assert row.vs_full.mean == pytest.approx(diffs.mean()) and row.vs_full.n == 5
+    assert row.share == pytest.approx(synthetic.PARAMETERS["lora"][1]
+                                      / synthetic.PARAMETERS["lora"][0])
+    lo = min(r.vs_full.mean for d in p.datasets for r in d.rows if r.method == "lora")
+    assert next(m for m in p.by_method if m.method == "lora").low == pytest.approx(lo)
+
+
+def test_claims_facts(builds):
+    s, h = builds["full"]["summary"], builds["full"]["history"]
+    c = answers.claims(s, h, fake_baselines(), ROBERTA)
+    counts = Counter(int(e) for e in s["best_epoch"])
+    assert c.epochs.runs == 75 and c.epochs.epochs == 3
+    assert c.epochs.best_counts == [(e, counts.get(e, 0)) for e in (1, 2, 3)]
+    assert c.epochs.mostly_last == (2 * counts.get(3, 0) > 75)
+    rb = c.roberta_bert
+    assert rb.testable and [d.dataset for d in rb.datasets] == list(DATASETS)
+    diffs = _runs(s, ROBERTA, "restaurant_sup")["macro_f1"] \
+        - _runs(s, BERT, "restaurant_sup")["macro_f1"]
+    assert rb.datasets[0].macro_f1.mean == pytest.approx(diffs.mean())
+    assert rb.datasets[0].macro_f1.wins == int((diffs > 0).sum())
+    tl = c.train_loss.datasets[0]
+    runs = s[(s["method"] == "full") & (s["dataset"] == "restaurant_sup")]
+    assert tl.rho == pytest.approx(sps.spearmanr(runs["train_loss"], runs["macro_f1"]).statistic)
+    assert tl.runs == 15
+    sci = {d.dataset: d for d in c.scibert.datasets}
+    means = runs.groupby("model")["macro_f1"].mean().sort_values(ascending=False)
+    assert sci["restaurant_sup"].place == list(means.index).index(SCIBERT) + 1
+    assert c.adapters.runs == 5 and c.adapters.at_floor == 0
+
+
+def test_adapters_at_the_floor_are_counted(builds):
+    s = builds["full"]["summary"].copy()
+    base = fake_baselines()
+    acl = (s["model"] == ROBERTA) & (s["dataset"] == "acl_sup") & (s["method"] == "adapter")
+    s.loc[acl, "accuracy"] = base["acl_sup"]["accuracy"]
+    s.loc[acl, "macro_f1"] = base["acl_sup"]["macro_f1"]
+    assert answers.adapters_on(s, ROBERTA, base).at_floor == 5
+    p = facts.peft(s, ROBERTA, base)
+    adapter = next(r for d in p.datasets if d.dataset == "acl_sup" for r in d.rows
+                   if r.method == "adapter")
+    assert adapter.at_floor == 5
+
+
+def test_corrections_cite_the_originals_code(builds, orig):
+    code = corrections.load_code()
+    assert {"selection_on_test", "literal_sep", "six_labels", "adapter_lr"} <= set(code)
+    first = code["selection_on_test"][0]
+    assert first.where == "train.py:129" and first.excerpt == 'eval_dataset=dataset["test"]'
+    assert first.url == ("https://github.com/nameistzzhang/2024Autumn-NLP-Assignment2/blob/"
+                         "8cf678fe266c0b8a59ecdd5b754b5198c2e46169/train.py#L129")
+    s = builds["full"]["summary"]
+    f = corrections.corrections(s, builds["full"]["configs"], orig, fake_baselines())
+    assert f.original_adapter_acl == (0.5107, 0.1126) and f.has_roberta_acl
+    assert f.swap.printed == (0.7884, 0.6986) and f.swap.own == (0.7338, 0.5187)
+    assert f.claimed_parts == (12, 36, 12, 10) and f.restaurant_best == "RoBERTa-base"
+    assert f.adapter_lrs == ["1e-4"] and not f.departs_from_defaults
+
+
+def test_published_references_beside_ours(builds):
+    refs = published.load_published()
+    assert all(r.paper and r.table and r.arxiv for r in refs)
+    s = builds["full"]["summary"]
+    f = published.published(s, refs, fake_baselines())
+    rows = {(b.ref.dataset, b.ref.model, b.ref.metric): b for b in f.rows}
+    sci = rows[("acl_sup", SCIBERT, "macro_f1")]
+    assert sci.ref.value == 0.7098 and sci.ref.table == "Table 1"
+    assert sci.ours.n == 5 and sci.ours.mean == pytest.approx(
+        _runs(s, SCIBERT, "acl_sup")["macro_f1"].mean())
+    assert sci.difference == pytest.approx(sci.ours.mean - 0.7098)
+    assert f.agnews is not None and f.agnews.comparable == "no"
+    assert {r.method for r in f.glue} == {"full", "adapter", "lora"}
+    table = published.reference_table(f)
+    assert len(table.display) == len(f.rows) and "Gururangan" in table.notes[0]
+    cpu = published.published(builds["cpu"]["summary"], refs)
+    assert not cpu.compared and set(published.reference_table(cpu).display["ours"]) == {
+        "not run"}
+
+
+def test_memory_facts_name_the_benchmark_and_answer_70_gb(memory_facts):
+    b = memory_facts.bench
+    assert (b.gpu, b.torch, b.date, b.status) == ("NVIDIA H200", "2.11.0", "2026-11-27",
+                                                   "measured")
+    full, adapter = memory_facts.original_full, memory_facts.original_adapter
+    assert 3.9 < full.measured < 4.0 and 3.8 < full.predicted < 4.0
+    assert 2.3 < adapter.measured < 2.5 and memory_facts.claimed_adapter_gb == 13.17
+    assert memory_facts.full_ratio == pytest.approx(70e9 / 2**30 / full.measured)
+    assert memory_facts.parameters == 124_647_939
+    assert memory_facts.models[0].complete
+
+
+def test_split_gaps_and_curves_are_means_of_the_runs(builds):
+    s, h = builds["full"]["summary"], builds["full"]["history"]
+    gaps = narrative.split_gaps(s, fake_baselines())
+    acl = next(g for g in gaps if g.dataset == "acl_sup")
+    d = s[s["dataset"] == "acl_sup"]
+    assert acl.gap == pytest.approx(d["val_macro_f1"].mean() - d["macro_f1"].mean())
+    c = narrative.curves(h, ROBERTA, "acl_sup")
+    runs = h[(h["model"] == ROBERTA) & (h["dataset"] == "acl_sup") & (h["method"] == "full")
+             & (h["split"] == "validation") & (h["metric"] == "macro_f1")]
+    assert c.seeds == 5 and c.validation == pytest.approx(
+        tuple(runs.groupby("epoch")["value"].mean()))
+    assert c.best_epoch == 1 + max(range(3), key=lambda i: c.validation[i])
