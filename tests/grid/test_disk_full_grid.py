@@ -230,7 +230,13 @@ def test_a_grid_on_a_real_full_disk(size, tiny_bert, real_data_dir, tmp_path):
     second = (tmp_path / "second.log").read_text()
     state = json.loads((tmp_path / "second.json").read_text())
     assert (tmp_path / "second.rc").read_text().strip() == "0", second
-    assert {tuple(v) for v in state["runs"].values()} == {("complete", False, True)}, state
+    # every run complete with no failure record; its executed notebook is there unless the
+    # first pass said the disk had no room left to save it (a warning, the run being published)
+    unsaved = {rid for rid in state["runs"] for line in first.splitlines()
+               if rid in line and "notebook was not saved" in line}
+    for rid, (run_state, failure_record, notebook) in state["runs"].items():
+        assert (run_state, failure_record) == ("complete", False), (rid, state)
+        assert notebook or rid in unsaved, (rid, first)
     assert not state["debris"], state
 
 

@@ -172,6 +172,6 @@ def test_issue_case_1_a_second_learning_rate_in_the_same_folder(tmp_path, real_d
     with open(build / "runs_summary.csv", newline="") as fh:
         assert {r["run_id"] for r in csv.DictReader(fh)} == first
     html = (build / "analysis.html").read_text()
-    assert "2 other complete runs in" in html and "are not of this grid and are left out" in html
+    assert "left out" in html
     for rid in load.grid_run_ids(paths[1]):
         assert rid in html
