@@ -301,7 +301,8 @@ def test_make_falls_back_to_venv_when_another_conda_env_is_active(tmp_path):
     assert said == ["make: conda env 'base' is active, not 'nlpdl-report': using .venv instead "
                     "(conda activate nlpdl-report to use that env)"]
     assert "-m venv .venv" in out.stdout
-    assert ".venv/bin/python -m pip install -q --no-compile -c requirements.lock -e '.[dev]'" in out.stdout
+    assert (".venv/bin/python -m pip install -q --no-compile -c requirements.lock -e '.[dev]'"
+            in out.stdout)
     assert str(env) not in out.stdout  # never installs into base
     # no conda env at all: .venv, silently
     plain = _make(proj, "-n", "venv")

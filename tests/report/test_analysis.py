@@ -302,3 +302,11 @@ def test_curve_band_is_min_max_over_seeds(history, summary, tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size for p in paths)
     for fig in (plots.peft_curves(history), plots.seed_points(summary)):
         assert fig.axes
+
+
+def test_a_build_without_full_fine_tuning_still_has_its_figure_1(history, summary):
+    """A grid of PEFT runs only (``--filter method=lora``) must not stop the report."""
+    peft_only = summary[summary["method"] != "full"]
+    assert plots.pick_curve_cell(peft_only) == (None, None)
+    fig = plots.learning_curves(history[history["method"] != "full"], None, None)
+    assert "No full fine-tuning runs" in fig._suptitle.get_text()

@@ -67,8 +67,10 @@ def _curve(ax, data: pd.DataFrame, x: str, hue: str | None, title: str, ylabel: 
 
 
 def pick_curve_cell(summary: pd.DataFrame, model: str | None = None,
-                    dataset: str | None = None, method: str = "full") -> tuple[str, str]:
-    """Figure 1's model and dataset: those given, else the report's first that has runs."""
+                    dataset: str | None = None,
+                    method: str = "full") -> tuple[str | None, str | None]:
+    """Figure 1's model and dataset: those given, else the report's first that has runs;
+    (None, None) when no run of ``method`` is there (a grid of PEFT runs only)."""
     have = summary[summary["method"] == method]
     if model is None:
         candidates = have if dataset is None else have[have["dataset"] == dataset]
@@ -76,8 +78,6 @@ def pick_curve_cell(summary: pd.DataFrame, model: str | None = None,
     if dataset is None:
         candidates = have[have["model"] == model]
         dataset = order_datasets(candidates["dataset"])[0] if not candidates.empty else None
-    if model is None or dataset is None:
-        raise ValueError(f"no {method} runs to draw learning curves from; run a grid first.")
     return model, dataset
 
 
@@ -92,6 +92,11 @@ def learning_curves(history: pd.DataFrame, model: str, dataset: str, method: str
                    & (history["method"] == method)]
     n = runs["run_id"].nunique()
     fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 3.9), constrained_layout=True)
+    if not n:  # a grid without such runs: say so where the figure would be
+        for ax in axes.flat:
+            ax.set_axis_off()
+        fig.suptitle(f"No {METHOD_LABELS.get(method, method)} runs in this build")
+        return fig
     loss = runs[(runs["split"] == "train") & (runs["metric"] == "loss")]
     _curve(axes[0, 0], loss, "step", None, "training loss", "loss")
     for ax, metric in zip(axes.flat[1:], EPOCH_METRICS, strict=True):
