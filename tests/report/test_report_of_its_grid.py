@@ -60,6 +60,20 @@ def test_a_grid_reads_its_runs_only_and_names_the_others(two_grids):
     assert load.runs_left_out(load.run_summary(runs_dir), runs_dir) == []  # no grid: all read
 
 
+def test_a_partial_build_says_how_many_of_its_grids_configs_have_no_run(tmp_path):
+    runs_dir = tmp_path / "runs"
+    grid = grid_file(tmp_path / "g.yaml", 2e-5)
+    ids = synthetic.write_grid_runs(load_grid(grid), runs_dir)
+    summary = load.run_summary(runs_dir, ids)
+    assert "partial build" not in narrative.banner(summary, grid, runs_dir, ids)
+    (runs_dir / ids[1] / "metrics.json").unlink()  # seed 2 no longer complete
+    summary = load.run_summary(runs_dir, ids)
+    facts = narrative.banner_facts(summary, grid, runs_dir, ids)
+    assert (facts.runs, facts.planned, facts.not_run) == (2, 3, 1)
+    assert "partial build: 1 of its 3 configurations have no complete run yet" in \
+        " ".join(narrative.banner(summary, grid, runs_dir, ids).split())
+
+
 def test_without_a_grid_two_learning_rates_are_refused_not_averaged(two_grids):
     """Tables group by (model, dataset, method): the two learning rates made one row, n=6."""
     first, second, runs_dir = two_grids

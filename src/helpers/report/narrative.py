@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -56,6 +57,9 @@ class BannerFacts:
     on_cpu: bool = False
     #: complete runs in the folder that are not of the grid: named, never averaged in
     other_runs: list[str] = field(default_factory=list)
+    #: the grid's configs, and how many of them have no complete run (a partial build says so)
+    planned: int = 0
+    not_run: int = 0
 
     @property
     def paper_scale(self) -> bool:
@@ -81,10 +85,15 @@ def rel(path: str | os.PathLike | None) -> str:
 
 
 def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = None,
-                 runs_dir: str | os.PathLike | None = None) -> BannerFacts:
+                 runs_dir: str | os.PathLike | None = None,
+                 run_ids: Sequence[str] | None = None) -> BannerFacts:
+    """``run_ids``: the grid's run ids (``load.grid_run_ids``), to count the configs not run."""
     others = runs_left_out(summary, runs_dir) if runs_dir is not None else []
     facts = BannerFacts(len(summary), rel(grid_file) if grid_file else None, rel(runs_dir),
                         other_runs=others)
+    if run_ids is not None:
+        facts.planned = len(set(run_ids))
+        facts.not_run = len(set(run_ids) - set(summary["run_id"] if len(summary) else ()))
     if summary.empty:
         return facts
     facts.models = [display_model(m) for m in order_models(summary["model"])]
@@ -108,9 +117,10 @@ def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = No
 
 
 def banner(summary: pd.DataFrame, grid_file: str | os.PathLike | None = None,
-           runs_dir: str | os.PathLike | None = None) -> str:
+           runs_dir: str | os.PathLike | None = None,
+           run_ids: Sequence[str] | None = None) -> str:
     """Where the numbers come from (Markdown): ``report/templates/banner.md.j2``."""
-    return prose.render("banner", banner_facts(summary, grid_file, runs_dir))
+    return prose.render("banner", banner_facts(summary, grid_file, runs_dir, run_ids))
 
 
 def is_paper_scale(summary: pd.DataFrame) -> bool:
