@@ -98,15 +98,11 @@ class Ranked:
         return self.floor is None or all(r.mean > self.floor.macro_f1 for r in self.rows)
 
 
-@dataclass
-class FullFtFacts:
-    """Task 2: per dataset, the models ranked by mean test macro-F1."""
+class _SeedFacts:
+    """What a section's facts say of their metric and seeds (full fine-tuning and PEFT alike)."""
 
     metric: str
     seeds_min: int
-    seeds_max: int
-    datasets: list[Ranked] = field(default_factory=list)
-    confidence: float = 0.95
 
     @property
     def metric_label(self) -> str:
@@ -115,6 +111,17 @@ class FullFtFacts:
     @property
     def can_interval(self) -> bool:
         return self.seeds_min >= MIN_SEEDS_FOR_INTERVAL
+
+
+@dataclass
+class FullFtFacts(_SeedFacts):
+    """Task 2: per dataset, the models ranked by mean test macro-F1."""
+
+    metric: str
+    seeds_min: int
+    seeds_max: int
+    datasets: list[Ranked] = field(default_factory=list)
+    confidence: float = 0.95
 
     @property
     def models(self) -> list[str]:
@@ -243,7 +250,7 @@ class MethodSummary:
 
 
 @dataclass
-class PeftFacts:
+class PeftFacts(_SeedFacts):
     """Task 3: adapters and LoRA against full fine-tuning of one model, per dataset."""
 
     model: str | None
@@ -258,14 +265,6 @@ class PeftFacts:
     @property
     def model_label(self) -> str:
         return display_model(self.model) if self.model else ""
-
-    @property
-    def metric_label(self) -> str:
-        return LABELS[self.metric]
-
-    @property
-    def can_interval(self) -> bool:
-        return self.seeds_min >= MIN_SEEDS_FOR_INTERVAL
 
     @property
     def methods(self) -> list[str]:
