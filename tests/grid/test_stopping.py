@@ -19,7 +19,7 @@ import nbformat
 import psutil
 import pytest
 
-from helpers.grid import claims
+from helpers.grid import claims, stopping
 from helpers.grid.spec import load_grid
 from helpers.run import store
 
@@ -71,10 +71,14 @@ def start_runner(s: dict, executor: str, workers: int = 1, **env: str) -> subpro
     cmd = [sys.executable, "-m", "helpers", "grid", "run", str(s["grid"]), "--runs-dir",
            str(s["runs"]), "--notebook", str(s["notebook"]), "--executor", executor,
            "--workers", str(workers), "--no-progress"]
-    # output to a file: a pipe stays open as long as any process the runner started lives
+    # output to a file: a pipe stays open as long as any process the runner started lives.
+    # SIGINT at its default, as under a terminal's Ctrl-C: when pytest itself runs in a
+    # background job bash ignores SIGINT, and the runner keeps an ignored SIGINT ignored
+    # (test_an_ignored_sigint_stays_ignored).
     with open(s["log"], "w") as log:
         return subprocess.Popen(cmd, cwd=ROOT, env={**s["env"], **env}, start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT, text=True)
+                                stdout=log, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def finish(s: dict, proc: subprocess.Popen, timeout: float) -> str:
@@ -174,3 +178,16 @@ def test_kill_9_of_the_runner_alone_ends_its_worker_and_kernel(setup):
     before = footprint(setup)
     time.sleep(2)
     assert footprint(setup) == before
+
+
+def test_an_ignored_sigint_stays_ignored():
+    """As after ``nohup cmd &``: a runner started with SIGINT ignored is not stopped by it;
+    SIGTERM still stops it."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stopping.interrupt_on_signals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
