@@ -252,3 +252,18 @@ def test_null_caps_read_all_in_the_hyperparameter_table(summary):
                              "model": "roberta-base"}])
     shown = tables.hyperparameter_table(configs).display.set_index("parameter")
     assert shown.loc["max_train_samples", "full"] == "all"
+
+
+@pytest.mark.parametrize("loader, default", [
+    (original.load_original, original.DEFAULT_ORIGINAL_CSV),
+    (published.load_published, published.DEFAULT_CSV),
+])
+def test_the_reports_own_csv_inputs_fail_naming_the_file_and_its_columns(tmp_path, loader,
+                                                                         default):
+    with pytest.raises(load.AnalysisError, match=r"missing\.csv not found: it holds "):
+        loader(tmp_path / "missing.csv")
+    header = default.read_text().splitlines()[0].split(",")
+    cut = tmp_path / "cut.csv"
+    cut.write_text(",".join(header[1:]) + "\n" + ",".join("x" * (len(header) - 1)) + "\n")
+    with pytest.raises(load.AnalysisError, match=rf"columns must be .*missing \['{header[0]}'\]"):
+        loader(cut)

@@ -18,6 +18,7 @@ runs of one configuration trained on different data or model files (helpers.run.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections import defaultdict
@@ -74,6 +75,19 @@ NOT_HYPERPARAMETERS = ("run_id", *(f for f in NON_IDENTITY_FIELDS
 
 class AnalysisError(ValueError):
     """The runs folder or an input file can't be analysed; the message says how to fix it."""
+
+
+def read_csv_rows(path: Path, columns: Sequence[str], holds: str) -> list[dict[str, str]]:
+    """The rows of one of the report's own CSV inputs, or an error naming the file, what it
+    ``holds`` and the columns it needs."""
+    if not path.is_file():
+        raise AnalysisError(f"{path} not found: it holds {holds} (columns {', '.join(columns)}).")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = sorted(set(columns) - set(rows[0])) if rows else []
+    if missing:
+        raise AnalysisError(f"{path}: columns must be {', '.join(columns)}; missing {missing}.")
+    return rows
 
 
 # ----------------------------------------------------------------------------- paths, names

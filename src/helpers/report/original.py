@@ -13,7 +13,6 @@ section and its appendix (columns :data:`ORIGINAL_COLUMNS`). From it:
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from typing import Any
@@ -25,7 +24,14 @@ from helpers.run.config import short_model_name
 from helpers.settings import PROJECT_ROOT, project_path
 
 from .formats import MISSING, fmt, signed
-from .load import LABELS, METHOD_SHORT, AnalysisError, display_model, order_datasets
+from .load import (
+    LABELS,
+    METHOD_SHORT,
+    AnalysisError,
+    display_model,
+    order_datasets,
+    read_csv_rows,
+)
 from .stats import aggregate
 from .table import Table
 
@@ -40,16 +46,8 @@ SWAP_MARK = "‡"
 
 def load_original(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """report/original_report.csv; ``value`` numeric where it is a number (``text`` keeps it)."""
-    path = project_path(path) or DEFAULT_ORIGINAL_CSV
-    if not path.is_file():
-        raise AnalysisError(f"{path} not found: it holds the original report's numbers "
-                            f"(columns {', '.join(ORIGINAL_COLUMNS)}).")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = sorted(set(ORIGINAL_COLUMNS) - set(rows[0])) if rows else []
-    if missing:
-        raise AnalysisError(f"{path}: columns must be {', '.join(ORIGINAL_COLUMNS)}; "
-                            f"missing {missing}.")
+    rows = read_csv_rows(project_path(path) or DEFAULT_ORIGINAL_CSV, ORIGINAL_COLUMNS,
+                         "the original report's numbers")
     df = pd.DataFrame(rows, columns=list(ORIGINAL_COLUMNS)).fillna("")
     df["text"] = df["value"]
     df["value"] = pd.to_numeric(df["value"].replace("", math.nan), errors="coerce")

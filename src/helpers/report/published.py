@@ -9,7 +9,6 @@ quotes it, or taken from the team's shared list) and whether it is ``comparable`
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from helpers.settings import PROJECT_ROOT, project_path
 
 from .facts import Score, score
 from .formats import fmt_mean_std, signed
-from .load import LABELS, AnalysisError, display_model
+from .load import LABELS, display_model, read_csv_rows
 from .table import Table
 
 DEFAULT_CSV = PROJECT_ROOT / "report" / "published_results.csv"
@@ -64,12 +63,8 @@ class Reference:
 
 
 def load_published(path: str | os.PathLike | None = None) -> list[Reference]:
-    path = project_path(path) or DEFAULT_CSV
-    if not path.is_file():
-        raise AnalysisError(f"{path} not found: it holds the published reference results "
-                            f"(columns {', '.join(COLUMNS)}).")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv_rows(project_path(path) or DEFAULT_CSV, COLUMNS,
+                         "the published reference results")
     return [Reference(r["dataset"], r["model"], r["method"], r["metric"], float(r["value"]),
                       float(r["std"]) if r["std"] else math.nan, r["seeds"], r["paper"],
                       r["table"], r["column"], r["arxiv"], r["checked"], r["comparable"],
