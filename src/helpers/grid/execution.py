@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import socket
 import sys
 import time
@@ -220,18 +219,14 @@ def copy_notebook(executed: Path, run_dir: Path) -> str | None:
     """Add the executed notebook to a complete run folder (atomically: copy, then rename);
     None, or why not: it is missing or cut short, or the disk is full."""
     try:
-        json.loads(executed.read_text(encoding="utf-8"))
+        text = executed.read_bytes().decode("utf-8")  # as it is: no newline translation
+        json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as e:
         return f"{executed} is not a whole notebook ({type(e).__name__})"
-    tmp = run_dir / ".train.ipynb.tmp"
     try:
-        shutil.copyfile(executed, tmp)
-        tmp.replace(run_dir / "train.ipynb")
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if not disk.is_disk_full(e):
-            raise
-        return str(disk.disk_full(e, tmp, executed.stat().st_size, str(run_dir / "train.ipynb")))
+        disk.write_atomic(run_dir / "train.ipynb", text)
+    except disk.DiskFullError as e:
+        return str(e)
     return None
 
 
