@@ -257,6 +257,7 @@ def test_null_caps_read_all_in_the_hyperparameter_table(summary):
 @pytest.mark.parametrize("loader, default", [
     (original.load_original, original.DEFAULT_ORIGINAL_CSV),
     (published.load_published, published.DEFAULT_CSV),
+    (corrections.load_code, corrections.DEFAULT_CODE_CSV),
 ])
 def test_the_reports_own_csv_inputs_fail_naming_the_file_and_its_columns(tmp_path, loader,
                                                                          default):

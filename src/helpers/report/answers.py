@@ -197,7 +197,6 @@ class LossVsTest:
 @dataclass
 class TrainLossFacts:
     datasets: list[LossVsTest] = field(default_factory=list)
-    models_max: int = 0
 
     @property
     def testable(self) -> bool:
@@ -213,8 +212,7 @@ def train_loss_vs_test(summary: pd.DataFrame) -> TrainLossFacts:
     from scipy import stats  # deferred: scipy's import takes a second
 
     full = _full(summary)
-    out = TrainLossFacts(models_max=int(full.groupby("dataset")["model"].nunique().max())
-                         if not full.empty else 0)
+    out = TrainLossFacts()
     for dataset in order_datasets(full["dataset"]):
         runs = full[full["dataset"] == dataset].dropna(subset=["train_loss", "macro_f1"])
         if runs["model"].nunique() < 2:

@@ -9,7 +9,6 @@ words the list from :class:`CorrectionsFacts`.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from helpers.settings import PROJECT_ROOT, project_path
 from . import original as orig
 from .facts import Floor, floor
 from .formats import fmt_lr
-from .load import AnalysisError, display_model
+from .load import display_model, read_csv_rows
 
 DEFAULT_CODE_CSV = PROJECT_ROOT / "report" / "original_code.csv"
 CODE_COLUMNS = ("claim", "repo", "commit", "path", "line", "excerpt", "note")
@@ -50,16 +49,12 @@ class Citation:
 
 def load_code(path: str | os.PathLike | None = None) -> dict[str, list[Citation]]:
     """``report/original_code.csv``: claim -> the lines of code it rests on (file order)."""
-    path = project_path(path) or DEFAULT_CODE_CSV
-    if not path.is_file():
-        raise AnalysisError(f"{path} not found: it lists the original's code lines "
-                            f"(columns {', '.join(CODE_COLUMNS)}).")
     out: dict[str, list[Citation]] = {}
-    with path.open(newline="") as f:
-        for r in csv.DictReader(f):
-            out.setdefault(r["claim"], []).append(
-                Citation(r["repo"], r["commit"], r["path"], int(r["line"]),
-                         r["excerpt"].strip().rstrip(",")))
+    for r in read_csv_rows(project_path(path) or DEFAULT_CODE_CSV, CODE_COLUMNS,
+                           "the original's code lines"):
+        out.setdefault(r["claim"], []).append(
+            Citation(r["repo"], r["commit"], r["path"], int(r["line"]),
+                     r["excerpt"].strip().rstrip(",")))
     return out
 
 

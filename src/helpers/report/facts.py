@@ -155,7 +155,8 @@ def seed_counts(summary: pd.DataFrame) -> tuple[int, int]:
     return int(per_cell.min()), int(per_cell.max())
 
 
-def _span(values: pd.Series) -> str:
+def span(values: pd.Series) -> str:
+    """``400`` or ``139-200``: the range of a count over runs, for the text."""
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return ""
@@ -173,7 +174,7 @@ def ranked(runs: pd.DataFrame, column: str, metric: str, dataset: str,
                      max(rows[0].std, s.std) if not math.isnan(rows[0].std) else s.std)
               for s in rows[1:]]
     return Ranked(dataset, floor(baselines, dataset), rows, versus, r.supported,
-                  _span(runs["num_train_samples"]), _span(runs["num_test_samples"]))
+                  span(runs["num_train_samples"]), span(runs["num_test_samples"]))
 
 
 def full_ft(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
@@ -220,10 +221,6 @@ class PeftDataset:
     def best(self) -> PeftRow:
         return max(self.rows, key=lambda r: -math.inf if math.isnan(r.score.mean)
                    else r.score.mean)
-
-    @property
-    def any_ahead(self) -> bool:
-        return any(r.vs_full.mean > 0 for r in self.rows)
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,6 @@ class MemoryFacts:
     original_adapter: Peak
     report_full: Peak
     report_adapter: Peak
-    components: dict[str, float] = field(default_factory=dict)  # GiB, original's settings
     models: list[ModelMemory] = field(default_factory=list)
     lora_default: tuple[int, int, tuple[str, ...]] = (8, 16, ("query", "value"))
     adapter_default: tuple[str, int] = ("double_seq_bn", 16)
@@ -302,8 +301,6 @@ def memory_facts(original: pd.DataFrame, peaks: dict[str, tuple[dict, float]],
         orig.claim(original, "peak_memory_gb", "adapter"), int(a["parameters"]),
         peak("original_full"), peak("original_adapter"), peak("report_full"),
         peak("report_adapter"),
-        {k: a[f"{k}_bytes"] / GIB for k in ("weights", "optimizer", "gradients",
-                                             "activations")},
         lora_default=(d.lora_r, d.lora_alpha, tuple(d.lora_target_modules)),
         adapter_default=(d.adapter_config, d.adapter_reduction_factor))
     for model in dict.fromkeys(mem["model"]):

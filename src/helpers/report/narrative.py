@@ -22,7 +22,7 @@ from helpers.settings import PROJECT_ROOT, project_path
 
 from . import original as orig
 from . import prose
-from .facts import DATASET_TITLES
+from .facts import DATASET_TITLES, span
 from .load import display_model, order_datasets, order_models, runs_left_out
 
 
@@ -64,14 +64,6 @@ class BannerFacts:
     @property
     def paper_scale(self) -> bool:
         return not (self.models_missing or self.cap or self.on_cpu)
-
-
-def span(values: pd.Series) -> str:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return ""
-    lo, hi = int(values.min()), int(values.max())
-    return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
 
 
 def rel(path: str | os.PathLike | None) -> str:
@@ -121,10 +113,6 @@ def banner(summary: pd.DataFrame, grid_file: str | os.PathLike | None = None,
            run_ids: Sequence[str] | None = None) -> str:
     """Where the numbers come from (Markdown): ``report/templates/banner.md.j2``."""
     return prose.render("banner", banner_facts(summary, grid_file, runs_dir, run_ids))
-
-
-def is_paper_scale(summary: pd.DataFrame) -> bool:
-    return banner_facts(summary).paper_scale
 
 
 # ----------------------------------------------------------------------------- vs original

@@ -7,19 +7,15 @@ section and its appendix (columns :data:`ORIGINAL_COLUMNS`). From it:
   and the difference (ours - original), with the cells our grid lacks said plainly;
 * :func:`table3_swaps` - Table 3 values that are another model's Table 1 values (its acl_sup
   fine-tuning row printed scibert's numbers as roberta-base's), found by comparing the tables;
-* :func:`accounting` - helpers.memory's accounting at the original's own settings (fp32,
-  sequence 512, batch 8, AdamW), for the memory section's answer to its 70 GB.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 import pandas as pd
 
-from helpers.memory import account
 from helpers.run.config import short_model_name
 from helpers.settings import PROJECT_ROOT, project_path
 
@@ -239,13 +235,6 @@ def mean_abs_difference(table: Table) -> tuple[float, int]:
     return (float(d["difference"].abs().mean()) if len(d) else math.nan, len(d))
 
 
-# ----------------------------------------------------------------------------- memory
-def accounting(model: str = "roberta-base", method: str = "full", precision: str = "fp32",
-               batch: int = 8, seq: int = 512, **overrides: Any) -> dict[str, Any]:
-    """helpers.memory.account (fused AdamW, CUDA kernels emulated) for one setting."""
-    return account(model, method, precision, batch, seq, num_labels=3, **overrides)
-
-
 def best_in_table1(original: pd.DataFrame, dataset: str, metric: str = "accuracy") -> str:
     """The model with the best value of ``metric`` in the original's Table 1-2 on ``dataset``."""
     rows = original[original["table"].isin(("Table 1", "Table 2"))
@@ -267,7 +256,7 @@ def datasets(original: pd.DataFrame) -> list[str]:
 
 __all__ = [
     "DEFAULT_ORIGINAL_CSV", "ORIGINAL_COLUMNS", "ORIGINAL_MEMORY_SETTINGS", "SWAP_MARK",
-    "accounting", "appendix", "best_in_table1", "claim", "comparison", "datasets",
+    "appendix", "best_in_table1", "claim", "comparison", "datasets",
     "load_original", "mean_abs_difference", "original_value", "stand_in",
     "table3_swaps", "uses_stand_ins",
 ]
