@@ -43,10 +43,7 @@ def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[st
     out = []
     for model in models:
         for method in methods:
-            match = find_result(rows, model, method, precision, batch, seq)
-            acts = match.get("activations_bytes") if match else None
-            a = account(model, method, precision, batch, seq, num_labels, acts)
-            measured = match.get("measured_peak_bytes") if match else None
+            a, measured = _accounting(model, method, rows, precision, seq, batch, num_labels)
             out.append({
                 "model": model, "method": method,
                 "parameters (M)": a["parameters"] / 1e6,
@@ -57,7 +54,7 @@ def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[st
                 "activations": a["activations_bytes"] / GIB,
                 "other": (a["transient_bytes"] + a["workspace_bytes"]) / GIB,
                 "predicted peak": a["predicted_peak_bytes"] / GIB,
-                "measured peak": measured / GIB if measured else math.nan,
+                "measured peak": measured,
             })
     return pd.DataFrame(out)
 
@@ -159,12 +156,12 @@ class Peak:
 
 
 def _accounting(model: str, method: str, rows: list[dict], precision: str, seq: int,
-                batch: int) -> tuple[dict[str, Any], float]:
+                batch: int, num_labels: int = 3) -> tuple[dict[str, Any], float]:
     """helpers.memory.account at one setting, with the benchmark row's activations (measured
     once, when the file was written) where it has the setting, and that row's GPU peak."""
     row = find_result(rows, model, method, precision, batch, seq)
     acts = row.get("activations_bytes") if row else None
-    a = account(model, method, precision, batch, seq, num_labels=3, activations=acts)
+    a = account(model, method, precision, batch, seq, num_labels=num_labels, activations=acts)
     measured = row.get("measured_peak_bytes") if row else None
     return a, (measured / GIB if measured else math.nan)
 
