@@ -153,30 +153,6 @@ def _sort_key(col: pd.Series) -> pd.Series:
     return col
 
 
-def paired_differences(summary: pd.DataFrame, model: str | None = None,
-                       metrics: Sequence[str] = ("accuracy", "macro_f1")) -> pd.DataFrame:
-    """Per seed: PEFT minus full fine-tuning of the same model on the same dataset.
-
-    Runs are paired by seed (several runs of one seed, e.g. two configs, are averaged).
-    Columns: dataset, method, seed, metric, full, peft, difference.
-    """
-    model = model or peft_model(summary)
-    sub = summary[summary["model"] == model]
-    means = sub.groupby(["dataset", "method", "seed"])[list(metrics)].mean().reset_index()
-    full = means[means["method"] == "full"].drop(columns="method")
-    rows = []
-    for method in (m for m in METHODS if m != "full"):
-        other = means[means["method"] == method].drop(columns="method")
-        paired = full.merge(other, on=["dataset", "seed"], suffixes=("_full", "_peft"))
-        for _, r in paired.iterrows():
-            for m in metrics:
-                rows.append({"dataset": r["dataset"], "method": method, "seed": r["seed"],
-                             "metric": m, "full": r[f"{m}_full"], "peft": r[f"{m}_peft"],
-                             "difference": r[f"{m}_peft"] - r[f"{m}_full"]})
-    return pd.DataFrame(rows, columns=["dataset", "method", "seed", "metric", "full", "peft",
-                                       "difference"])
-
-
 def t_interval(values: Sequence[float], confidence: float = 0.95,
                min_n: int = MIN_SEEDS_FOR_INTERVAL) -> tuple[float, float]:
     """Student-t confidence interval of the mean (scipy); NaN below ``min_n`` values.
@@ -197,26 +173,22 @@ def t_interval(values: Sequence[float], confidence: float = 0.95,
 def paired_stats(summary: pd.DataFrame, model: str | None = None,
                  metrics: Sequence[str] = ("accuracy", "macro_f1"),
                  confidence: float = 0.95) -> pd.DataFrame:
-    """PEFT minus full fine-tuning, paired by seed: mean, std, n and the t-interval.
+    """PEFT minus full fine-tuning of ``model``, paired by seed (:func:`paired_by_seed`), one
+    row per dataset x PEFT method x metric: what the paired table shows.
 
-    One sign convention everywhere in the report: PEFT - full (negative = PEFT worse). The
-    interval is NaN with fewer than :data:`MIN_SEEDS_FOR_INTERVAL` pairs or no spread.
+    The interval is NaN with fewer than :data:`MIN_SEEDS_FOR_INTERVAL` pairs or no spread.
     """
     model = model or peft_model(summary)
-    diffs = paired_differences(summary, model, metrics)
+    sub = summary[summary["model"] == model]
     rows = []
-    datasets = order_datasets(summary.loc[summary["model"] == model, "dataset"])
-    for dataset in datasets:
+    for dataset in order_datasets(sub["dataset"]):
+        cell = sub[sub["dataset"] == dataset]
         for method in (m for m in METHODS if m != "full"):
             for m in metrics:
-                d = diffs[(diffs["dataset"] == dataset) & (diffs["method"] == method)
-                          & (diffs["metric"] == m)]["difference"]
-                n = len(d)
-                low, high = t_interval(d.tolist(), confidence)
+                p = paired_by_seed(cell, "method", method, "full", m, confidence)
                 rows.append({"model": model, "dataset": dataset, "method": method, "metric": m,
-                             "n": n, "mean_difference": d.mean() if n else math.nan,
-                             "std_difference": d.std(ddof=1) if n > 1 else math.nan,
-                             "ci_low": low, "ci_high": high, "confidence": confidence})
+                             "n": p.n, "mean_difference": p.mean, "std_difference": p.std,
+                             "ci_low": p.low, "ci_high": p.high, "confidence": confidence})
     return pd.DataFrame(rows, columns=["model", "dataset", "method", "metric", "n",
                                        "mean_difference", "std_difference", "ci_low",
                                        "ci_high", "confidence"])
