@@ -20,7 +20,7 @@ import pandas as pd
 
 from helpers.run.catalog import REPORT_MODELS
 
-from .facts import Floor, floor
+from .facts import Floor, at_floor, floor
 from .load import display_model, order_datasets, order_models
 from .stats import Paired, paired_by_seed, rank
 
@@ -249,8 +249,7 @@ class AdapterFacts:
 
 
 def adapters_on(summary: pd.DataFrame, model: str | None,
-                baselines: dict[str, dict] | None, dataset: str = "acl_sup",
-                tolerance: float = 1e-4) -> AdapterFacts:
+                baselines: dict[str, dict] | None, dataset: str = "acl_sup") -> AdapterFacts:
     sub = summary[(summary["model"] == model) & (summary["dataset"] == dataset)]
     runs = sub[sub["method"] == "adapter"]
     fl = floor(baselines, dataset)
@@ -259,9 +258,7 @@ def adapters_on(summary: pd.DataFrame, model: str | None,
     if runs.empty:
         return out
     out.mean = float(runs["macro_f1"].mean())
-    if fl is not None:
-        out.at_floor = int(((runs["accuracy"] - fl.accuracy).abs().lt(tolerance)
-                            & (runs["macro_f1"] - fl.macro_f1).abs().lt(tolerance)).sum())
+    out.at_floor = at_floor(runs, fl)
     if (sub["method"] == "full").any():
         out.vs_full = paired_by_seed(sub, "method", "adapter", "full", "macro_f1")
     return out

@@ -147,6 +147,14 @@ def floor(baselines: dict[str, dict] | None, dataset: str) -> Floor | None:
                  int(b.get("num_test_samples") or 0))
 
 
+def at_floor(runs: pd.DataFrame, fl: Floor | None) -> int:
+    """Runs whose test accuracy and macro-F1 are the majority-class baseline's."""
+    if fl is None or runs.empty:
+        return 0
+    return int(((runs["accuracy"] - fl.accuracy).abs().lt(FLOOR_TOLERANCE)
+                & (runs["macro_f1"] - fl.macro_f1).abs().lt(FLOOR_TOLERANCE)).sum())
+
+
 def seed_counts(summary: pd.DataFrame) -> tuple[int, int]:
     """Fewest and most seeds of any (model, dataset, method) cell."""
     if summary.empty:
@@ -282,14 +290,6 @@ class PeftFacts(_SeedFacts):
         return out
 
 
-def _at_floor(runs: pd.DataFrame, fl: Floor | None) -> int:
-    """Runs whose test accuracy and macro-F1 are the majority-class baseline's."""
-    if fl is None or runs.empty:
-        return 0
-    return int(((runs["accuracy"] - fl.accuracy).abs().lt(FLOOR_TOLERANCE)
-                & (runs["macro_f1"] - fl.macro_f1).abs().lt(FLOOR_TOLERANCE)).sum())
-
-
 def peft(summary: pd.DataFrame, model: str | None = None,
          baselines: dict[str, dict] | None = None, metric: str = "macro_f1",
          confidence: float = 0.95) -> PeftFacts:
@@ -309,7 +309,7 @@ def peft(summary: pd.DataFrame, model: str | None = None,
             rows.append(PeftRow(method, score(cell, "method", method, metric, method),
                                 paired_by_seed(cell, "method", method, "full", metric,
                                                confidence),
-                                share, _at_floor(runs, floor(baselines, dataset))))
+                                share, at_floor(runs, floor(baselines, dataset))))
         if not rows:
             continue
         r = rank(cell, "method", metric, confidence)
