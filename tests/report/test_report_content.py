@@ -216,7 +216,9 @@ def test_memory_status_reads_corrected_or_raw_from_the_file(tmp_path):
     assert memory.results_status(tmp_path / "none.json") == "none"
     bench = gpu_memory.benchmark(fixed)
     assert bench.status == "corrected" and bench.gpu is None
-    assert gpu_memory.benchmark(tmp_path / "none.json").found is False
+    assert bench.rows == memory.load_results(fixed) == json.loads(fixed.read_text())["rows"]
+    none = gpu_memory.benchmark(tmp_path / "none.json")
+    assert none.found is False and none.rows == []
 
 
 # ----------------------------------------------------------------------------- hygiene

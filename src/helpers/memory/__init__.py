@@ -16,7 +16,14 @@ from .activations import (
     saved_tensor_bytes,
 )
 from .peaks import LiveTensorBytes, measure_peak, training_steps
-from .results import compare_run, find_result, load_results, results_status
+from .results import (
+    compare_run,
+    find_result,
+    load_results,
+    read_results,
+    results_status,
+    status_of,
+)
 from .sizes import (
     CUBLAS_WORKSPACE_BYTES,
     ELEMENT_BYTES,
@@ -38,6 +45,6 @@ __all__ = [
     "LiveTensorBytes", "MemoryAccountingError", "account", "build", "check_inputs", "clear_caches",
     "compare_run", "cuda_workspace_bytes", "encoder_parameter_count", "find_result", "labels",
     "formula_activation_bytes", "load_results", "make_batch", "measure_activations",
-    "measure_peak", "parameter_counts", "results_status", "saved_tensor_bytes", "train_config",
-    "training_steps",
+    "measure_peak", "parameter_counts", "read_results", "results_status", "saved_tensor_bytes",
+    "status_of", "train_config", "training_steps",
 ]

@@ -67,25 +67,32 @@ def _run_num_labels(config: dict, mem: dict) -> int:
 
 
 
-def results_status(path: str | Path | None) -> str:
+def read_results(path: str | Path | None) -> dict[str, Any]:
+    """A ``benchmarks/results/memory_<device>.json`` whole (``{}`` when there is none): read
+    once, its status (:func:`status_of`) and rows come from the one parse."""
+    if path is None or not Path(path).is_file():
+        return {}
+    return json.loads(Path(path).read_text())
+
+
+def status_of(content: dict[str, Any]) -> str:
     """``"measured"`` when the benchmark file holds raw peaks, ``"corrected"`` when its peaks
     were corrected after the run (a ``correction`` note or ``measured_peak_raw_bytes`` rows),
     ``"none"`` when there is no file. The report's GPU column is labelled with this."""
-    if path is None or not Path(path).is_file():
-        return "none"
-    content = json.loads(Path(path).read_text())
     rows = content.get("rows", [])
     if content.get("correction") or any("measured_peak_raw_bytes" in r for r in rows):
         return "corrected"
     return "measured" if any(r.get("measured_peak_bytes") for r in rows) else "none"
 
 
+def results_status(path: str | Path | None) -> str:
+    """:func:`status_of` the file at ``path``."""
+    return status_of(read_results(path))
+
+
 def load_results(path: str | Path | None) -> list[dict[str, Any]]:
     """Rows of a ``benchmarks/results/memory_<device>.json`` (empty when there is none)."""
-    if path is None or not Path(path).is_file():
-        return []
-    return json.loads(Path(path).read_text()).get("rows", [])
-
+    return read_results(path).get("rows", [])
 
 
 def find_result(rows: list[dict], model: str, method: str, precision: str, batch: int,

@@ -5,7 +5,6 @@ peaks the runs recorded, and the section's facts (:func:`memory_facts`, worded b
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.memory import GIB, account, find_result, load_results, results_status
+from helpers.memory import GIB, account, find_result, load_results, read_results, status_of
 from helpers.run.catalog import REPORT_MODELS
 from helpers.run.config import TrainConfig
 from helpers.run.methods import METHODS
@@ -118,7 +117,8 @@ def memory_table(mem: pd.DataFrame, peak_label: str) -> Table:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """Where the GPU peaks come from: ``benchmarks/results/memory_cuda.json``'s header."""
+    """Where the GPU peaks come from: ``benchmarks/results/memory_cuda.json``'s header, and its
+    rows (what :func:`accounting_frame` and :func:`settings_peaks` take), from one read."""
 
     path: str
     status: str  # "measured" (raw peaks), "corrected" or "none" (no file)
@@ -128,6 +128,7 @@ class Benchmark:
     date: str | None = None
     steps: int | None = None
     measured: str | None = None  # how the file says it measured
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def found(self) -> bool:
@@ -135,16 +136,16 @@ class Benchmark:
 
 
 def benchmark(path: str | Path | None) -> Benchmark:
-    """The benchmark file's GPU, torch and CUDA versions and date (YYYY-MM-DD)."""
-    status = results_status(path)
+    """The benchmark file's GPU, torch and CUDA versions, date (YYYY-MM-DD) and rows."""
+    head = read_results(path)
+    status = status_of(head)
     if status == "none":
-        return Benchmark(str(path), status)
-    head = json.loads(Path(path).read_text())
+        return Benchmark(str(path), status, rows=head.get("rows", []))
     versions = head.get("versions") or {}
     created = str(head.get("created") or "")
     return Benchmark(str(path), status, head.get("device_name"), versions.get("torch"),
                      versions.get("cuda"), created[:10] or None, head.get("steps"),
-                     head.get("measured"))
+                     head.get("measured"), head.get("rows", []))
 
 
 @dataclass(frozen=True)
