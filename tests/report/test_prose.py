@@ -308,7 +308,7 @@ def test_corrections_cite_the_originals_code(builds, orig):
     f = corrections.corrections(s, builds["full"]["configs"], orig, fake_baselines())
     assert f.original_adapter_acl == (0.5107, 0.1126) and f.has_roberta_acl
     assert f.swap.printed == (0.7884, 0.6986) and f.swap.own == (0.7338, 0.5187)
-    assert f.claimed_parts == (12, 36, 12, 10) and f.restaurant_best == "RoBERTa-base"
+    assert f.claims.parts == (12, 36, 12, 10) and f.restaurant_best == "RoBERTa-base"
     assert f.adapter_lrs == ["1e-4"] and not f.departs_from_defaults
 
 
@@ -338,7 +338,7 @@ def test_memory_facts_name_the_benchmark_and_answer_70_gb(memory_facts):
                                                    "measured")
     full, adapter = memory_facts.original_full, memory_facts.original_adapter
     assert 3.9 < full.measured < 4.0 and 3.8 < full.predicted < 4.0
-    assert 2.3 < adapter.measured < 2.5 and memory_facts.claimed_adapter_gb == 13.17
+    assert 2.3 < adapter.measured < 2.5 and memory_facts.claims.adapter_gb == 13.17
     assert memory_facts.full_ratio == pytest.approx(70e9 / 2**30 / full.measured)
     assert memory_facts.parameters == 124_647_939
     assert memory_facts.models[0].complete

@@ -79,10 +79,7 @@ class CorrectionsFacts:
     default_lora_lr: str = ""
     acl_floor: Floor | None = None  # on the full test set, as the original evaluated
     original_adapter_acl: tuple[float, float] = (math.nan, math.nan)  # accuracy, macro-F1
-    claimed_parameters: float = math.nan
-    claimed_full_gb: float = math.nan
-    claimed_adapter_gb: float = math.nan
-    claimed_parts: tuple[float, ...] = ()  # weights, weights + Adam, gradients, activations
+    claims: orig.MemoryClaims | None = None  # the original's memory section
     swap: Swap | None = None
     has_roberta_acl: bool = False
     restaurant_best: str = ""  # the original's own Table 1 best on restaurant_sup
@@ -133,11 +130,7 @@ def corrections(summary: pd.DataFrame, configs: pd.DataFrame, original: pd.DataF
         floor(baselines_full, "acl_sup"),
         tuple(orig.original_value(original, "Table 3", "roberta-base", "acl_sup", "adapter", m)
               for m in ("accuracy", "macro_f1")),
-        orig.claim(original, "parameters_total"), orig.claim(original, "peak_memory_gb"),
-        orig.claim(original, "peak_memory_gb", "adapter"),
-        tuple(orig.claim(original, k) for k in ("weights_gb", "weights_and_adam_gb",
-                                                 "gradients_gb", "activations_gb")),
-        _swap(original))
+        orig.memory_claims(original), _swap(original))
     facts.has_roberta_acl = bool(((summary["model"].map(short_model_name) == "roberta-base")
                                   & (summary["method"] == "full")
                                   & (summary["dataset"] == "acl_sup")).any())

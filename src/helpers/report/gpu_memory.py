@@ -258,9 +258,7 @@ class MemoryFacts:
     """The memory section's facts: the benchmark, the original's claims and our answers."""
 
     bench: Benchmark
-    claimed_parameters: float
-    claimed_full_gb: float
-    claimed_adapter_gb: float
+    claims: orig.MemoryClaims
     parameters: int
     original_full: Peak
     original_adapter: Peak
@@ -272,15 +270,11 @@ class MemoryFacts:
     grid_lora: tuple[int, tuple[str, ...]] | None = None  # this build's LoRA, if different
 
     @property
-    def claimed_full_gib(self) -> float:
-        return self.claimed_full_gb * 1e9 / GIB
-
-    @property
     def full_ratio(self) -> float:
         """How many times the original's 70 GB exceeds the peak at its own settings."""
         peak = self.original_full.measured
         peak = self.original_full.predicted if math.isnan(peak) else peak
-        return self.claimed_full_gib / peak
+        return self.claims.full_gib / peak
 
 
 def memory_facts(original: pd.DataFrame, peaks: dict[str, tuple[dict, float]],
@@ -295,8 +289,7 @@ def memory_facts(original: pd.DataFrame, peaks: dict[str, tuple[dict, float]],
         return Peak(acc["predicted_peak_bytes"] / GIB, gpu)
 
     facts = MemoryFacts(
-        bench, orig.claim(original, "parameters_total"), orig.claim(original, "peak_memory_gb"),
-        orig.claim(original, "peak_memory_gb", "adapter"), int(a["parameters"]),
+        bench, orig.memory_claims(original), int(a["parameters"]),
         peak("original_full"), peak("original_adapter"), peak("report_full"),
         peak("report_adapter"),
         lora_default=(d.lora_r, d.lora_alpha, tuple(d.lora_target_modules)),

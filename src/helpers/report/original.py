@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import pandas as pd
 
+from helpers.memory import GIB
 from helpers.run.config import short_model_name
 from helpers.settings import PROJECT_ROOT, project_path
 
@@ -64,6 +66,27 @@ def claim(original: pd.DataFrame, metric: str, method: str = "full") -> float:
         raise AnalysisError(f"report/original_report.csv has no memory row {metric!r} "
                             f"for method {method!r}.")
     return float(rows["value"].iloc[0])
+
+
+@dataclass(frozen=True)
+class MemoryClaims:
+    """The original's memory section: what the corrections and the memory section both answer."""
+
+    parameters: float  # its parameter count of roberta-base
+    full_gb: float  # its peak for full fine-tuning (GB, 1e9 bytes)
+    adapter_gb: float  # its adapter figure (GB)
+    parts: tuple[float, ...]  # its sum: weights, weights + Adam, gradients, activations (GB)
+
+    @property
+    def full_gib(self) -> float:
+        return self.full_gb * 1e9 / GIB
+
+
+def memory_claims(original: pd.DataFrame) -> MemoryClaims:
+    return MemoryClaims(claim(original, "parameters_total"), claim(original, "peak_memory_gb"),
+                        claim(original, "peak_memory_gb", "adapter"),
+                        tuple(claim(original, k) for k in ("weights_gb", "weights_and_adam_gb",
+                                                           "gradients_gb", "activations_gb")))
 
 
 def table3_swaps(original: pd.DataFrame) -> pd.DataFrame:
