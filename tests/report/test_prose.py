@@ -88,10 +88,11 @@ def memory_facts(orig):
     return gpu_memory.memory_facts(orig, peaks, mem, gpu_memory.benchmark(path), pd.DataFrame())
 
 
-def contexts(build: dict, orig, memory) -> dict[str, tuple]:
-    """Each template's facts (and keyword context) as the analysis notebook builds them."""
+def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, tuple]:
+    """Each template's facts (and keyword context) as the analysis notebook builds them
+    (``base``: the majority-class baselines, :func:`fake_baselines` unless given)."""
     s, h, configs = build["summary"], build["history"], build["configs"]
-    base = fake_baselines()
+    base = fake_baselines() if base is None else base
     model = load.peft_model(s)
     full_ft, peft = facts.full_ft(s, base), facts.peft(s, model, base)
     banner = narrative.banner_facts(s, "params/full.yaml", build["runs_dir"])
@@ -180,6 +181,35 @@ def test_cpu_build_words_its_single_model_and_untestable_claims(builds, orig, me
     assert all(d.single for d in full.datasets) and not full.can_interval
     assert "**" not in tables.results_table(builds["cpu"]["summary"], "acl_sup").html() \
         .replace("<strong>", "")  # nothing bold with two seeds
+
+
+def test_single_model_floor_sentences_say_where_it_beats_the_floor(builds, orig, memory_facts):
+    def texts(build, base=None):
+        ctx = contexts(build, orig, memory_facts, base)
+        return " ".join(prose.render(n, ctx[n][0], **ctx[n][1]).replace("\n", " ")
+                        for n in ("summary", "conclusion"))
+
+    every = texts(builds["cpu"])
+    assert "beats the majority-class floor on every dataset" in every
+    assert "It clears the majority-class floor on restaurant_sup (" in every
+    assert "at or below" not in every
+    s = builds["cpu"]["summary"].copy()
+    s.loc[(s["dataset"] == "acl_sup") & (s["method"] == "full"), "macro_f1"] = 0.01
+    short = texts({**builds["cpu"], "summary": s})
+    assert "every dataset" not in short
+    assert "beats the majority-class floor on restaurant_sup and agnews_sup but not on " \
+        "acl_sup;" in short
+    assert "It stays at or below that floor on acl_sup (0.010 against" in short
+    s.loc[s["method"] == "full", "macro_f1"] = 0.01
+    ctx = contexts({**builds["cpu"], "summary": s}, orig, memory_facts)
+    brief = prose.render("summary", None, **ctx["summary"][1])
+    assert "stays at or below the majority-class floor on restaurant_sup, acl_sup and " \
+        "agnews_sup;" in brief and "beats" not in brief
+    end = prose.render("conclusion", None, **ctx["conclusion"][1])
+    assert "encoder is best.\nIt stays at or below the majority-class floor on" in end
+    none = texts(builds["cpu"], base={})
+    assert "floor" not in none.split("In brief.")[1].split(";")[0]
+    assert "without majority-class baselines" in none and "no majority-class baseline" in none
 
 
 # ----------------------------------------------------------------------------- facts by value
