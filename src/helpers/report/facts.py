@@ -131,6 +131,16 @@ class FullFtFacts(_SeedFacts):
     def supported(self) -> list[Ranked]:
         return [d for d in self.datasets if d.supported]
 
+    @property
+    def beats_floor(self) -> list[Ranked]:
+        """Datasets with a majority-class floor that every model's mean beats."""
+        return [d for d in self.datasets if d.floor and d.all_above_floor]
+
+    @property
+    def short_of_floor(self) -> list[Ranked]:
+        """Datasets with a floor that some model's mean does not beat."""
+        return [d for d in self.datasets if d.floor and not d.all_above_floor]
+
 
 def score(runs: pd.DataFrame, column: str, key: str, metric: str, label: str) -> Score:
     values = runs.loc[runs[column] == key, metric].dropna().astype(float)

@@ -138,14 +138,14 @@ class Benchmark:
 def benchmark(path: str | Path | None) -> Benchmark:
     """The benchmark file's GPU, torch and CUDA versions, date (YYYY-MM-DD) and rows."""
     head = read_results(path)
-    status = status_of(head)
+    status, rows = status_of(head), head.get("rows", [])
     if status == "none":
-        return Benchmark(str(path), status, rows=head.get("rows", []))
+        return Benchmark(str(path), status, rows=rows)
     versions = head.get("versions") or {}
     created = str(head.get("created") or "")
     return Benchmark(str(path), status, head.get("device_name"), versions.get("torch"),
                      versions.get("cuda"), created[:10] or None, head.get("steps"),
-                     head.get("measured"), head.get("rows", []))
+                     head.get("measured"), rows)
 
 
 @dataclass(frozen=True)
