@@ -114,3 +114,31 @@ def test_bad_seeds_are_named_before_anything_loads(seed):
 @pytest.mark.parametrize("seed", [0, 1, 42, 2**32 - 1])
 def test_seed_range_ends_are_valid(seed):
     TrainConfig.from_dict({"seed": seed})
+
+
+def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch):
+    """A field added with a default that reproduces today's runs changes no run id (the
+    committed grids' ids), and a config that sets it to another value gets a new id."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from helpers.grid import spec
+    from helpers.run import config
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "grid_run_ids.json"
+    expected = json.loads(fixture.read_text())
+    base = TrainConfig(model="roberta-base", dataset="restaurant_sup", method="full", seed=1)
+    before = base.run_id()
+    extended = dataclasses.make_dataclass(
+        "TrainConfig", [("text_join", str, dataclasses.field(default="pair"))],
+        bases=(TrainConfig,))
+    monkeypatch.setattr(config, "TrainConfig", extended)
+    monkeypatch.setattr(spec, "TrainConfig", extended)
+    monkeypatch.setattr(config, "ADDED_FIELDS", ("text_join",))
+    cfg = extended(**base.to_dict())
+    assert cfg.run_id() == before
+    assert extended(**{**base.to_dict(), "text_join": "sep_string"}).run_id() != before
+    for grid_file, ids in expected.items():
+        planned = [r.run_id for r in spec.load_grid(Path(__file__).parents[2] / grid_file).runs]
+        assert planned == ids, grid_file

@@ -32,6 +32,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: out of the run id so that moving the runs folder or the data keeps ids stable.
 NON_IDENTITY_FIELDS = ("runs_dir", "data_dir", "torch_threads", "save_best_checkpoint",
                        "per_device_eval_batch_size", "pad_to_multiple_of", "torch_compile")
+#: Fields added after run ids were first published, each defaulting to the behaviour of the runs
+#: made before it: they enter the run id only when a config sets another value, so adding one
+#: leaves every existing run id unchanged (tests/run/test_config.py adds one to check).
+ADDED_FIELDS: tuple[str, ...] = ()
 #: Seeds numpy, torch and Python's random all accept (numpy's ``Generator`` takes 32 bits).
 MAX_SEED = 2**32 - 1
 #: Fields that may name a folder as a ``pathlib.Path`` too (a Python caller's runs_dir).
@@ -179,6 +183,10 @@ class TrainConfig:
         d = self.resolved().to_dict()
         for name in NON_IDENTITY_FIELDS:
             d.pop(name, None)
+        defaults = {f.name: f for f in dataclasses.fields(TrainConfig)}
+        for name in ADDED_FIELDS:
+            if name in d and d[name] == _default(defaults[name]):
+                d.pop(name)
         return d
 
     def run_id(self) -> str:
@@ -187,6 +195,10 @@ class TrainConfig:
         digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
         name = short_model_name(self.model)
         return f"{name}__{self.dataset}__{self.method}__s{self.seed}__{digest}"
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def config_family(values: Mapping[str, Any]) -> dict[str, Any]:
