@@ -555,6 +555,12 @@ def test_runs_from_before_provenance_are_complete_and_said_so_once(tmp_path, cap
     (legacy,) = LEGACY.iterdir()
     runs_dir = tmp_path / "runs"
     shutil.copytree(legacy, runs_dir / legacy.name)
+    filters = ["--filter", "dataset=acl_sup", "--filter", "method=full"]
+    assert main(["grid", "plan", str(CPU), "--runs-dir", str(runs_dir), *filters]) == 0
+    out = capsys.readouterr().out  # named by the previous run-id scheme: the fix in one line
+    assert "0 complete" in out and out.count("runs migrate --runs-dir") == 1, out
+    assert main(["runs", "migrate", "--runs-dir", str(runs_dir)]) == 0
+    capsys.readouterr()
     for action in ("plan", "status"):
         assert main(["grid", action, str(CPU), "--runs-dir", str(runs_dir),
                      "--filter", "dataset=acl_sup", "--filter", "method=full"]) == 0
