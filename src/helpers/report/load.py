@@ -30,15 +30,13 @@ from typing import Any
 import pandas as pd
 
 from helpers.grid.spec import GridError, load_grid
-from helpers.run import provenance, store
+from helpers.run import provenance, sources, store
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.config import NON_IDENTITY_FIELDS, config_family, short_model_name
 from helpers.run.legacy import legacy_note
 from helpers.run.methods import METHODS
 from helpers.settings import project_path
 
-#: The report's datasets and models, in the report's order (others follow alphabetically).
-REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
 SCORES = ("accuracy", "macro_f1", "micro_f1")
 TABLE_METRICS = ("train_loss", *SCORES)
 LABELS = {
@@ -110,7 +108,8 @@ def order_models(models: Iterable[str]) -> list[str]:
 
 
 def order_datasets(datasets: Iterable[str]) -> list[str]:
-    return _order(datasets, REPORT_DATASETS)
+    """In the data registry's order (helpers.run.sources)."""
+    return sources.order(list(datasets))
 
 
 # ----------------------------------------------------------------------------- loading

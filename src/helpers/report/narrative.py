@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from helpers.run import sources
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.legacy import legacy_note
 from helpers.run.methods import LABELS as METHOD_LABELS
@@ -23,7 +24,7 @@ from helpers.settings import PROJECT_ROOT, project_path
 
 from . import original as orig
 from . import prose
-from .facts import DATASET_TITLES, span
+from .facts import span
 from .load import display_model, order_datasets, order_models, runs_left_out
 
 
@@ -36,7 +37,7 @@ class DatasetSize:
 
     @property
     def title(self) -> str:
-        return DATASET_TITLES.get(self.name, self.name)
+        return sources.title(self.name)
 
 
 @dataclass
