@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import functools
 import hashlib
 import json
@@ -27,7 +26,7 @@ from helpers.settings import project_path
 
 from . import provenance
 from .catalog import lookup
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, did_you_mean
 from .methods import METHODS
 
 #: Every precision a run accepts (helpers.memory accounts for a documented subset).
@@ -260,8 +259,7 @@ def check_names(names: Iterable[str], where: str = "") -> None:
     unknown = [k for k in names if k not in fields]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(key, fields, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(key, fields)
         raise ConfigError(f"Unknown parameter '{key}'{where}.{hint} Valid: {', '.join(fields)}.")
 
 
@@ -301,19 +299,25 @@ def field_help() -> dict[str, str]:
     return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
 
 
+# One module checks types, for a config (validate) and for one grid value (grid.spec) alike:
+# the checks are a dozen lines over the dataclass's own annotations, and pydantic would add a
+# second definition of the fields (or a dependency for the runs) and its own error wording.
+def check_type(name: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is of the type field ``name``'s annotation says
+    (``-p seed abc`` through papermill passes a string): ints are not bools, floats may be
+    ints, paths may be ``os.PathLike``."""
+    allowed = _allowed_types(name)
+    if any(_is(value, t) for t in allowed) or (
+            name in PATH_FIELDS and isinstance(value, os.PathLike)):
+        return
+    expected = (f"an integer in [0, {MAX_SEED}]" if name == "seed"
+                else " or ".join(_TYPE_NAMES.get(t, "a list of strings") for t in allowed))
+    raise ConfigError(f"{name}={value!r} must be {expected} ({name}: {field_help()[name]}).")
+
+
 def _check_types(cfg: TrainConfig) -> None:
-    """Every field of the type its annotation says (``-p seed abc`` through papermill passes
-    a string): ints are not bools, floats may be ints, paths may be ``os.PathLike``."""
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        allowed = _allowed_types(f.name)
-        if any(_is(value, t) for t in allowed) or (
-                f.name in PATH_FIELDS and isinstance(value, os.PathLike)):
-            continue
-        expected = (f"an integer in [0, {MAX_SEED}]" if f.name == "seed"
-                    else " or ".join(_TYPE_NAMES.get(t, "a list of strings") for t in allowed))
-        raise ConfigError(f"{f.name}={value!r} must be {expected} ({f.name}: "
-                          f"{f.metadata['help']}).")
+        check_type(f.name, getattr(cfg, f.name))
 
 
 #: How an error message says each annotated type.
