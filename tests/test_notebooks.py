@@ -239,7 +239,7 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
             assert "text/html" in kinds, label
         else:
             assert "text/markdown" in kinds, label
-    assert (tmp_path / "build" / "tables" / "table1_restaurant_sup.csv").is_file()
+    assert (tmp_path / "build" / "tables" / "task2_restaurant_sup.csv").is_file()
     assert (tmp_path / "build" / "figures" / "figure1_learning_curves.png").is_file()
 
 

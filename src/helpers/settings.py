@@ -23,8 +23,6 @@ KERNEL_NAME = "nlpdl-report"
 DATA_DIR_ENV = "NLPDL_DATA_DIR"
 
 #: Default folders, relative to the project root.
-RUNS_DIR = "runs"
-BUILD_DIR = "build"
 DATA_DIR = "data"
 PARAMS_DIR = "params"
 

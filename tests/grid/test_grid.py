@@ -127,13 +127,13 @@ GOOD = "defaults: {model: minilm}\nmatrix: {method: [full, lora], seed: [1, 2]}\
     ("methods: {lora: {lora_rank: 4}}\nmatrix: {seed: [1]}\n",
      ["'methods.lora.lora_rank'", "Did you mean 'lora_r'?"]),
     ("matrix: {method: [full, ful]}\n",
-     ["matrix.method[1]", "'ful'", "['full', 'adapter', 'lora']"]),
+     ["matrix.method[1]", "'ful'", "['full', 'adapter', 'lora', 'ia3']"]),
     ("matrix: {dataset: [restaurant_sup, agnews]}\n",
      ["matrix.dataset[1]", "Unknown dataset 'agnews'", "agnews_sup"]),
     ("defaults: {precision: half}\nmatrix: {seed: [1]}\n",
      ["defaults.precision", "['auto', 'fp32', 'bf16', 'fp16']"]),
     ("defaults: {seed: one}\nmatrix: {method: [full]}\n",
-     ["defaults.seed", "'one' is not a valid seed (expected int)"]),
+     ["defaults.seed", "seed='one' must be an integer"]),
     ("defaults: {max_length: 1024}\nmatrix: {model: [bert-base-uncased]}\n",
      ["matrix (model=bert-base-uncased", "limit of model 'bert-base-uncased' (512 tokens)"]),
     ("matrix:\n  - {seed: [1, 2]}\n  - {seed: [2]}\n", ["matrix[1] repeats the config of matrix"]),
@@ -196,7 +196,7 @@ def test_invalid_grid_runs_nothing(tmp_path, capsys):
     runs_dir = tmp_path / "runs"
     assert main(["grid", "run", str(path), "--runs-dir", str(runs_dir)]) == 2
     err = capsys.readouterr().err
-    assert "'adapterr'" in err and "['full', 'adapter', 'lora']" in err
+    assert "'adapterr'" in err and "['full', 'adapter', 'lora', 'ia3']" in err
     assert not runs_dir.exists()
 
 
@@ -517,7 +517,7 @@ def test_plan_rejects_the_seeds_the_notebook_would(tmp_path, capsys, seeds, bad)
     good = write(tmp_path, "matrix: {method: full, seed: [1]}\n")
     assert main(["grid", "plan", str(good), "--runs-dir", str(tmp_path / "runs"),
                  "--set", "seed=abc"]) == 2
-    assert "'abc' is not a valid seed" in capsys.readouterr().err
+    assert "seed='abc' must be an integer" in capsys.readouterr().err
     with pytest.raises(Exception, match=r"seed=-3 must be an integer in \[0, 4294967295\]"):
         TrainConfig.from_dict({"seed": -3})
 
@@ -555,6 +555,12 @@ def test_runs_from_before_provenance_are_complete_and_said_so_once(tmp_path, cap
     (legacy,) = LEGACY.iterdir()
     runs_dir = tmp_path / "runs"
     shutil.copytree(legacy, runs_dir / legacy.name)
+    filters = ["--filter", "dataset=acl_sup", "--filter", "method=full"]
+    assert main(["grid", "plan", str(CPU), "--runs-dir", str(runs_dir), *filters]) == 0
+    out = capsys.readouterr().out  # named by the previous run-id scheme: the fix in one line
+    assert "0 complete" in out and out.count("runs migrate --runs-dir") == 1, out
+    assert main(["runs", "migrate", "--runs-dir", str(runs_dir)]) == 0
+    capsys.readouterr()
     for action in ("plan", "status"):
         assert main(["grid", action, str(CPU), "--runs-dir", str(runs_dir),
                      "--filter", "dataset=acl_sup", "--filter", "method=full"]) == 0

@@ -105,6 +105,7 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
         "summary": (None, answered),
         "curves": (narrative.curves(h, *curve), {}),
         "task2": (full_ft, {}),
+        "task2_tables": (tables.results_tables(s, s["dataset"], baselines=base), {}),
         "splits": (narrative.split_gaps(s, base), {}),
         "task3": (peft, {}),
         "published": (published.published(s, baselines_full=base),

@@ -179,7 +179,7 @@ def test_issue_case_1_a_second_learning_rate_in_the_same_folder(tmp_path, real_d
     build = tmp_path / "build"
     assert main(["report", "--grid", str(paths[0]), "--runs-dir", str(runs_dir),
                  "--output-dir", str(build), "--no-render"]) == 0, capsys.readouterr().err
-    with open(build / "tables" / "table1_restaurant_sup.csv", newline="") as fh:
+    with open(build / "tables" / "task2_restaurant_sup.csv", newline="") as fh:
         (row,) = [r for r in csv.DictReader(fh) if r["model"] == "minilm"]
     assert row["n"] == "2"
     first = set(load.grid_run_ids(paths[0]))

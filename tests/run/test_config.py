@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
+from helpers.grid.spec import load_grid
+from helpers.run import legacy, store
 from helpers.run.config import (
     ConfigError,
     TrainConfig,
@@ -94,9 +101,10 @@ def test_run_id_is_readable_and_stable():
 
 def test_speed_fields_keep_existing_run_ids():
     """pad_to_multiple_of / torch_compile came after runs existed: the id of a config is the
-    one computed before they did (value from the code of that time), whatever they are set to."""
+    one computed before they did (value from the code of that time, under the current scheme:
+    helpers.run.legacy), whatever they are set to."""
     cfg = TrainConfig(model="roberta-base", dataset="agnews_sup", method="lora", seed=5)
-    assert cfg.run_id() == "roberta-base__agnews_sup__lora__s5__9b192c22"
+    assert cfg.run_id() == "roberta-base__agnews_sup__lora__s5__ea2409f0"
     fast = TrainConfig(**{**cfg.to_dict(), "pad_to_multiple_of": 32,
                           "torch_compile": "reduce-overhead"})
     assert fast.run_id() == cfg.run_id()
@@ -116,18 +124,28 @@ def test_seed_range_ends_are_valid(seed):
     TrainConfig.from_dict({"seed": seed})
 
 
-def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch):
-    """A field added with a default that reproduces today's runs changes no run id (the
-    committed grids' ids), and a config that sets it to another value gets a new id."""
-    import dataclasses
-    import json
-    from pathlib import Path
+LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy_runs"
 
+
+def _migrated_legacy(tmp_path: Path) -> Path:
+    """A copy of the committed legacy runs folder, migrated to the current run-id scheme."""
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(LEGACY, runs_dir)
+    assert legacy.migrate(runs_dir)
+    return runs_dir
+
+
+def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch, tmp_path):
+    """A field added with a default that reproduces today's runs changes no run id (the
+    committed grids' ids and the migrated legacy runs'), and a config that sets it to another
+    value gets a new id."""
     from helpers.grid import spec
     from helpers.run import config
 
     fixture = Path(__file__).parents[1] / "fixtures" / "grid_run_ids.json"
     expected = json.loads(fixture.read_text())
+    runs_dir = _migrated_legacy(tmp_path)
+    legacy_ids = [p.name for p in runs_dir.iterdir() if not p.name.startswith(".")]
     base = TrainConfig(model="roberta-base", dataset="restaurant_sup", method="full", seed=1)
     before = base.run_id()
     extended = dataclasses.make_dataclass(
@@ -135,6 +153,7 @@ def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch):
         bases=(TrainConfig,))
     monkeypatch.setattr(config, "TrainConfig", extended)
     monkeypatch.setattr(spec, "TrainConfig", extended)
+    monkeypatch.setattr(legacy, "TrainConfig", extended)
     monkeypatch.setattr(config, "ADDED_FIELDS", ("text_join",))
     cfg = extended(**base.to_dict())
     assert cfg.run_id() == before
@@ -142,3 +161,67 @@ def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch):
     for grid_file, ids in expected.items():
         planned = [r.run_id for r in spec.load_grid(Path(__file__).parents[2] / grid_file).runs]
         assert planned == ids, grid_file
+    for rid in legacy_ids:
+        recorded = store.read_json(runs_dir / rid / "config.json")
+        assert legacy.current_run_id(recorded) == rid
+    assert legacy.legacy_folders(runs_dir) == {}
+
+
+def test_legacy_runs_are_migrated_once_and_then_complete(tmp_path):
+    """A runs folder of the previous scheme: named in one line with the command, renamed by
+    it (records rewritten, still complete), and a second migration finds nothing."""
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(LEGACY, runs_dir)
+    (old,) = [p.name for p in runs_dir.iterdir()]
+    note = legacy.legacy_note(runs_dir)
+    assert "1 complete run folder(s)" in note and "runs migrate --runs-dir" in note
+    renamed = legacy.migrate(runs_dir)
+    new = renamed[old]
+    assert new != old and new.rsplit("__", 1)[0] == old.rsplit("__", 1)[0]
+    assert [p.name for p in store.complete_runs(runs_dir)] == [new]
+    assert store.read_json(runs_dir / new / "metrics.json")["run_id"] == new
+    assert legacy.migrate(runs_dir) == {} and legacy.legacy_note(runs_dir) == ""
+    # the migrated id is the one the grid plans for that config
+    cpu = [r.run_id for r in load_grid(Path(__file__).parents[2] / "params" / "cpu.yaml").runs]
+    assert new in cpu
+
+
+def test_runs_migrate_command(tmp_path, capsys):
+    from helpers.cli import main
+
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(LEGACY, runs_dir)
+    assert main(["runs", "migrate", "--runs-dir", str(runs_dir)]) == 0
+    assert "1 run folder(s) renamed" in capsys.readouterr().out
+
+
+def test_a_full_runs_id_ignores_other_methods_fields():
+    full = TrainConfig(method="full")
+    assert TrainConfig(method="full", lora_r=4, adapter_reduction_factor=2).run_id() == \
+        full.run_id()
+    assert TrainConfig(method="lora", lora_r=4).run_id() != TrainConfig(method="lora").run_id()
+    assert "lora_r" not in full.identity() and "lora_r" in TrainConfig(method="lora").identity()
+
+
+def test_one_model_folder_at_two_paths_has_one_id(tmp_path, monkeypatch):
+    """A local model is identified by its files, not its path: a copy elsewhere, an absolute
+    or a project-relative path give one id; different files give another."""
+    from helpers import settings
+    from helpers.run import config
+
+    first = tmp_path / "a" / "encoder"
+    first.mkdir(parents=True)
+    (first / "config.json").write_text('{"model_type": "bert"}')
+    (first / "model.safetensors").write_bytes(b"weights")
+    second = tmp_path / "b" / "encoder"
+    shutil.copytree(first, second)
+    monkeypatch.setattr(settings, "PROJECT_ROOT", tmp_path)
+    ids = {TrainConfig(model=str(p)).run_id() for p in (first, second)}
+    ids.add(TrainConfig(model="a/encoder").run_id())
+    assert len(ids) == 1
+    assert config.model_identity("a/encoder").startswith(config.LOCAL_MODEL_PREFIX)
+    (second / "model.safetensors").write_bytes(b"other weights")
+    assert TrainConfig(model=str(second)).run_id() not in ids
+    assert config.model_identity("roberta-base") == "roberta-base"
+
+

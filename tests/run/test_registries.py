@@ -47,11 +47,46 @@ def test_registered_method_trains_without_editing_other_modules(bitfit, tiny_ber
     assert metrics["parameters"]["trainable"] == expected
     assert 0 < expected < metrics["parameters"]["total"]
 
-    # the report code lists it with its label, after the built-in methods
+    # the report code lists it with its label (the build's methods only: it alone ran)
     summary = load.run_summary(tmp_path / "runs")
     table = tables.peft_table(summary, model=str(tiny_bert)).display
-    assert list(table["method"]) == [m.short or m.label for m in methods.METHODS.values()]
-    assert table["method"].iloc[-1] == "BitFit" and table["n"].iloc[-1] == 1
+    assert list(table["method"]) == ["BitFit"] and table["n"].iloc[-1] == 1
+
+
+def test_ia3_trains_on_a_tiny_model(tiny_bert, real_data_dir, tmp_path):
+    """IA3 (peft) is registered for users: it trains only its scaling vectors and the head."""
+    cfg = TrainConfig.from_dict({
+        "model": str(tiny_bert), "dataset": "restaurant_sup", "method": "ia3",
+        "data_dir": str(real_data_dir), "runs_dir": str(tmp_path / "runs"),
+        "max_train_samples": 16, "max_eval_samples": 8, "num_train_epochs": 1,
+        "logging_steps": 1, "torch_threads": 1})
+    run_dir = training.run(cfg, progress=False, device="cpu")
+    config = json.loads((run_dir / "config.json").read_text())
+    params = json.loads((run_dir / "metrics.json").read_text())["parameters"]
+    assert config["method"] == "ia3" and config["learning_rate"] == methods.METHODS[
+        "ia3"].learning_rate
+    labels = data.label_names(data.load("restaurant_sup", real_data_dir))
+    plain = models.build_model(TrainConfig(model=str(tiny_bert)), labels, random_init=True)
+    head = sum(p.numel() for n, p in plain.named_parameters() if n.startswith("classifier."))
+    assert head < params["trainable"] < params["total"] // 10
+
+
+def test_a_method_the_memory_accounting_cannot_cover_breaks_no_build(monkeypatch):
+    """Registering a method whose model the accounting cannot build (prefix tuning crashed
+    every report build) leaves the memory table as it was: it lists Method.memory ones."""
+    from helpers.report import gpu_memory
+
+    def broken(model, cfg):
+        raise TypeError("no memory accounting for this one")
+
+    before = gpu_memory.accounting_frame(models=["roberta-base"],
+                                         results=gpu_memory.DEFAULT_RESULTS)
+    monkeypatch.setitem(methods.METHODS, "prefix", methods.Method(
+        "prefix", "prefix tuning", 1e-2, broken, trains="virtual tokens"))
+    after = gpu_memory.accounting_frame(models=["roberta-base"],
+                                        results=gpu_memory.DEFAULT_RESULTS)
+    assert list(after["method"]) == ["full", "adapter", "lora"]
+    assert after.equals(before)
 
 
 def test_registered_method_in_grids_and_errors(bitfit, tmp_path):

@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
     grid.add_parser(sub)
+    grid.add_runs_parser(sub)
     report.add_parsers(sub)
     return parser
 

@@ -11,6 +11,7 @@ from helpers.grid import mps, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
 from helpers.grid.spec import GridError, load_grid, parse_overrides
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
+from helpers.run import legacy
 from helpers.settings import (
     KERNEL_NAME,
     PARAMS_DIR,
@@ -83,9 +84,9 @@ def cli(args: argparse.Namespace) -> int:
             if args.format == "table":  # CSV and JSON stay parseable: no trailing lines
                 c = status.counts(rows)
                 print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
-                note = status.provenance_note(grid)
-                if note:
-                    print(note)
+                for note in (status.provenance_note(grid), legacy.legacy_note(grid.runs_dir)):
+                    if note:
+                        print(note)
             return 0
         if args.workers is not None and args.workers < 1:
             raise GridError(f"--workers {args.workers}: must be >= 1 (configs run at once).")
@@ -112,6 +113,33 @@ def cli(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return 128 + (summary.signal or signal.SIGINT)
     return 0 if summary.ok else 1
+
+
+def add_runs_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``runs`` subcommand: ``runs migrate`` renames run folders of the previous run-id
+    scheme (helpers.run.legacy)."""
+    p = sub.add_parser("runs", help="maintain a runs folder",
+                       description="migrate: rename the run folders named by the previous "
+                                   "run-id scheme to their current ids (once).")
+    p.add_argument("action", choices=["migrate"])
+    p.add_argument("--runs-dir", default="runs", help="results folder (default: runs)")
+    p.set_defaults(func=runs_cli)
+
+
+def runs_cli(args: argparse.Namespace) -> int:
+    runs_dir = project_path(cli_path(args.runs_dir))
+    if not runs_dir.is_dir():
+        print(f"error: {not_found('Runs folder', args.runs_dir)}", file=sys.stderr)
+        return 2
+    try:
+        renamed = legacy.migrate(runs_dir)
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for old, new in renamed.items():
+        print(f"{old} -> {new}")
+    print(f"{len(renamed)} run folder(s) renamed to the current run-id scheme in {runs_dir}.")
+    return 0
 
 
 def _existing(arg: str, what: str) -> Path:

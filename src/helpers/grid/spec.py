@@ -25,7 +25,6 @@ Execution lives in :mod:`helpers.grid.runner`; this module never starts a kernel
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import os
 import re
@@ -37,7 +36,8 @@ from typing import Any
 
 import yaml
 
-from helpers.run.config import METHODS, ConfigError, TrainConfig, field_help
+from helpers.run.config import METHODS, ConfigError, TrainConfig, check_type, field_help
+from helpers.run.errors import did_you_mean
 from helpers.settings import PARAMS_DIR, PROJECT_ROOT, project_path
 
 TOP_LEVEL_KEYS = ("description", "defaults", "methods", "matrix", "exclude")
@@ -271,8 +271,7 @@ def _check_keys(where: str, prefix: str, mapping: Mapping, valid: Iterable[str],
     valid = list(valid)
     for key in mapping:
         if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(key, valid, cutoff=0.5)
             at = f"{prefix}.{key}" if prefix else str(key)
             raise GridError(f"{where}: unknown {what} '{key}' at '{at}'.{hint} "
                             f"Valid: {', '.join(valid)}.")
@@ -312,29 +311,12 @@ def _axes(where: str, label: str, block: Any) -> dict[str, list[Any]]:
     return axes
 
 
-_HINTS = typing.get_type_hints(TrainConfig)
-
-
 def _check_value(where: str, at: str, key: str, value: Any) -> None:
     """Type and range of one value, alone (combinations are checked per expanded row)."""
-    hint = _HINTS[key]
-    args = typing.get_args(hint)
-    allowed = set(args) if args and type(None) in args else {hint}
-    ok = (
-        (value is None and type(None) in allowed)
-        or (isinstance(value, bool) and bool in allowed)
-        or (isinstance(value, int) and not isinstance(value, bool)
-            and (int in allowed or float in allowed))
-        or (isinstance(value, float) and float in allowed)
-        or (isinstance(value, str) and str in allowed)
-        or (isinstance(value, list) and list[str] in allowed
-            and all(isinstance(v, str) for v in value))
-    )
-    if not ok:
-        names = " or ".join(sorted("null" if t is type(None) else getattr(t, "__name__", str(t))
-                                   for t in allowed))
-        raise GridError(f"{where}: {at}: {value!r} is not a valid {key} (expected {names}). "
-                        f"{key}: {field_help()[key]}.")
+    try:
+        check_type(key, value)  # the one type check (helpers.run.config)
+    except ConfigError as e:
+        raise GridError(f"{where}: {at}: {e}") from None
     try:
         TrainConfig(**{key: value}).validate(check_model_limit=key == "model")
     except ConfigError as e:
@@ -370,8 +352,7 @@ def _parse_filters(filters: Iterable[str] | Mapping[str, Any] | None) -> dict[st
     valid = (*FIELD_NAMES, "run_id")
     for k, v in items:
         if k not in valid:
-            close = difflib.get_close_matches(k, valid, n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(k, valid, cutoff=0.5)
             raise GridError(f"--filter: unknown key '{k}'.{hint} Valid: {', '.join(valid)}.")
         wanted.setdefault(k, []).append(v)
     return wanted

@@ -90,8 +90,8 @@ def varying_fields(grid: Grid) -> list[str]:
     if not grid.runs:
         return []
     dicts = [r.config.identity() for r in grid.runs]
-    keys = [k for k in FIELD_NAMES if k in dicts[0]]
-    out = [k for k in keys if len({repr(d[k]) for d in dicts}) > 1]
+    keys = [k for k in FIELD_NAMES if any(k in d for d in dicts)]
+    out = [k for k in keys if len({repr(d[k]) for d in dicts if k in d}) > 1]
     for k in ("model", "dataset", "method", "seed"):  # always show the axes of the report
         if k not in out:
             out.append(k)

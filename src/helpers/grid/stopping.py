@@ -39,10 +39,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def signal_name(signum: int | None) -> str:
-    return signal.Signals(signum or signal.SIGINT).name
-
-
 def _install(handler, signals: Iterable[int]) -> dict[int, object]:
     """Install ``handler`` for ``signals`` (not for one that is ignored, as after ``nohup``);
     return the handlers it replaced. Nothing outside the main thread (Python's rule)."""

@@ -46,7 +46,6 @@ from helpers.settings import (
 NOTEBOOK = ANALYSIS_NOTEBOOK
 #: Where the report's ``{{< embed >}}`` shortcodes look (report/index.qmd: ../build/...).
 EXECUTED_NOTEBOOK = PROJECT_ROOT / "build" / "analysis.ipynb"
-REPORT_SOURCE = PROJECT_ROOT / "report" / "index.qmd"
 #: _quarto.yml's project.output-dir; a source keeps its folder below it.
 QUARTO_OUTPUT_DIR = PROJECT_ROOT / "build" / "report"
 REPORT_OUTPUTS = (QUARTO_OUTPUT_DIR / "report" / "index.html",

@@ -14,20 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.run.methods import LABELS as METHOD_LABELS
+from helpers.run import sources
 from helpers.run.methods import METHODS
 
 from .load import LABELS, display_model, order_datasets, peft_model
 from .stats import MIN_SEEDS_FOR_INTERVAL, Paired, paired_by_seed, paired_stats, rank
 
-#: What each dataset is, for a reader who does not know the names.
-DATASET_TITLES = {
-    "restaurant_sup": "SemEval-14 restaurant reviews, aspect sentiment",
-    "acl_sup": "ACL-ARC citation intents",
-    "agnews_sup": "AG News topics",
-}
-#: How sentences name a method where the registry's table label reads badly in prose.
-PROSE_LABELS = {"adapter": "Houlsby adapters"}
 #: A run whose test accuracy and macro-F1 are the majority-class baseline's (to this
 #: tolerance) predicted one class for every example.
 FLOOR_TOLERANCE = 1e-4
@@ -83,7 +75,7 @@ class Ranked:
 
     @property
     def title(self) -> str:
-        return DATASET_TITLES.get(self.dataset, self.dataset)
+        return sources.title(self.dataset)
 
     @property
     def leader(self) -> Score:
@@ -225,7 +217,8 @@ class PeftRow:
 
 
 def method_label(method: str) -> str:
-    return PROSE_LABELS.get(method, METHOD_LABELS.get(method, method))
+    """How sentences name a method (the registry's prose name)."""
+    return METHODS[method].in_prose if method in METHODS else method
 
 
 @dataclass

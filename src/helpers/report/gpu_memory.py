@@ -30,10 +30,18 @@ DEFAULT_RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "memory_cuda.json"
 REPORT_SETTINGS = {"precision": "bf16", "seq": 256, "batch": 8}
 
 
-def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[str] = METHODS,
+def memory_methods() -> list[str]:
+    """The registered methods the accounting covers (``Method.memory``), in registry order."""
+    return [name for name, m in METHODS.items() if m.memory]
+
+
+def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[str] | None = None,
                  precision: str = "bf16", batch: int = 8, seq: int = 256, num_labels: int = 3,
                  results: str | Path | list | None = None):
     """Per model and method: parameters, trainable share, components, predicted/measured peak.
+
+    ``methods`` defaults to :func:`memory_methods`: a registered method the accounting cannot
+    cover (one for users only) is left out rather than breaking the build.
 
     Sizes in GiB. Activations come from ``results`` (a CUDA benchmark file) when it has the
     configuration, else they are measured on this CPU with CUDA kernels emulated.
@@ -41,7 +49,7 @@ def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[st
     rows = results if isinstance(results, list) else load_results(results)
     out = []
     for model in models:
-        for method in methods:
+        for method in memory_methods() if methods is None else methods:
             a, measured = _accounting(model, method, rows, precision, seq, batch, num_labels)
             out.append({
                 "model": model, "method": method,

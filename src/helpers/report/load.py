@@ -30,14 +30,13 @@ from typing import Any
 import pandas as pd
 
 from helpers.grid.spec import GridError, load_grid
-from helpers.run import provenance, store
+from helpers.run import provenance, sources, store
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.config import NON_IDENTITY_FIELDS, config_family, short_model_name
+from helpers.run.legacy import legacy_note
 from helpers.run.methods import METHODS
 from helpers.settings import project_path
 
-#: The report's datasets and models, in the report's order (others follow alphabetically).
-REPORT_DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")
 SCORES = ("accuracy", "macro_f1", "micro_f1")
 TABLE_METRICS = ("train_loss", *SCORES)
 LABELS = {
@@ -109,7 +108,8 @@ def order_models(models: Iterable[str]) -> list[str]:
 
 
 def order_datasets(datasets: Iterable[str]) -> list[str]:
-    return _order(datasets, REPORT_DATASETS)
+    """In the data registry's order (helpers.run.sources)."""
+    return sources.order(list(datasets))
 
 
 # ----------------------------------------------------------------------------- loading
@@ -292,7 +292,8 @@ def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> None:
                f"e.g. {others[0]}: give the grid they come from, and the --set values its "
                f"grid run had)" if others else "")
             + ": run the grid first (`make report` runs params/cpu.yaml; `python -m helpers "
-              "grid run GRID` runs one), then re-run this notebook.")
+              "grid run GRID` runs one), then re-run this notebook."
+            + (f" {note}" if (note := legacy_note(project_path(runs_dir))) else ""))
     folders = [project_path(runs_dir) / rid for rid in summary["run_id"]]
     configs = {f.name: _read(f, "config.json") for f in folders}
     _one_config_per_cell(configs)

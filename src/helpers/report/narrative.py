@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from helpers.run import sources
 from helpers.run.catalog import REPORT_MODELS, lookup
+from helpers.run.legacy import legacy_note
 from helpers.run.methods import LABELS as METHOD_LABELS
 from helpers.run.methods import METHODS
 from helpers.settings import PROJECT_ROOT, project_path
 
 from . import original as orig
 from . import prose
-from .facts import DATASET_TITLES, span
+from .facts import span
 from .load import display_model, order_datasets, order_models, runs_left_out
 
 
@@ -35,7 +37,7 @@ class DatasetSize:
 
     @property
     def title(self) -> str:
-        return DATASET_TITLES.get(self.name, self.name)
+        return sources.title(self.name)
 
 
 @dataclass
@@ -60,6 +62,8 @@ class BannerFacts:
     #: the grid's configs, and how many of them have no complete run (a partial build says so)
     planned: int = 0
     not_run: int = 0
+    #: one line when the folder holds runs named by the previous run-id scheme (the fix)
+    legacy: str = ""
 
     @property
     def paper_scale(self) -> bool:
@@ -82,7 +86,9 @@ def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = No
     """``run_ids``: the grid's run ids (``load.grid_run_ids``), to count the configs not run."""
     others = runs_left_out(summary, runs_dir) if runs_dir is not None else []
     facts = BannerFacts(len(summary), rel(grid_file) if grid_file else None, rel(runs_dir),
-                        other_runs=others)
+                        other_runs=others,
+                        legacy=legacy_note(project_path(runs_dir)) if runs_dir is not None
+                        else "")
     if run_ids is not None:
         facts.planned = len(set(run_ids))
         facts.not_run = len(set(run_ids) - set(summary["run_id"] if len(summary) else ()))

@@ -22,7 +22,6 @@ from helpers.run.methods import METHODS
 
 from .load import (
     HISTORY_ID_COLUMNS,
-    REPORT_DATASETS,
     SCORES,
     TABLE_METRICS,
     order_datasets,
@@ -142,8 +141,8 @@ def per_seed(summary: pd.DataFrame, metrics: Sequence[str] = SCORES) -> pd.DataF
 
 def _sort_key(col: pd.Series) -> pd.Series:
     if col.name == "dataset":
-        rank = {d: i for i, d in enumerate(REPORT_DATASETS)}
-        return col.map(lambda d: f"{rank.get(d, len(rank)):02d}{d}")
+        rank = {d: i for i, d in enumerate(order_datasets(col))}
+        return col.map(lambda d: f"{rank[d]:02d}{d}")
     if col.name == "model":
         rank = {m: i for i, m in enumerate(REPORT_MODELS)}
         return col.map(lambda m: f"{rank.get(m, len(rank)):02d}{m}")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from helpers.run import sources
 from helpers.run.methods import METHODS
 
 from .formats import (
@@ -111,6 +113,41 @@ def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
                  widths={"model": 13, "n": 3, **{LABELS[m]: 14 for m in metrics}})
 
 
+@dataclass(frozen=True)
+class DatasetTable:
+    """One dataset's Task 2 table, with the cross-reference id and title its caption needs."""
+
+    dataset: str
+    table: Table
+
+    @property
+    def id(self) -> str:
+        """``tbl-ft-restaurant`` (``_sup`` dropped), ``tbl-ft-acl-fs``: what ``@`` cites."""
+        return "tbl-ft-" + self.dataset.removesuffix("_sup").replace("_", "-")
+
+    @property
+    def title(self) -> str:
+        return sources.title(self.dataset)
+
+    @property
+    def csv_name(self) -> str:
+        return f"task2_{self.dataset}"
+
+    @property
+    def html(self) -> str:
+        return self.table.html()
+
+
+def results_tables(summary: pd.DataFrame, datasets: Sequence[str], method: str = "full",
+                   models: Sequence[str] | None = None,
+                   baselines: dict[str, dict[str, Any]] | None = None) -> list[DatasetTable]:
+    """Task 2: one :func:`results_table` per dataset of the grid, in the registry's order
+    (``report/templates/task2_tables.md.j2`` lays them out, one cross-reference each)."""
+    return [DatasetTable(d, results_table(summary, d, method, models,
+                                          baseline=(baselines or {}).get(d)))
+            for d in order_datasets(datasets)]
+
+
 def peft_table(summary: pd.DataFrame, model: str | None = None,
                datasets: Sequence[str] | None = None,
                metrics: Sequence[str] = TABLE_METRICS,
@@ -122,20 +159,23 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
     """
     model = model or peft_model(summary)
     sub = summary[summary["model"] == model]
+    # the methods of this build's runs (any model), in the registry's order: a method
+    # registered for users but not run has no row
+    methods = [m for m in METHODS if m in set(summary["method"])]
     if datasets is None:
         datasets = order_datasets(sub.loc[sub["method"] != "full", "dataset"])
     data_parts, shown_parts = [], []
     for dataset in datasets:
         cell = sub[sub["dataset"] == dataset]
-        stats = aggregate(cell, ["method"], metrics).set_index("method").reindex(list(METHODS))
+        stats = aggregate(cell, ["method"], metrics).set_index("method").reindex(methods)
         stats["n"] = stats["n"].fillna(0).astype(int)
         params = cell.groupby("method")[["params_trainable", "params_total"]].median()
-        params = params.reindex(list(METHODS))
+        params = params.reindex(methods)
         stats["params_trainable"] = params["params_trainable"]
         stats["params_total"] = params["params_total"]
         stats["trainable_share"] = params["params_trainable"] / params["params_total"]
         shown = _stat_cells(stats, metrics, bold_cells(cell, "method", metrics))
-        shown.insert(0, "method", [METHOD_SHORT[m] for m in METHODS])
+        shown.insert(0, "method", [METHOD_SHORT[m] for m in methods])
         shown.insert(0, "dataset", dataset)
         shown["trained"] = [fmt_share(v) for v in stats["trainable_share"]]
         shown["n"] = stats["n"].to_numpy()

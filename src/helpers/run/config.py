@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import functools
 import hashlib
 import json
@@ -20,9 +19,14 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ModelError
+from helpers.settings import project_path
+
+from . import provenance
+from .catalog import lookup
+from .errors import ConfigError, ModelError, did_you_mean
 from .methods import METHODS
 
 #: Every precision a run accepts (helpers.memory accounts for a documented subset).
@@ -179,22 +183,60 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
-        """The resolved values that define the experiment (hashed into the run id)."""
+        """The resolved values that define the experiment (hashed into the run id): the common
+        fields and the fields of this run's own method (:attr:`Method.fields`), the model as
+        :func:`model_identity` names it. Another method's fields do not enter (a full run's id
+        does not move with ``lora_r``), nor do :data:`NON_IDENTITY_FIELDS`, nor an
+        :data:`ADDED_FIELDS` entry at its default."""
         d = self.resolved().to_dict()
-        for name in NON_IDENTITY_FIELDS:
-            d.pop(name, None)
-        defaults = {f.name: f for f in dataclasses.fields(TrainConfig)}
-        for name in ADDED_FIELDS:
-            if name in d and d[name] == _default(defaults[name]):
+        method = METHODS.get(self.method)
+        own = set(method.fields) if method else set()
+        others = {f for m in METHODS.values() for f in m.fields} - own
+        defaults = {f.name: f for f in dataclasses.fields(type(self))}
+        for name in list(d):
+            if name in NON_IDENTITY_FIELDS or name in others or (
+                    name in ADDED_FIELDS and d[name] == _default(defaults[name])):
                 d.pop(name)
+        d["model"] = model_identity(self.model)
         return d
 
     def run_id(self) -> str:
         """``<model>__<dataset>__<method>__s<seed>__<hash8>``: readable and stable."""
-        blob = json.dumps(self.identity(), sort_keys=True, default=str)
-        digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
-        name = short_model_name(self.model)
-        return f"{name}__{self.dataset}__{self.method}__s{self.seed}__{digest}"
+        return format_run_id(self.model, self.dataset, self.method, self.seed, self.identity())
+
+
+def format_run_id(model: str, dataset: str, method: str, seed: int,
+                  identity: Mapping[str, Any]) -> str:
+    """The run id of an identity dict: readable fields, then 8 hex digits of its sha1."""
+    blob = json.dumps(dict(identity), sort_keys=True, default=str)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+    return f"{short_model_name(model)}__{dataset}__{method}__s{seed}__{digest}"
+
+
+#: What a local model folder's identity starts with (then the sha256 of its files' digests).
+LOCAL_MODEL_PREFIX = "files:"
+
+
+def local_model_folder(model: str) -> Path | None:
+    """``model`` as a local folder (relative ones from the project root, as every path), or
+    None for a Hub id or a catalog name."""
+    if lookup(model) is not None:
+        return None
+    path = project_path(model)
+    return path.resolve() if path is not None and path.is_dir() else None
+
+
+def model_identity(model: str) -> str:
+    """How the run id names a model: a Hub id or catalog name as written; a local folder by
+    the digest of its files (names and contents), never its path, so the same folder moved or
+    reached by another path keeps its runs' ids and an edited one gets new ids."""
+    folder = local_model_folder(model)
+    if folder is None:
+        return model
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        h.update(f"{path.name}\0{provenance.file_digest(path)}\n".encode())
+    return LOCAL_MODEL_PREFIX + h.hexdigest()
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -217,8 +259,7 @@ def check_names(names: Iterable[str], where: str = "") -> None:
     unknown = [k for k in names if k not in fields]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(key, fields, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(key, fields)
         raise ConfigError(f"Unknown parameter '{key}'{where}.{hint} Valid: {', '.join(fields)}.")
 
 
@@ -258,19 +299,25 @@ def field_help() -> dict[str, str]:
     return {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
 
 
+# One module checks types, for a config (validate) and for one grid value (grid.spec) alike:
+# the checks are a dozen lines over the dataclass's own annotations, and pydantic would add a
+# second definition of the fields (or a dependency for the runs) and its own error wording.
+def check_type(name: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is of the type field ``name``'s annotation says
+    (``-p seed abc`` through papermill passes a string): ints are not bools, floats may be
+    ints, paths may be ``os.PathLike``."""
+    allowed = _allowed_types(name)
+    if any(_is(value, t) for t in allowed) or (
+            name in PATH_FIELDS and isinstance(value, os.PathLike)):
+        return
+    expected = (f"an integer in [0, {MAX_SEED}]" if name == "seed"
+                else " or ".join(_TYPE_NAMES.get(t, "a list of strings") for t in allowed))
+    raise ConfigError(f"{name}={value!r} must be {expected} ({name}: {field_help()[name]}).")
+
+
 def _check_types(cfg: TrainConfig) -> None:
-    """Every field of the type its annotation says (``-p seed abc`` through papermill passes
-    a string): ints are not bools, floats may be ints, paths may be ``os.PathLike``."""
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        allowed = _allowed_types(f.name)
-        if any(_is(value, t) for t in allowed) or (
-                f.name in PATH_FIELDS and isinstance(value, os.PathLike)):
-            continue
-        expected = (f"an integer in [0, {MAX_SEED}]" if f.name == "seed"
-                    else " or ".join(_TYPE_NAMES.get(t, "a list of strings") for t in allowed))
-        raise ConfigError(f"{f.name}={value!r} must be {expected} ({f.name}: "
-                          f"{f.metadata['help']}).")
+        check_type(f.name, getattr(cfg, f.name))
 
 
 #: How an error message says each annotated type.

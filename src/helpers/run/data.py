@@ -14,7 +14,6 @@ What each dataset is (files, format, classes, split recipe, public source): one 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from helpers.settings import DATA_DIR, DATA_DIR_ENV, project_path
 
 from . import sources
+from .errors import did_you_mean
 from .sources import (  # noqa: F401 - the names data.py has always offered
     ACL_LABELS,
     AGNEWS_LABELS,
@@ -69,8 +69,7 @@ def check_name(name: str) -> tuple[str, str]:
     """Split ``restaurant_sup`` into ``("restaurant", "sup")`` or raise naming the valid names."""
     names = dataset_names()
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, names)
         raise DataError(
             f"Unknown dataset '{name}'.{hint} Valid names: {', '.join(names)}."
         )

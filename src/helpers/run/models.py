@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from helpers.settings import project_path
+
 from . import catalog, methods
 from .errors import ModelError
 
@@ -43,10 +45,11 @@ def minilm_path() -> Path:
 
 
 def resolve_model(name: str) -> str:
-    """A path for packaged/local models, else the Hub id unchanged."""
+    """A path for packaged/local models, else the Hub id unchanged. A relative folder is
+    taken from the project root, as every path (helpers.settings.project_path)."""
     if name in MINILM_NAMES:
         return str(minilm_path())
-    path = Path(name).expanduser()
+    path = project_path(name)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"Model directory {path} has no config.json: not a Hugging Face "

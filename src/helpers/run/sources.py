@@ -71,6 +71,9 @@ class Source:
     fetch: Callable[[Path], None] | None = None
     #: Said instead of downloading when ``fetch`` is None.
     no_fetch: str = "has no public download"
+    #: How the report names it for a reader who does not know the names (default:
+    #: ``description``); the report lists datasets in registration order.
+    title: str = ""
 
     def layout(self) -> str:
         """The expected files, e.g. ``train.json, dev.json and test.json (JSON Lines: ...)``."""
@@ -270,15 +273,39 @@ def register(base: str, source: Source) -> Source:
 
 register("restaurant", Source("SemEval14-res", SEMEVAL, SEMEVAL_LABELS,
                               "SemEval-14 Task 4 restaurant aspect-term sentiment",
-                              no_fetch=_SEMEVAL_NO_FETCH))
+                              no_fetch=_SEMEVAL_NO_FETCH,
+                              title="SemEval-14 restaurant reviews, aspect sentiment"))
 register("laptop", Source("SemEval14-laptop", SEMEVAL, SEMEVAL_LABELS,
                           "SemEval-14 Task 4 laptop aspect-term sentiment",
-                          no_fetch=_SEMEVAL_NO_FETCH))
+                          no_fetch=_SEMEVAL_NO_FETCH,
+                          title="SemEval-14 laptop reviews, aspect sentiment"))
 register("acl", Source("acl_sup", JSONL, ACL_LABELS, "ACL-ARC citation intent",
-                       fetch=fetch_acl))
+                       fetch=fetch_acl, title="ACL-ARC citation intents"))
 register("agnews", Source("ag_news_csv", AGNEWS_CSV, AGNEWS_LABELS,
                           "AG News topic (test split re-split)", files={"all": "test.csv"},
-                          split=agnews_resplit, fetch=fetch_agnews))
+                          split=agnews_resplit, fetch=fetch_agnews, title="AG News topics"))
+
+
+def title(name: str) -> str:
+    """The report's title of a dataset name (``acl_sup`` -> "ACL-ARC citation intents"; a
+    few-shot variant says so), or the name itself when no source is registered for it."""
+    base, _, kind = name.rpartition("_")
+    source = SOURCES.get(base)
+    if source is None:
+        return name
+    text = source.title or source.description
+    return f"{text}, few-shot" if kind == "fs" else text
+
+
+def order(names: Sequence[str]) -> list[str]:
+    """Dataset names in the registry's order (``_sup`` before ``_fs``), unknown ones last."""
+    bases = list(SOURCES)
+
+    def key(name: str) -> tuple:
+        base, _, kind = name.rpartition("_")
+        return (bases.index(base) if base in bases else len(bases), kind != "sup", name)
+
+    return sorted(dict.fromkeys(names), key=key)
 
 
 def missing_file(path: Path, source: Source) -> DataError:
