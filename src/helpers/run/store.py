@@ -91,7 +91,8 @@ def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | N
     for name in ("config.json", "metrics.json"):
         if docs[name].get("run_id") != run_id:
             return f"{name}: run_id is {docs[name].get('run_id')!r}, expected {run_id!r}"
-    problem = _check_metrics(docs["metrics.json"], docs["config.json"])
+    problem = (_check_metrics(docs["metrics.json"], docs["config.json"])
+               or _check_sizes(docs["metrics.json"], docs["memory.json"]))
     if problem:
         return problem
     rows, problem = _read_history(path / "history.csv")
@@ -128,6 +129,43 @@ def _check_metrics(m: dict[str, Any], config: dict[str, Any]) -> str | None:
         return (f"metrics.json: train_loss is {m.get('train_loss')!r}, expected a finite "
                 f"number >= 0")
     return None
+
+
+#: metrics.json's numbers that are durations, rates or counts: finite and >= 0 when present.
+NONNEGATIVE_METRICS = ("final_train_loss", "wall_time_s", "train_time_s",
+                       "train_samples_per_s", "train_tokens_per_s", "num_train_samples")
+
+
+def _check_sizes(m: dict[str, Any], memory: dict[str, Any]) -> str | None:
+    """Sizes, counts and the last training loss can't be negative or non-finite: a byte count
+    of memory.json (``*_bytes``: a number >= 0, or null when not measured), the parameter
+    counts (integers, trainable <= total) in memory.json and metrics.json, and metrics.json's
+    durations, rates and counts."""
+    for key, value in memory.items():
+        if key.endswith("_bytes") and value is not None and not _size(value):
+            return f"memory.json: {key} is {value!r}, expected a finite number >= 0 (or null)"
+    for name, doc in (("memory.json", memory), ("metrics.json", m)):
+        params = doc.get("parameters")
+        if params is None:
+            continue
+        if not isinstance(params, dict):
+            return f"{name}: parameters is {params!r}, expected an object of counts"
+        for key in ("total", "trainable"):
+            value = params.get(key)
+            if value is not None and not (_size(value) and float(value).is_integer()):
+                return f"{name}: parameters.{key} is {value!r}, expected an integer >= 0"
+        if _size(params.get("total")) and _size(params.get("trainable")) \
+                and params["trainable"] > params["total"]:
+            return (f"{name}: parameters.trainable ({params['trainable']}) is more than "
+                    f"parameters.total ({params['total']})")
+    for key in NONNEGATIVE_METRICS:
+        if key in m and m[key] is not None and not _size(m[key]):
+            return f"metrics.json: {key} is {m[key]!r}, expected a finite number >= 0"
+    return None
+
+
+def _size(value: Any) -> bool:
+    return _finite_number(value) and value >= 0
 
 
 def _count(value: Any) -> bool:
