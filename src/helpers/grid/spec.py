@@ -88,12 +88,50 @@ _Loader.add_implicit_resolver(
 )
 
 
-def parse_value(text: str) -> Any:
+class AmbiguousNumber(str):
+    """A plain scalar that YAML 1.1 and YAML 1.2 read as different numbers (``010``: octal 8
+    or 10; ``1:04``: base 60, 64, or text): kept as its text until :func:`check_numbers`
+    names it, so no grid value is ever what the writer did not mean."""
+
+
+_AMBIGUOUS = "tag:nlpdl,2024:ambiguous-number"
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+for _first in "-+0123456789":  # before PyYAML's own int/float resolvers, which match first
+    _Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, (_AMBIGUOUS, re.compile(
+        f"^(?:{_LEADING_ZERO.pattern}|{_SEXAGESIMAL.pattern})$")))
+_Loader.add_constructor(_AMBIGUOUS, lambda loader, node: AmbiguousNumber(node.value))
+
+
+def check_numbers(where: str, value: Any, key: str = "") -> None:
+    """Raise a GridError naming the first :class:`AmbiguousNumber` in ``value`` (its key path
+    under ``where``) and how to write what was meant."""
+    if isinstance(value, AmbiguousNumber):
+        text = str(value)
+        if _SEXAGESIMAL.fullmatch(text):
+            meant = "a base-60 number in YAML 1.1 (1:04 is 64)"
+            fix = "the number you mean without colons"
+        else:
+            meant = "a number with a leading zero, octal in YAML 1.1 (010 is 8)"
+            fix = ("-" if text.startswith("-") else "") + (text.lstrip("+-").lstrip("0_") or "0")
+        raise GridError(f"{where}{': ' + key if key else ''}: {text} is {meant}, but not in "
+                        f"YAML 1.2: write {fix}, or '{text}' in quotes for text.")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_numbers(where, v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_numbers(where, v, f"{key}[{i}]")
+
+
+def parse_value(text: str, key: str = "") -> Any:
     """A command-line value (``--set lr=1e-3``, ``--filter seed=1``) read as YAML."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as e:
         raise GridError(f"{text!r} is not a value YAML can read: {e}") from None
+    check_numbers(f"--set {key}={text}" if key else f"value {text}", value)
+    return value
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -103,7 +141,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if "=" not in item:
             raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
         k, v = item.split("=", 1)
-        overrides[k.strip()] = parse_value(v.strip())
+        overrides[k.strip()] = parse_value(v.strip(), k.strip())
     return overrides
 
 
@@ -213,6 +251,7 @@ def _read(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise GridError(f"{path}: not valid YAML: {e}") from None
     where = str(path)
+    check_numbers(where, doc)
     if not isinstance(doc, dict):
         raise GridError(f"{where}: expected a mapping with keys {list(TOP_LEVEL_KEYS)}, "
                         f"got {type(doc).__name__}.")
