@@ -28,7 +28,6 @@ import dataclasses
 import difflib
 import itertools
 import os
-import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ import yaml
 from helpers.run.config import METHODS, ConfigError, TrainConfig, field_help
 from helpers.settings import PARAMS_DIR, PROJECT_ROOT, project_path
 
+from . import yamlread
+
 TOP_LEVEL_KEYS = ("description", "defaults", "methods", "matrix", "exclude")
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
@@ -49,85 +50,17 @@ class GridError(ConfigError):
 
 
 # ---------------------------------------------------------------------------------- YAML
-class DuplicateKeyError(yaml.YAMLError):
-    """A mapping names one key twice; PyYAML would keep the last value without a word."""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``2e-5`` as a float and refuses duplicate keys.
-
-    PyYAML follows YAML 1.1, where a float needs a dot (``2.0e-5``); ``2e-5`` would silently
-    become the string "2e-5". Learning rates are written that way, so accept the YAML 1.2 form.
-    A key given twice in one mapping (two ``matrix:`` blocks) would silently keep the last.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` may repeat keys
-                continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, typing.Hashable) and key in seen:
-                raise DuplicateKeyError(
-                    f"duplicate key '{key}' at lines {seen[key]} and {line}: YAML would keep "
-                    f"only the second. Merge the two (several matrix blocks are a list under "
-                    f"one 'matrix:'), or remove one.")
-            seen.setdefault(key, line)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
-class AmbiguousNumber(str):
-    """A plain scalar that YAML 1.1 and YAML 1.2 read as different numbers (``010``: octal 8
-    or 10; ``1:04``: base 60, 64, or text): kept as its text until :func:`check_numbers`
-    names it, so no grid value is ever what the writer did not mean."""
-
-
-_AMBIGUOUS = "tag:nlpdl,2024:ambiguous-number"
-_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
-_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-for _first in "-+0123456789":  # before PyYAML's own int/float resolvers, which match first
-    _Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, (_AMBIGUOUS, re.compile(
-        f"^(?:{_LEADING_ZERO.pattern}|{_SEXAGESIMAL.pattern})$")))
-_Loader.add_constructor(_AMBIGUOUS, lambda loader, node: AmbiguousNumber(node.value))
-
-
-def check_numbers(where: str, value: Any, key: str = "") -> None:
-    """Raise a GridError naming the first :class:`AmbiguousNumber` in ``value`` (its key path
-    under ``where``) and how to write what was meant."""
-    if isinstance(value, AmbiguousNumber):
-        text = str(value)
-        if _SEXAGESIMAL.fullmatch(text):
-            meant = "a base-60 number in YAML 1.1 (1:04 is 64)"
-            fix = "the number you mean without colons"
-        else:
-            meant = "a number with a leading zero, octal in YAML 1.1 (010 is 8)"
-            fix = ("-" if text.startswith("-") else "") + (text.lstrip("+-").lstrip("0_") or "0")
-        raise GridError(f"{where}{': ' + key if key else ''}: {text} is {meant}, but not in "
-                        f"YAML 1.2: write {fix}, or '{text}' in quotes for text.")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            check_numbers(where, v, f"{key}.{k}" if key else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            check_numbers(where, v, f"{key}[{i}]")
+def check_numbers(where: str, value: Any) -> None:
+    """A GridError naming the first number YAML 1.1 and 1.2 read differently in ``value``."""
+    problem = yamlread.ambiguous(value)
+    if problem:
+        raise GridError(f"{where}: {problem}")
 
 
 def parse_value(text: str, key: str = "") -> Any:
     """A command-line value (``--set lr=1e-3``, ``--filter seed=1``) read as YAML."""
     try:
-        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        value = yamlread.load(text)
     except yaml.YAMLError as e:
         raise GridError(f"{text!r} is not a value YAML can read: {e}") from None
     check_numbers(f"--set {key}={text}" if key else f"value {text}", value)
@@ -245,8 +178,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise GridError(f"Grid file {path} does not exist."
                         + (f" Grids here: {', '.join(known)}." if known else ""))
     try:
-        doc = yaml.load(project_path(path).read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
-    except DuplicateKeyError as e:
+        doc = yamlread.load(project_path(path).read_text())
+    except yamlread.DuplicateKeyError as e:
         raise GridError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise GridError(f"{path}: not valid YAML: {e}") from None
