@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from helpers.run import provenance, store
+from helpers.run import store
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 from . import claims, mps, space, stopping
@@ -111,7 +111,7 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
     if problem:
         raise GridError(problem)
-    _check_data(todo, runs_dir)
+    _check_data(todo)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
     tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads,
@@ -216,10 +216,9 @@ def _banner(grid: Grid, summary: RunSummary, tasks: list[dict[str, Any]], execut
                   if devices and executor == "local" else "") + ")" if tasks else ""))
 
 
-def _check_data(todo: list[GridRun], runs_dir: Path) -> None:
+def _check_data(todo: list[GridRun]) -> None:
     """Read each dataset the pending runs use, once, before any starts (a second or two): a
-    missing or malformed file is one error naming it, not a failure in every run. Its files'
-    digests go to the runs folder's cache, so no run hashes them again (provenance)."""
+    missing or malformed file is one error naming it, not a failure in every run."""
     if not todo:
         return
     # deferred: helpers.run.data imports datasets (seconds); a grid with nothing pending skips it
@@ -234,7 +233,6 @@ def _check_data(todo: list[GridRun], runs_dir: Path) -> None:
     for (name, data_dir), ids in users.items():
         try:
             read_rows(name, data_dir)
-            provenance.digests(*provenance.data_files(name, data_dir), runs_dir / store.CACHE_DIR)
         except DataError as e:
             raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
                             f"none was started. Fix the data, or leave them out with "

@@ -61,7 +61,7 @@ def stale_files(runs_dir: str | os.PathLike, run: GridRun) -> list[str]:
     rec = provenance.read(store.run_path(runs_dir, run.run_id))
     if rec is None:
         return []
-    return provenance.changed_files(rec, run.config.data_dir, Path(runs_dir) / store.CACHE_DIR)
+    return provenance.changed_files(rec, run.config.data_dir)
 
 
 def unknown_provenance(grid: Grid) -> list[str]:
