@@ -54,7 +54,7 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
     claim = claims.try_claim(runs_dir, run_id)
     if claim is None:
-        return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
+        return _skipped(run_id, claims.held_by(runs_dir, run_id) or "claimed by another runner",
                         busy=True)
     # a SIGTERM (the runner stopping, scancel) ends the kernel, then releases the claim
     with claim, stopping.runs_end_with_signals():

@@ -41,7 +41,7 @@ from .pool import run_tasks
 from .slurm import job_cpus
 from .spec import Grid, GridError, GridRun
 from .status import run_state, staging_alive, stale_files
-from .summary import RunSummary, format_summary
+from .summary import RunSummary, busy_lines, format_summary
 from .tracker import GridProgress
 from .workers import check_devices, default_runs_per_device
 
@@ -119,6 +119,8 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     if opts.executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(_banner(grid, summary, tasks, opts.executor, workers, devices), file=out)
+    for line in busy_lines(summary):
+        print(line, file=out)
     if tasks:
         try:
             with mps.for_grid(mps_plan, devices,
@@ -185,6 +187,8 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
                 continue
         if state == "running":
             summary.busy.append(r.run_id)
+            summary.busy_why[r.run_id] = (claims.held_by(runs_dir, r.run_id)
+                                          or "being written by a live process")
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded

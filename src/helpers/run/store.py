@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import disk
+from . import disk, liveness
 
 REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json")
 HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
@@ -292,13 +292,7 @@ def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return liveness.pid_alive(pid)  # the one rule (helpers.run.liveness): zombies are gone
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
