@@ -43,6 +43,7 @@ from .spec import Grid, GridError, GridRun
 from .status import run_state, staging_alive, stale_files
 from .summary import RunSummary, busy_lines, format_summary
 from .tracker import GridProgress
+from .watchdog import STALL_S
 from .workers import check_devices, default_runs_per_device
 
 NOTEBOOK = TRAIN_NOTEBOOK
@@ -75,6 +76,11 @@ class RunOptions:
     progress: bool = True
     #: CUDA MPS for runs sharing a GPU: "auto", "on" or "off" (helpers.grid.mps)
     mps_mode: str = "auto"
+    #: seconds a run may take before its kernel is ended and the run recorded failed (None: no
+    #: limit)
+    time_limit_s: float | None = None
+    #: seconds without any CPU use by a run's kernel (stopped, hung) before it is ended
+    stall_s: float | None = STALL_S
 
 
 def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | None = None,
@@ -115,7 +121,8 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
     tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads,
-                       opts.force or r.run_id in rerun, started) for r in todo]
+                       opts.force or r.run_id in rerun, started, opts.time_limit_s, opts.stall_s)
+             for r in todo]
     if opts.executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(_banner(grid, summary, tasks, opts.executor, workers, devices), file=out)

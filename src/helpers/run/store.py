@@ -38,11 +38,20 @@ from pathlib import Path
 from typing import Any
 
 from . import disk, liveness
+from .failures import (  # noqa: F401 - the failure records are part of the store's layout
+    CAUSES,
+    FAILED_DIR,
+    FAILURE_OWNER_ENV,
+    FailureRecord,
+    clear_failure,
+    failure_path,
+    read_failure,
+    record_failure,
+)
 
 REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json")
 HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
 TMP_DIR = ".tmp"
-FAILED_DIR = ".failed"
 LOGS_DIR = ".logs"
 CORRUPT_DIR = ".corrupt"
 CACHE_DIR = ".cache"
@@ -311,26 +320,6 @@ def complete_runs(runs_dir: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_complete(p))
-
-
-def failure_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
-    return Path(runs_dir) / FAILED_DIR / f"{run_id}.json"
-
-
-def record_failure(runs_dir: str | os.PathLike, run_id: str, info: dict[str, Any]) -> Path:
-    path = failure_path(runs_dir, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"run_id": run_id, **info})
-    return path
-
-
-def read_failure(runs_dir: str | os.PathLike, run_id: str) -> dict[str, Any] | None:
-    path = failure_path(runs_dir, run_id)
-    return read_json(path) if path.is_file() else None
-
-
-def clear_failure(runs_dir: str | os.PathLike, run_id: str) -> None:
-    failure_path(runs_dir, run_id).unlink(missing_ok=True)
 
 
 def new_attempt() -> str:

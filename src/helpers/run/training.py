@@ -170,13 +170,12 @@ def run(cfg: TrainConfig, *, progress: bool = True,
         with store.staging(runs_dir, run_id) as tmp:
             _run_into(cfg, run_id, runs_dir, tmp, wall_start, progress, pick_device(device))
     except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt):
-            store.record_failure(runs_dir, run_id, {
-                "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(),
-                "source": "helpers.run.training.run",
-                **({"diverged_at_step": e.step} if isinstance(e, DivergedError) else {}),
-            })
+        if not isinstance(e, KeyboardInterrupt) and not os.environ.get(store.FAILURE_OWNER_ENV):
+            store.record_failure(runs_dir, run_id, store.FailureRecord(
+                type(e).__name__, str(e), traceback=traceback.format_exc().splitlines(),
+                context={"source": "helpers.run.training.run",
+                         **({"diverged_at_step": e.step} if isinstance(e, DivergedError)
+                            else {})}))
         raise
     finally:
         torch.set_num_threads(threads)  # a run in a long-lived process leaves it as it was
