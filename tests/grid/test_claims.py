@@ -10,10 +10,20 @@ import sys
 import time
 
 from helpers.grid import claims
+from helpers.grid.runner import _sort_runs
+from helpers.grid.spec import load_grid
+from helpers.grid.summary import busy_lines
+from helpers.run import liveness
+from helpers.run import store as runs
 
 HOLD = """
 import sys, time
 from helpers.grid import claims
+from helpers.grid.runner import _sort_runs
+from helpers.grid.spec import load_grid
+from helpers.grid.summary import busy_lines
+from helpers.run import liveness
+from helpers.run import store as runs
 c = claims.try_claim(sys.argv[1], "r", heartbeat_s=0.2)
 print("held" if c else "busy", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -42,9 +52,10 @@ def test_another_process_holds_it_until_it_dies(tmp_path):
         info = claims.holder(tmp_path, "r")
         assert info["pid"] == proc.pid and info["host"] == socket.gethostname()
         assert f"pid {proc.pid}" in claims.describe(info)
-        before = claims.claim_path(tmp_path, "r").stat().st_mtime
+        path = claims.claim_path(tmp_path, "r")
+        before = claims.last_beat(info, path)
         time.sleep(0.6)
-        assert claims.claim_path(tmp_path, "r").stat().st_mtime > before  # heartbeat
+        assert claims.last_beat(info, path) > before  # heartbeat, in its content
         proc.kill()  # kill -9: no release, the lock file stays behind
         deadline = time.time() + 10
         while claims.holder(tmp_path, "r") is not None and time.time() < deadline:
@@ -68,8 +79,8 @@ def test_other_hosts_go_by_heartbeat_age(tmp_path):
     assert claims.try_claim(tmp_path, "r") is None  # fresh heartbeat: held
     assert claims.holder(tmp_path, "r")["host"] == "node-17"
     old = time.time() - claims.STALE_AFTER_S - 1
-    os.utime(path, (old, old))
-    assert claims.holder(tmp_path, "r") is None
+    path.write_text(json.dumps({"host": "node-17", "pid": 1, "started": old, "token": "abc"}))
+    assert claims.holder(tmp_path, "r") is None  # by its content: a fresh mtime counts nothing
     taken = claims.try_claim(tmp_path, "r")
     assert taken is not None and taken.info["host"] == socket.gethostname()
     taken.release()
@@ -89,7 +100,7 @@ def test_a_reused_pid_does_not_keep_a_dead_runners_claim(tmp_path):
     try:
         path = claims.claim_path(tmp_path, "r")
         path.parent.mkdir(parents=True)
-        started = claims._process_start(other.pid)
+        started = liveness.process_start(other.pid)
         info = {"host": socket.gethostname(), "pid": other.pid, "started": time.time(),
                 "token": "abc"}
         path.write_text(json.dumps({**info, "pid_started": started}))
@@ -102,3 +113,77 @@ def test_a_reused_pid_does_not_keep_a_dead_runners_claim(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+# ------------------------------------------------------------------ issue 31.4: never forever
+def _claim(tmp_path, content):
+    path = claims.claim_path(tmp_path, "r")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    return path
+
+
+def test_an_empty_or_unparseable_claim_is_stale(tmp_path):
+    for content in ("", "{not json", "[1, 2]", json.dumps({"host": "node-17"})):
+        _claim(tmp_path, content)  # fresh mtime: it used to hold the run for 5 minutes
+        assert claims.holder(tmp_path, "r") is None, content
+        taken = claims.try_claim(tmp_path, "r")
+        assert taken is not None, content
+        taken.release()
+
+
+def test_a_heartbeat_dated_ahead_is_stale(tmp_path):
+    ahead = time.time() + 86400
+    path = _claim(tmp_path, json.dumps({"host": "node-17", "pid": 1, "started": ahead,
+                                        "token": "abc"}))
+    os.utime(path, (ahead, ahead))
+    assert claims.holder(tmp_path, "r") is None
+    taken = claims.try_claim(tmp_path, "r")
+    assert taken is not None
+    taken.release()
+
+
+def test_another_hosts_claim_lives_by_its_heartbeat_file(tmp_path):
+    old = time.time() - claims.STALE_AFTER_S - 1
+    path = _claim(tmp_path, json.dumps({"host": "node-17", "pid": 1, "started": old,
+                                        "token": "abc"}))
+    assert claims.holder(tmp_path, "r") is None
+    beat = path.with_name(f".{path.name}.abc.beat")
+    beat.write_text(json.dumps({"time": time.time() - 10}))
+    assert claims.holder(tmp_path, "r")["host"] == "node-17"  # it beat 10 s ago: held
+    message = claims.held_by(tmp_path, "r")
+    assert "pid 1 on node-17" in message and "last heartbeat" in message
+    expires = time.strftime("%H:%M:%S", time.localtime(time.time() - 10 + claims.STALE_AFTER_S))
+    assert f"expires at {expires}" in message
+
+
+def test_the_skip_names_the_run_the_holder_and_the_expiry(tmp_path):
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text("defaults: {model: minilm}\nmatrix: {seed: [1, 2]}\n")
+    grid = load_grid(grid_file, runs_dir=tmp_path)
+    held = grid.runs[0].run_id
+    path = claims.claim_path(tmp_path, held)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": "node-17", "pid": 4, "started": time.time(),
+                                "token": "abc"}))
+    summary, todo = _sort_runs(grid, tmp_path, force=False)
+    assert [r.run_id for r in todo] == [grid.runs[1].run_id]
+    (line,) = busy_lines(summary)
+    assert held in line and "pid 4 on node-17" in line and "expires at" in line
+
+
+def test_a_zombie_writer_is_gone_everywhere(tmp_path):
+    """One liveness rule (helpers.run.liveness): store's .tmp sweep took a killed, unreaped
+    process (a zombie) for a live writer, while claims did not."""
+    zombie = subprocess.Popen(["sleep", "60"])
+    zombie.kill()
+    deadline = time.time() + 5
+    while liveness.process_start(zombie.pid) is not None and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        assert not liveness.pid_alive(zombie.pid)
+        debris = tmp_path / runs.TMP_DIR / f"r.{zombie.pid}.0"
+        debris.mkdir(parents=True)
+        assert debris in runs.clean_stale(tmp_path)
+    finally:
+        zombie.wait()

@@ -134,6 +134,23 @@ CORRUPTIONS = [  # (what is done to a complete run "r", the file the message nam
                                                    "metrics.json says 0.41"),
     (lambda f: (f / "history.csv").write_text("step,epoch,split,metric,value\n2,1,train,loss,1\n"),
      "history.csv has no validation accuracy at epoch 1"),
+    # issue 31: sizes, counts and losses that cannot be true
+    (lambda f: runs.write_json(f / "memory.json", {"peak_rss_bytes": -5e18}),
+     "memory.json: peak_rss_bytes is -5e+18, expected a finite number >= 0"),
+    (lambda f: runs.write_json(f / "memory.json", {"peak_cuda_allocated_bytes": float("inf")}),
+     "peak_cuda_allocated_bytes is inf"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f),
+                                                    "final_train_loss": float("nan")}),
+     "metrics.json: final_train_loss is nan"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "wall_time_s": -1}),
+     "wall_time_s is -1"),
+    (lambda f: runs.write_json(f / "memory.json", {"parameters": {"total": float("nan"),
+                                                                  "trainable": 1}}),
+     "memory.json: parameters.total is nan, expected an integer >= 0"),
+    (lambda f: runs.write_json(f / "metrics.json", {**_metrics(f), "parameters": {
+        "total": -10, "trainable": 1}}), "metrics.json: parameters.total is -10"),
+    (lambda f: runs.write_json(f / "memory.json", {"parameters": {"total": 5, "trainable": 9}}),
+     "parameters.trainable (9) is more than parameters.total (5)"),
 ]
 
 

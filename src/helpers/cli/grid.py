@@ -10,6 +10,7 @@ from pathlib import Path
 from helpers.grid import mps, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
 from helpers.grid.spec import GridError, load_grid, parse_overrides
+from helpers.grid.watchdog import STALL_S
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
 from helpers.run import legacy
 from helpers.settings import (
@@ -45,6 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CUDA MPS, so that the runs sharing a GPU run their kernels side by "
                         "side (auto: a private daemon when several runs share a GPU and "
                         f"{mps.CONTROL} is installed; see helpers.grid.mps)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="end a run's kernel after this long and record the run failed "
+                        "(default: no limit)")
+    p.add_argument("--stall-after", type=float, default=STALL_S, metavar="SECONDS",
+                   help="end a run's kernel that used no CPU for this long (stopped, hung) "
+                        f"and record the run failed (default {STALL_S:g})")
     p.add_argument("--format", choices=status.FORMATS, default="table",
                    help="plan/status output: a table, or CSV / JSON (one record per run: run "
                         "id, state, the fields that vary, test and validation scores, best "
@@ -101,7 +108,7 @@ def cli(args: argparse.Namespace) -> int:
             force=args.force, rerun_stale=args.rerun_stale, executor=args.executor,
             notebook=_existing(args.notebook, "Notebook"),
             kernel_name=args.kernel, slurm=slurm, progress=not args.no_progress,
-            mps_mode=args.mps))
+            mps_mode=args.mps, time_limit_s=args.time_limit, stall_s=args.stall_after))
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,11 +4,15 @@ runs folder (two terminals, a Slurm array beside a local batch, two ``make repor
 A claim is the file ``runs/.claims/<run_id>.lock``, created atomically (a hard link of a
 written file, else ``O_CREAT | O_EXCL``; both also on NFS): whoever creates it runs the
 config, everyone else skips it. It names its holder (host, pid, the pid's start time, when,
-a random token); while the run goes on, a thread touches it every :data:`HEARTBEAT_S`
-seconds, and it is removed when the run ends. A claim is stale, and taken over, when its
-holder is gone: on the same host when the pid is dead (or now belongs to another process),
-from another host when the heartbeat is older than :data:`STALE_AFTER_S`. Taking over goes
-through a second ``O_EXCL`` file, so two runners that both find a stale claim don't both win.
+a random token); while the run goes on, a thread writes the time into its heartbeat file
+(``.<run_id>.lock.<token>.beat``, the holder's own, so a late beat never overwrites another
+holder's claim) every :data:`HEARTBEAT_S` seconds, and both are removed when the run ends.
+A claim is stale, and taken over, when its holder is gone (:mod:`helpers.run.liveness`, by
+content, never by a file's mtime): on the same host when the pid is dead, a zombie or now
+another process; from another host when its last heartbeat is older than
+:data:`STALE_AFTER_S` or dated in the future; and an empty or unparseable claim has no holder.
+Taking over goes through a second ``O_EXCL`` file, so two runners that both find a stale
+claim don't both win.
 
 Hand-written rather than ``filelock``: a claim must say who holds it (``grid status``, the
 skipped-run message) and must be judged stale from another host, which a ``flock`` cannot.
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+from helpers.run import liveness
 
 CLAIMS_DIR = ".claims"
 HEARTBEAT_S = 30.0
@@ -48,18 +52,6 @@ def claim_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
     return Path(runs_dir) / CLAIMS_DIR / f"{run_id}.lock"
 
 
-def _process_start(pid: int) -> float | None:
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped
-            return None
-        return process.create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:
-        return -1.0  # alive, start time unknown
-
-
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
@@ -71,18 +63,25 @@ def _read(path: Path) -> dict[str, Any] | None:
 read_claim = _read  # what a claim file says (None: gone or unreadable)
 
 
+def _beat_path(path: Path, token: Any) -> Path:
+    return path.with_name(f".{path.name}.{token}.beat")
+
+
+def last_beat(info: dict[str, Any], path: Path) -> float | None:
+    """The holder's last heartbeat (epoch seconds): its beat file's time, else its start."""
+    beat = _read(_beat_path(path, info.get("token")))
+    times = [t for t in ((beat or {}).get("time"), info.get("started"))
+             if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    return max(times) if times else None
+
+
 def _live(info: dict[str, Any] | None, path: Path, stale_after: float) -> bool:
     """Whether the claim at ``path`` (content ``info``) still has a holder."""
-    if info and info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        started = _process_start(info["pid"])
-        if started is None:
-            return False
-        recorded = info.get("pid_started")
-        return started < 0 or recorded is None or abs(started - recorded) < 1.0
-    try:  # another host, or a claim being written right now: go by its heartbeat
-        return time.time() - path.stat().st_mtime < stale_after
-    except FileNotFoundError:
-        return False
+    if not info or not isinstance(info.get("token"), str):
+        return False  # empty, unparseable or hand-made: nobody holds it
+    if info.get("host") == socket.gethostname():
+        return liveness.pid_alive(info.get("pid"), info.get("pid_started"))
+    return liveness.heartbeat_fresh(last_beat(info, path), stale_after)
 
 
 def holder(runs_dir: str | os.PathLike, run_id: str,
@@ -92,15 +91,33 @@ def holder(runs_dir: str | os.PathLike, run_id: str,
     if not path.exists():
         return None
     info = _read(path)
-    return (info or {}) if _live(info, path, stale_after) else None
+    return info if info is not None and _live(info, path, stale_after) else None
 
 
-def describe(info: dict[str, Any] | None) -> str:
-    """``pid 123 on host-a since 12:03:04`` for messages."""
+def held_by(runs_dir: str | os.PathLike, run_id: str) -> str | None:
+    """``claimed by pid 12 on host-a since ... (expires ...)`` when ``run_id`` is held now."""
+    who = holder(runs_dir, run_id)
+    return f"claimed by {describe(who, claim_path(runs_dir, run_id))}" if who else None
+
+
+def describe(info: dict[str, Any] | None, path: Path | None = None,
+             stale_after: float = STALE_AFTER_S) -> str:
+    """``pid 123 on host-a since 12:03:04`` for messages, and when the claim ends without
+    its holder: while the pid lives (this host), or the time it expires without a heartbeat
+    (another host; ``path`` is the claim's, to read its heartbeat)."""
     if not info:
         return "another runner"
-    since = time.strftime("%H:%M:%S", time.localtime(info.get("started", 0)))
-    return f"pid {info.get('pid')} on {info.get('host')} since {since}"
+    clock = lambda t: time.strftime("%H:%M:%S", time.localtime(t))  # noqa: E731
+    started = info.get("started")
+    text = (f"pid {info.get('pid')} on {info.get('host')}"
+            + (f" since {clock(started)}" if isinstance(started, (int, float)) else ""))
+    if info.get("host") == socket.gethostname():
+        return f"{text} (held while that process lives)"
+    beat = last_beat(info, path) if path is not None else None
+    if beat is None:
+        return text
+    return (f"{text} (last heartbeat {clock(beat)}; expires at {clock(beat + stale_after)} "
+            f"without another)")
 
 
 @dataclass
@@ -121,8 +138,15 @@ class Claim:
         while not self._stop.wait(self.heartbeat_s):
             if not self.held():
                 return  # taken over (we were judged gone): never touch another's claim
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
+            self.beat()
+
+    def beat(self) -> None:
+        """Write the time into this holder's own heartbeat file (atomically)."""
+        with contextlib.suppress(OSError):
+            beat = _beat_path(self.path, self.info["token"])
+            tmp = beat.with_name(f"{beat.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"time": time.time()}), encoding="utf-8")
+            os.replace(tmp, beat)
 
     def held(self) -> bool:
         current = _read(self.path)
@@ -134,6 +158,7 @@ class Claim:
             self._thread.join(timeout=5)
         if self.held():
             self.path.unlink(missing_ok=True)
+        _beat_path(self.path, self.info["token"]).unlink(missing_ok=True)
 
     def __enter__(self) -> Claim:
         return self
@@ -148,7 +173,7 @@ def try_claim(runs_dir: str | os.PathLike, run_id: str, *, heartbeat_s: float = 
     path = claim_path(runs_dir, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
-            "pid_started": _process_start(os.getpid()), "started": time.time(),
+            "pid_started": liveness.process_start(os.getpid()), "started": time.time(),
             "token": secrets.token_hex(8)}
     for _ in range(3):  # a takeover can race another; a few tries settle it
         if _create(path, info):
@@ -166,7 +191,8 @@ def _create(path: Path, info: dict[str, Any]) -> bool:
 
     Written to a private file, then hard-linked into place: a reader never sees a claim
     without its holder (``link`` fails when the name exists, like ``O_EXCL``). Where the
-    filesystem has no hard links, ``O_EXCL`` and then the write.
+    filesystem has no hard links, ``O_EXCL`` and then the write (there, for that instant, the
+    claim is empty, which another runner would take as stale).
     """
     tmp = path.with_name(f".{path.name}.{info['token']}")
     tmp.write_text(json.dumps(info), encoding="utf-8")
@@ -204,6 +230,8 @@ def _take_over(path: Path, seen: dict[str, Any] | None, stale_after: float) -> b
         current = _read(path)
         if current == seen and not _live(current, path, stale_after):
             path.unlink(missing_ok=True)
+            if isinstance(seen, dict) and isinstance(seen.get("token"), str):
+                _beat_path(path, seen["token"]).unlink(missing_ok=True)
         return True
     finally:
         breaker.unlink(missing_ok=True)

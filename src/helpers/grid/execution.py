@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -25,17 +26,20 @@ from helpers.settings import kernel_options
 
 from . import claims, mps, stopping
 from .spec import GridRun
+from .watchdog import STALL_S, Watchdog
 
 
 def make_task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
-          threads: int, force: bool = False, since: float | None = None) -> dict[str, Any]:
+          threads: int, force: bool = False, since: float | None = None,
+          time_limit_s: float | None = None, stall_s: float | None = STALL_S
+          ) -> dict[str, Any]:
     params = r.params()
     params["runs_dir"] = str(runs_dir)
     if params.get("torch_threads") is None:  # not part of the run id: speed only
         params["torch_threads"] = threads
     return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
             "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
-            "force": force, "since": since}
+            "force": force, "since": since, "time_limit_s": time_limit_s, "stall_s": stall_s}
 
 
 def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
     claim = claims.try_claim(runs_dir, run_id)
     if claim is None:
-        return _skipped(run_id, f"claimed by {claims.describe(claims.holder(runs_dir, run_id))}",
+        return _skipped(run_id, claims.held_by(runs_dir, run_id) or "claimed by another runner",
                         busy=True)
     # a SIGTERM (the runner stopping, scancel) ends the kernel, then releases the claim
     with claim, stopping.runs_end_with_signals():
@@ -163,12 +167,14 @@ def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any]
     import papermill
     from papermill.exceptions import PapermillExecutionError, strip_color
 
+    watchdog = Watchdog(task.get("time_limit_s"), task.get("stall_s", STALL_S))
     try:
-        with _output_to(fh):
+        with _output_to(fh), watchdog, _env(store.FAILURE_OWNER_ENV, "helpers.grid.execution"):
             papermill.execute_notebook(
                 task["notebook"], str(out_nb), parameters=task["params"],
                 kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
                 log_output=False, stdout_file=fh, stderr_file=fh,
+                kernel_manager_class=watchdog.kernel_manager_class(),
                 **kernel_options(shutdown="immediate"),
             )
     except PapermillExecutionError as e:
@@ -176,9 +182,25 @@ def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any]
                 "exec_count": e.exec_count, "cell_source": e.source,
                 "traceback": [strip_color(line) for line in e.traceback]}
     except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
-        return {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
+        info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
                 "traceback": traceback.format_exc().splitlines()}
+        why = watchdog.explain()  # killed: by which signal, out of memory, stalled, too long
+        return {**info, **why, "detail": f"{type(e).__name__}: {e}"} if why else info
     return None
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in the environment the kernel starts with, for this attempt only."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def _disk_full_text(info: dict[str, Any]) -> bool:
@@ -257,15 +279,14 @@ def _output_to(fh: TextIO) -> Iterator[None]:
 
 def record_failure(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
             start: float, seconds: float) -> None:
-    """Write .failed/<run_id>.json, keeping what helpers.run.training recorded in this attempt."""
-    path = store.failure_path(runs_dir, run_id)
-    previous = {}
-    if path.is_file() and path.stat().st_mtime >= start:
-        previous = {"training": store.read_json(path)}
+    """Write .failed/<run_id>.json: the one record of this attempt (the kernel wrote none, see
+    store.FAILURE_OWNER_ENV), with the cell, the log, the host and why the kernel died."""
+    step = re.search(r"at step (\d+): training diverged", str(info.get("evalue", "")))
     store.record_failure(runs_dir, run_id, {
-        **previous, **info, "log": str(log), "notebook": str(out_nb),
+        **info, "log": str(log), "notebook": str(out_nb),
+        **({"diverged_at_step": int(step.group(1))} if step else {}),
         "note": "cell_index counts the cells of the executed notebook (with papermill's "
                 "injected-parameters cell)",
         "host": socket.gethostname(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1), "source": "helpers.grid.execution",
     })

@@ -69,6 +69,8 @@ def _worker(env: dict[str, str], tasks: Any, results: Any) -> None:
 def _collect(result: dict[str, Any], summary: RunSummary, bar: GridProgress) -> None:
     if result.get("skipped"):
         (summary.busy if result.get("busy") else summary.skipped).append(result["run_id"])
+        if result.get("busy"):
+            summary.busy_why[result["run_id"]] = str(result["skipped"])
     else:
         (summary.completed if result["ok"] else summary.failed).append(result["run_id"])
     if not result["ok"]:

@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from helpers.run import provenance, store
+from helpers.run import store
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 from . import claims, mps, space, stopping
@@ -41,8 +41,9 @@ from .pool import run_tasks
 from .slurm import job_cpus
 from .spec import Grid, GridError, GridRun
 from .status import run_state, staging_alive, stale_files
-from .summary import RunSummary, format_summary
+from .summary import RunSummary, busy_lines, format_summary
 from .tracker import GridProgress
+from .watchdog import STALL_S
 from .workers import check_devices, default_runs_per_device
 
 NOTEBOOK = TRAIN_NOTEBOOK
@@ -75,6 +76,11 @@ class RunOptions:
     progress: bool = True
     #: CUDA MPS for runs sharing a GPU: "auto", "on" or "off" (helpers.grid.mps)
     mps_mode: str = "auto"
+    #: seconds a run may take before its kernel is ended and the run recorded failed (None: no
+    #: limit)
+    time_limit_s: float | None = None
+    #: seconds without any CPU use by a run's kernel (stopped, hung) before it is ended
+    stall_s: float | None = STALL_S
 
 
 def run_grid(grid: Grid, options: RunOptions | None = None, *, out: TextIO | None = None,
@@ -111,14 +117,17 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
     if problem:
         raise GridError(problem)
-    _check_data(todo, runs_dir)
+    _check_data(todo)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
     tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads,
-                       opts.force or r.run_id in rerun, started) for r in todo]
+                       opts.force or r.run_id in rerun, started, opts.time_limit_s, opts.stall_s)
+             for r in todo]
     if opts.executor == "local" and 1 < workers < len(tasks):
         tasks = longest_first(tasks)
     print(_banner(grid, summary, tasks, opts.executor, workers, devices), file=out)
+    for line in busy_lines(summary):
+        print(line, file=out)
     if tasks:
         try:
             with mps.for_grid(mps_plan, devices,
@@ -185,6 +194,8 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
                 continue
         if state == "running":
             summary.busy.append(r.run_id)
+            summary.busy_why[r.run_id] = (claims.held_by(runs_dir, r.run_id)
+                                          or "being written by a live process")
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded
@@ -216,10 +227,9 @@ def _banner(grid: Grid, summary: RunSummary, tasks: list[dict[str, Any]], execut
                   if devices and executor == "local" else "") + ")" if tasks else ""))
 
 
-def _check_data(todo: list[GridRun], runs_dir: Path) -> None:
+def _check_data(todo: list[GridRun]) -> None:
     """Read each dataset the pending runs use, once, before any starts (a second or two): a
-    missing or malformed file is one error naming it, not a failure in every run. Its files'
-    digests go to the runs folder's cache, so no run hashes them again (provenance)."""
+    missing or malformed file is one error naming it, not a failure in every run."""
     if not todo:
         return
     # deferred: helpers.run.data imports datasets (seconds); a grid with nothing pending skips it
@@ -234,7 +244,6 @@ def _check_data(todo: list[GridRun], runs_dir: Path) -> None:
     for (name, data_dir), ids in users.items():
         try:
             read_rows(name, data_dir)
-            provenance.digests(*provenance.data_files(name, data_dir), runs_dir / store.CACHE_DIR)
         except DataError as e:
             raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
                             f"none was started. Fix the data, or leave them out with "

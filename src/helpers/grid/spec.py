@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ from helpers.run.config import METHODS, ConfigError, TrainConfig, check_type, fi
 from helpers.run.errors import did_you_mean
 from helpers.settings import PARAMS_DIR, PROJECT_ROOT, project_path
 
+from . import yamlread
+
 TOP_LEVEL_KEYS = ("description", "defaults", "methods", "matrix", "exclude")
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
@@ -49,51 +50,21 @@ class GridError(ConfigError):
 
 
 # ---------------------------------------------------------------------------------- YAML
-class DuplicateKeyError(yaml.YAMLError):
-    """A mapping names one key twice; PyYAML would keep the last value without a word."""
+def check_numbers(where: str, value: Any) -> None:
+    """A GridError naming the first number YAML 1.1 and 1.2 read differently in ``value``."""
+    problem = yamlread.ambiguous(value)
+    if problem:
+        raise GridError(f"{where}: {problem}")
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``2e-5`` as a float and refuses duplicate keys.
-
-    PyYAML follows YAML 1.1, where a float needs a dot (``2.0e-5``); ``2e-5`` would silently
-    become the string "2e-5". Learning rates are written that way, so accept the YAML 1.2 form.
-    A key given twice in one mapping (two ``matrix:`` blocks) would silently keep the last.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` may repeat keys
-                continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, typing.Hashable) and key in seen:
-                raise DuplicateKeyError(
-                    f"duplicate key '{key}' at lines {seen[key]} and {line}: YAML would keep "
-                    f"only the second. Merge the two (several matrix blocks are a list under "
-                    f"one 'matrix:'), or remove one.")
-            seen.setdefault(key, line)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
-def parse_value(text: str) -> Any:
+def parse_value(text: str, key: str = "") -> Any:
     """A command-line value (``--set lr=1e-3``, ``--filter seed=1``) read as YAML."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        value = yamlread.load(text)
     except yaml.YAMLError as e:
         raise GridError(f"{text!r} is not a value YAML can read: {e}") from None
+    check_numbers(f"--set {key}={text}" if key else f"value {text}", value)
+    return value
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -103,7 +74,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if "=" not in item:
             raise GridError(f"--set {item!r}: expected key=value, e.g. model=minilm.")
         k, v = item.split("=", 1)
-        overrides[k.strip()] = parse_value(v.strip())
+        overrides[k.strip()] = parse_value(v.strip(), k.strip())
     return overrides
 
 
@@ -207,12 +178,13 @@ def _read(path: Path) -> dict[str, Any]:
         raise GridError(f"Grid file {path} does not exist."
                         + (f" Grids here: {', '.join(known)}." if known else ""))
     try:
-        doc = yaml.load(project_path(path).read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
-    except DuplicateKeyError as e:
+        doc = yamlread.load(project_path(path).read_text())
+    except yamlread.DuplicateKeyError as e:
         raise GridError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise GridError(f"{path}: not valid YAML: {e}") from None
     where = str(path)
+    check_numbers(where, doc)
     if not isinstance(doc, dict):
         raise GridError(f"{where}: expected a mapping with keys {list(TOP_LEVEL_KEYS)}, "
                         f"got {type(doc).__name__}.")

@@ -20,7 +20,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from helpers.run import provenance, store
+from helpers.run import liveness, provenance, store
 
 from . import claims
 from .spec import FIELD_NAMES, Grid, GridRun
@@ -50,7 +50,7 @@ def staging_alive(runs_dir: str | os.PathLike, run_id: str) -> bool:
     if tmp.is_dir():
         for d in tmp.glob(f"{glob_escape(run_id)}.*"):
             pid = d.name[len(run_id) + 1:].split(".")[0]
-            if pid.isdigit() and store._alive(int(pid)):
+            if pid.isdigit() and liveness.pid_alive(int(pid)):
                 return True
     return False
 
@@ -61,7 +61,7 @@ def stale_files(runs_dir: str | os.PathLike, run: GridRun) -> list[str]:
     rec = provenance.read(store.run_path(runs_dir, run.run_id))
     if rec is None:
         return []
-    return provenance.changed_files(rec, run.config.data_dir, Path(runs_dir) / store.CACHE_DIR)
+    return provenance.changed_files(rec, run.config.data_dir)
 
 
 def unknown_provenance(grid: Grid) -> list[str]:
@@ -141,8 +141,7 @@ def status_rows(grid: Grid) -> list[dict[str, Any]]:
             folder = store.run_path(grid.runs_dir, row["run_id"])
             row["error"] = f"{folder}: {store.check_records(folder)} (grid run reruns it)"
         elif row["state"] == "running":
-            who = claims.holder(grid.runs_dir, row["run_id"])
-            row["error"] = f"claimed by {claims.describe(who)}" if who else "being written"
+            row["error"] = claims.held_by(grid.runs_dir, row["run_id"]) or "being written"
         rows.append(row)
     return rows
 

@@ -18,6 +18,7 @@ class RunSummary:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # complete before (or by another runner)
     busy: list[str] = field(default_factory=list)  # claimed by another runner: not run here
+    busy_why: dict[str, str] = field(default_factory=dict)  # run id -> who holds it, until when
     corrupt: list[str] = field(default_factory=list)  # records did not validate: set aside
     stale: list[str] = field(default_factory=list)  # complete, but their data changed since
     not_run: list[str] = field(default_factory=list)  # left pending (interrupt, dead workers)
@@ -45,6 +46,7 @@ def format_summary(summary: RunSummary, grid: Grid) -> str:
                 if summary.busy else "")
              + (f", {len(summary.not_run)} not run" if summary.not_run else "")
              + f" ({summary.seconds:.0f}s)"]
+    lines += busy_lines(summary)
     for run_id in summary.failed:
         f = store.read_failure(grid.runs_dir, run_id)
         if f is None or run_id in summary.disk_full:  # the result says it best
@@ -62,6 +64,15 @@ def format_summary(summary: RunSummary, grid: Grid) -> str:
     elif summary.failed or summary.not_run:
         lines.append("run the same command again to retry the runs that did not complete.")
     return "\n".join(lines)
+
+
+def busy_lines(summary: RunSummary, limit: int = 10) -> list[str]:
+    """One line per run another runner holds: the run, the holder, when the claim expires."""
+    lines = [f"  CLAIMED {run_id}: {summary.busy_why.get(run_id, 'claimed by another runner')}"
+             for run_id in summary.busy[:limit]]
+    if len(summary.busy) > limit:
+        lines.append(f"  ... and {len(summary.busy) - limit} more (grid status names them)")
+    return lines
 
 
 def stopped_line(summary: RunSummary) -> str:

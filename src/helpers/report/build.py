@@ -32,8 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psutil
-
+from helpers.run import liveness
 from helpers.settings import (
     ANALYSIS_NOTEBOOK,
     KERNEL_NAME,
@@ -204,5 +203,5 @@ def _remove_debris(final: Path) -> None:
     """Stages and old builds that a killed build left beside ``final``."""
     for d in final.parent.glob(f".{final.name}.*-*"):
         kind, _, pid = d.name[len(final.name) + 2:].rpartition("-")
-        if kind in ("building", "old") and pid.isdigit() and not psutil.pid_exists(int(pid)):
+        if kind in ("building", "old") and pid.isdigit() and not liveness.pid_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)

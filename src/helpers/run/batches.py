@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +53,10 @@ def _data_fingerprint(dd: DatasetDict) -> str:
 def _tokenizer_fingerprint(tok: PreTrainedTokenizerBase) -> str:
     """Identity of a tokenizer by content (vocab, normalizer, specials), not by its path."""
     h = hashlib.sha1(type(tok).__name__.encode())
-    if getattr(tok, "is_fast", False):
-        h.update(tok.backend_tokenizer.to_str().encode())
+    if getattr(tok, "is_fast", False):  # less the truncation and padding a call last set
+        state = {k: v for k, v in json.loads(tok.backend_tokenizer.to_str()).items()
+                 if k not in ("truncation", "padding")}
+        h.update(json.dumps(state, sort_keys=True).encode())
     else:
         h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
     h.update(repr(sorted(tok.special_tokens_map.items())).encode())
@@ -82,6 +85,40 @@ def tokenize_function(tok: PreTrainedTokenizerBase, max_length: int):
     return encode
 
 
+#: Written into each token cache entry: the sha256 of every other file in it. Arrow files carry
+#: no checksum, so a flipped byte would otherwise be trained on without a word.
+CACHE_DIGEST = "nlpdl-digest.json"
+
+
+class TokenCacheWarning(UserWarning):
+    """A token cache entry did not match its digest: it is rebuilt, never used."""
+
+
+def _entry_digest(folder: Path) -> dict[str, str]:
+    """``{path relative to folder: sha256}`` of every file in a cache entry but the digest."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CACHE_DIGEST):
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        out[path.relative_to(folder).as_posix()] = h.hexdigest()
+    return out
+
+
+def _entry_problem(folder: Path) -> str | None:
+    """What is wrong with the cache entry ``folder`` (its files against its digest), or None."""
+    try:
+        recorded = json.loads((folder / CACHE_DIGEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"it has no readable {CACHE_DIGEST}"
+    now = _entry_digest(folder)
+    if not isinstance(recorded, dict) or set(recorded) != set(now):
+        return f"its files are not the ones its {CACHE_DIGEST} lists"
+    changed = [name for name in now if now[name] != recorded[name]]
+    return f"{', '.join(changed)} changed since it was written" if changed else None
+
+
 def tokenize(dd: DatasetDict, tok: PreTrainedTokenizerBase, max_length: int,
              cache_root: Path | None = None, key_parts: tuple = ()) -> DatasetDict:
     """Tokenize all splits; with ``cache_root``, reuse an on-disk copy keyed by content."""
@@ -95,10 +132,15 @@ def tokenize(dd: DatasetDict, tok: PreTrainedTokenizerBase, max_length: int,
         default=str).encode()).hexdigest()[:16]
     target = cache_root / key if cache_root is not None else None
     if target is not None and target.is_dir():
-        try:
-            return load_from_disk(str(target))
-        except Exception:  # a corrupt cache entry is rebuilt, never trusted
-            shutil.rmtree(target, ignore_errors=True)
+        problem = _entry_problem(target)
+        if problem is None:
+            try:
+                return load_from_disk(str(target))
+            except Exception as e:  # a corrupt cache entry is rebuilt, never trusted
+                problem = f"it does not load ({type(e).__name__}: {e})"
+        warnings.warn(f"token cache {target} is damaged ({problem}): rebuilt, not used.",
+                      TokenCacheWarning, stacklevel=2)
+        shutil.rmtree(target, ignore_errors=True)
     with quiet_progress():
         out = dd.map(tokenize_function(tok, max_length), batched=True,
                      remove_columns=dd["train"].column_names)
@@ -108,6 +150,8 @@ def tokenize(dd: DatasetDict, tok: PreTrainedTokenizerBase, max_length: int,
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             out.save_to_disk(str(tmp))
+            (tmp / CACHE_DIGEST).write_text(json.dumps(_entry_digest(tmp), indent=1),
+                                            encoding="utf-8")
         except BaseException as e:  # a partial entry is never left (nor read)
             shutil.rmtree(tmp, ignore_errors=True)
             if not disk.is_disk_full(e):

@@ -7,11 +7,10 @@ folder its tokenizer and weights came from, recorded in its ``env.json``::
 Names are relative to their folder, so a data folder that moves with the same content still
 matches. The run id does not change (these are new keys in env.json, not TrainConfig fields).
 
-A digest is computed once per file, not once per run: it is kept per process and on disk in
-``<runs_dir>/.cache/digests/`` under the file's path, size and modification time, so the
-grid's data check (before any run starts) and each kernel's first run fill the cache and the
-other runs of the grid read it (the packaged MiniLM's 91 MB take about 0.06 s to hash once).
-A file rewritten with the same size and modification time is not noticed.
+Every digest is of the bytes as they are when it is taken: nothing is cached by path, size or
+modification time, so a file edited to the same size with its time restored (``touch -r``) is
+recorded, and shown ``stale``, like any other edit. Hashing is cheap next to a run: the
+packaged MiniLM's 91 MB take about 0.1 s, the largest data folder (1.8 MB) a few ms.
 
 :func:`changed_files` compares a run's record with the files as they are now (``grid plan``
 shows such a run as ``stale``); runs written before provenance was recorded have none
@@ -21,7 +20,6 @@ shows such a run as ``stale``); runs written before provenance was recorded have
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,53 +29,13 @@ from . import store
 
 #: env.json's key for the record.
 KEY = "provenance"
-#: Under ``<runs_dir>/.cache/``: one small JSON file per hashed file.
-CACHE = "digests"
-
-_memo: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
-    """The sha256 of ``path``'s content (hex), from the caches when its path, size and
-    modification time are those it was hashed with."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key in _memo:
-        return _memo[key]
-    entry = Path(cache_dir) / CACHE / f"{hashlib.sha1(key[0].encode()).hexdigest()}.json" \
-        if cache_dir is not None else None
-    cached = _read_entry(entry)
-    if cached and (cached.get("path"), cached.get("size"), cached.get("mtime_ns")) == key:
-        _memo[key] = cached["sha256"]
-        return _memo[key]
-    _memo[key] = _sha256(path)
-    if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            store.write_json(entry, {"path": key[0], "size": key[1], "mtime_ns": key[2],
-                                     "sha256": _memo[key]})
-        except OSError:  # a cache that can't be written only costs the next run a rehash
-            pass
-    return _memo[key]
-
-
-def _sha256(path: Path) -> str:
+def file_digest(path: str | os.PathLike) -> str:
+    """The sha256 of ``path``'s content now (hex)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _read_entry(entry: Path | None) -> dict[str, Any] | None:
-    if entry is None or not entry.is_file():
-        return None
-    try:
-        doc = json.loads(entry.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("sha256"), str) else None
 
 
 def data_files(dataset: str | Sequence[str], data_dir: str | os.PathLike | None
@@ -94,10 +52,9 @@ def data_files(dataset: str | Sequence[str], data_dir: str | os.PathLike | None
     return root, list(dict.fromkeys(files))
 
 
-def digests(root: Path, files: Sequence[Path], cache_dir: str | os.PathLike | None
-            ) -> dict[str, str]:
+def digests(root: Path, files: Sequence[Path]) -> dict[str, str]:
     """``{name relative to root: sha256}`` of ``files``."""
-    return {p.relative_to(root).as_posix(): file_digest(p, cache_dir) for p in files}
+    return {p.relative_to(root).as_posix(): file_digest(p) for p in files}
 
 
 def model_folder(model: str) -> Path | None:
@@ -114,15 +71,15 @@ def model_folder(model: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
-def record(dataset: str | Sequence[str], data_dir: str | os.PathLike | None, model: str,
-           cache_dir: str | os.PathLike | None) -> dict[str, Any]:
+def record(dataset: str | Sequence[str], data_dir: str | os.PathLike | None, model: str
+           ) -> dict[str, Any]:
     """What a run records: the data folder and files, the model folder and files."""
     root, files = data_files(dataset, data_dir)
     folder = model_folder(model)
     model_files = sorted(p for p in folder.iterdir() if p.is_file()) if folder else []
-    return {"data_dir": str(root), "data_files": digests(root, files, cache_dir),
+    return {"data_dir": str(root), "data_files": digests(root, files),
             "model_dir": str(folder) if folder else None,
-            "model_files": digests(folder, model_files, cache_dir) if folder else {}}
+            "model_files": digests(folder, model_files) if folder else {}}
 
 
 def recorded(env: dict[str, Any]) -> dict[str, Any] | None:
@@ -139,8 +96,7 @@ def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
-def changed_files(rec: dict[str, Any], data_dir: str | os.PathLike | None,
-                  cache_dir: str | os.PathLike | None) -> list[str]:
+def changed_files(rec: dict[str, Any], data_dir: str | os.PathLike | None) -> list[str]:
     """The recorded data files whose content differs now in the data folder that
     ``data_dir`` resolves to (a file not there now can't be compared: not listed)."""
     from . import data  # deferred: datasets' import takes a second (validation pays it anyway)
@@ -149,7 +105,7 @@ def changed_files(rec: dict[str, Any], data_dir: str | os.PathLike | None,
     changed = []
     for name, digest in rec["data_files"].items():
         path = root / name
-        if path.is_file() and file_digest(path, cache_dir) != digest:
+        if path.is_file() and file_digest(path) != digest:
             changed.append(name)
     return changed
 

@@ -37,12 +37,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import disk
+from . import disk, liveness
+from .failures import (  # noqa: F401 - the failure records are part of the store's layout
+    CAUSES,
+    FAILED_DIR,
+    FAILURE_OWNER_ENV,
+    FailureRecord,
+    clear_failure,
+    failure_path,
+    read_failure,
+    record_failure,
+)
 
 REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json")
 HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
 TMP_DIR = ".tmp"
-FAILED_DIR = ".failed"
 LOGS_DIR = ".logs"
 CORRUPT_DIR = ".corrupt"
 CACHE_DIR = ".cache"
@@ -91,7 +100,8 @@ def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | N
     for name in ("config.json", "metrics.json"):
         if docs[name].get("run_id") != run_id:
             return f"{name}: run_id is {docs[name].get('run_id')!r}, expected {run_id!r}"
-    problem = _check_metrics(docs["metrics.json"], docs["config.json"])
+    problem = (_check_metrics(docs["metrics.json"], docs["config.json"])
+               or _check_sizes(docs["metrics.json"], docs["memory.json"]))
     if problem:
         return problem
     rows, problem = _read_history(path / "history.csv")
@@ -128,6 +138,43 @@ def _check_metrics(m: dict[str, Any], config: dict[str, Any]) -> str | None:
         return (f"metrics.json: train_loss is {m.get('train_loss')!r}, expected a finite "
                 f"number >= 0")
     return None
+
+
+#: metrics.json's numbers that are durations, rates or counts: finite and >= 0 when present.
+NONNEGATIVE_METRICS = ("final_train_loss", "wall_time_s", "train_time_s",
+                       "train_samples_per_s", "train_tokens_per_s", "num_train_samples")
+
+
+def _check_sizes(m: dict[str, Any], memory: dict[str, Any]) -> str | None:
+    """Sizes, counts and the last training loss can't be negative or non-finite: a byte count
+    of memory.json (``*_bytes``: a number >= 0, or null when not measured), the parameter
+    counts (integers, trainable <= total) in memory.json and metrics.json, and metrics.json's
+    durations, rates and counts."""
+    for key, value in memory.items():
+        if key.endswith("_bytes") and value is not None and not _size(value):
+            return f"memory.json: {key} is {value!r}, expected a finite number >= 0 (or null)"
+    for name, doc in (("memory.json", memory), ("metrics.json", m)):
+        params = doc.get("parameters")
+        if params is None:
+            continue
+        if not isinstance(params, dict):
+            return f"{name}: parameters is {params!r}, expected an object of counts"
+        for key in ("total", "trainable"):
+            value = params.get(key)
+            if value is not None and not (_size(value) and float(value).is_integer()):
+                return f"{name}: parameters.{key} is {value!r}, expected an integer >= 0"
+        if _size(params.get("total")) and _size(params.get("trainable")) \
+                and params["trainable"] > params["total"]:
+            return (f"{name}: parameters.trainable ({params['trainable']}) is more than "
+                    f"parameters.total ({params['total']})")
+    for key in NONNEGATIVE_METRICS:
+        if key in m and m[key] is not None and not _size(m[key]):
+            return f"metrics.json: {key} is {m[key]!r}, expected a finite number >= 0"
+    return None
+
+
+def _size(value: Any) -> bool:
+    return _finite_number(value) and value >= 0
 
 
 def _count(value: Any) -> bool:
@@ -254,13 +301,7 @@ def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return liveness.pid_alive(pid)  # the one rule (helpers.run.liveness): zombies are gone
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -279,26 +320,6 @@ def complete_runs(runs_dir: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_complete(p))
-
-
-def failure_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
-    return Path(runs_dir) / FAILED_DIR / f"{run_id}.json"
-
-
-def record_failure(runs_dir: str | os.PathLike, run_id: str, info: dict[str, Any]) -> Path:
-    path = failure_path(runs_dir, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"run_id": run_id, **info})
-    return path
-
-
-def read_failure(runs_dir: str | os.PathLike, run_id: str) -> dict[str, Any] | None:
-    path = failure_path(runs_dir, run_id)
-    return read_json(path) if path.is_file() else None
-
-
-def clear_failure(runs_dir: str | os.PathLike, run_id: str) -> None:
-    failure_path(runs_dir, run_id).unlink(missing_ok=True)
 
 
 def new_attempt() -> str:

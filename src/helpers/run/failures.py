@@ -1,0 +1,76 @@
+"""Failure records, ``<runs_dir>/.failed/<run_id>.json``: the last failure of a run, one
+typed record (:class:`FailureRecord`) written by one function (:func:`record_failure`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import disk
+
+FAILED_DIR = ".failed"
+
+
+def failure_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    return Path(runs_dir) / FAILED_DIR / f"{run_id}.json"
+
+
+#: Set in a kernel's environment by the grid runner, which writes that run's failure record
+#: itself (with the cell, the log and how the kernel died); helpers.run.training then writes
+#: none, so one attempt has one record, never one nested in another.
+FAILURE_OWNER_ENV = "NLPDL_FAILURE_RECORDED_BY"
+#: Why a run failed (a record's ``cause``).
+CAUSES = ("exception", "signal", "out_of_memory", "stalled", "time_limit", "disk_full")
+
+
+@dataclasses.dataclass
+class FailureRecord:
+    """The one record of a failed attempt, ``.failed/<run_id>.json``: the exception (``ename``,
+    ``evalue``, ``traceback``), its :data:`CAUSES` entry and the signal that ended the kernel
+    (if any), and where it happened (cell, log, notebook, host, seconds: ``context``)."""
+
+    ename: str
+    evalue: str = ""
+    cause: str = "exception"
+    signal: str | None = None
+    traceback: list[str] | str = dataclasses.field(default_factory=list)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> FailureRecord:
+        """From the flat fields a runner or a run collected (unknown keys go to context)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"context"}
+        ename = info.get("ename") or str(info.get("error", "Error")).split(":")[0]
+        return cls(**{k: v for k, v in info.items() if k in known and k != "ename"},
+                   ename=ename,
+                   context={k: v for k, v in info.items() if k not in known and k != "run_id"})
+
+    def to_json(self, run_id: str) -> dict[str, Any]:
+        first = str(self.evalue).splitlines()[0][:300] if self.evalue else ""
+        return {**self.context, "run_id": run_id, "ename": self.ename, "evalue": self.evalue,
+                "error": f"{self.ename}: {first}" if first else self.ename,
+                "cause": self.cause, "signal": self.signal, "traceback": self.traceback}
+
+
+def record_failure(runs_dir: str | os.PathLike, run_id: str,
+                   info: FailureRecord | dict[str, Any]) -> Path:
+    """Write the failure record of ``run_id`` (the one writer: every record goes through
+    here, as a :class:`FailureRecord`)."""
+    record = info if isinstance(info, FailureRecord) else FailureRecord.from_info(info)
+    path = failure_path(runs_dir, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    disk.write_atomic(path, json.dumps(record.to_json(run_id), indent=2, sort_keys=True,
+                                       default=str) + "\n")
+    return path
+
+
+def read_failure(runs_dir: str | os.PathLike, run_id: str) -> dict[str, Any] | None:
+    path = failure_path(runs_dir, run_id)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def clear_failure(runs_dir: str | os.PathLike, run_id: str) -> None:
+    failure_path(runs_dir, run_id).unlink(missing_ok=True)
