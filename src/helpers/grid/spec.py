@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
