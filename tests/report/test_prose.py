@@ -15,6 +15,7 @@ from scipy import stats as sps
 from helpers.report import (
     answers,
     corrections,
+    error_cost,
     facts,
     gpu_memory,
     load,
@@ -96,8 +97,9 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
     model = load.peft_model(s)
     full_ft, peft = facts.full_ft(s, base), facts.peft(s, model, base)
     banner = narrative.banner_facts(s, "params/full.yaml", build["runs_dir"])
+    cost = error_cost.cost_facts(h, s, configs, s.iloc[0:0], pd.DataFrame(), build["runs_dir"])
     answered = {"full": full_ft, "peft": peft, "mem": memory, "banner": banner,
-                "claims": answers.claims(s, h, base, model)}
+                "claims": answers.claims(s, h, base, model), "cost": cost}
     have = s[s["method"] == "full"]
     curve = (have["model"].iloc[0], have["dataset"].iloc[0]) if len(have) else (None, None)
     return {
@@ -114,6 +116,7 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
         "memory_explanation": (memory, {}),
         "memory_original": (memory, {}),
         "corrections": (corrections.corrections(s, configs, orig, base), {"mem": memory}),
+        "error_cost": (cost, {}),
         "conclusion": (None, answered),
         "models": (narrative.model_sources(s), {}),
     }
