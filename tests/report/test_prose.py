@@ -16,6 +16,7 @@ from helpers.report import (
     answers,
     corrections,
     error_cost,
+    experiment_setup,
     facts,
     gpu_memory,
     load,
@@ -117,6 +118,8 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
         "memory_original": (memory, {}),
         "corrections": (corrections.corrections(s, configs, orig, base), {"mem": memory}),
         "error_cost": (cost, {}),
+        "setup": (experiment_setup.setup_facts(s, configs, base, {"learning_rate": "2e-5"},
+                                               build["runs_dir"]), {}),
         "conclusion": (None, answered),
         "models": (narrative.model_sources(s), {}),
     }
@@ -398,3 +401,22 @@ def test_split_gaps_and_curves_are_means_of_the_runs(builds):
     assert c.seeds == 5 and c.validation == pytest.approx(
         tuple(runs.groupby("epoch")["value"].mean()))
     assert c.best_epoch == 1 + max(range(3), key=lambda i: c.validation[i])
+
+
+def test_setup_facts_by_value(builds):
+    s, configs = builds["cpu"]["summary"], builds["cpu"]["configs"]
+    f = experiment_setup.setup_facts(s, configs, fake_baselines(), {"learning_rate": "2e-5"},
+                                     builds["cpu"]["runs_dir"])
+    rest, acl, agnews = f.datasets
+    assert (rest.dataset, rest.train, rest.test, rest.validation) == ("restaurant_sup", "48",
+                                                                       "20", "20")
+    assert rest.pair and not acl.pair and (rest.classes, acl.classes, agnews.classes) == (3, 6, 4)
+    assert rest.validation_from == "the dataset's own dev.json"
+    assert agnews.validation_from.startswith("re-split from test.csv")
+    assert rest.majority == "positive" and rest.majority_share == pytest.approx(10 / 18)
+    settings = {d.setting: d for d in f.deviations}
+    assert settings["models"].ours == "MiniLM-L6"
+    assert settings["examples"].ours.startswith("at most 48 training")
+    assert "precision" not in settings  # the synthetic runs are fp32, as the original
+    assert f.runs == len(s) and f.hours == pytest.approx(10.0 * len(s) / 3600)
+    assert f.devices == ["cpu (x86_64)"] and f.packages == []
