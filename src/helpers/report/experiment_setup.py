@@ -65,7 +65,7 @@ def _validation_from(base: str) -> str:
     source = SOURCES[base]
     if source.split is None:
         return f"the dataset's own {source.files['validation']}"
-    return f"re-split from {', '.join(source.files.values())} (fixed seed)"
+    return f"re-split from {', '.join(source.files.values())} with a fixed seed"
 
 
 def datasets(summary: pd.DataFrame, baselines: dict[str, dict]) -> list[DataSetup]:
@@ -117,14 +117,14 @@ def deviations(summary: pd.DataFrame, configs: pd.DataFrame,
         out.append(Deviation("learning rates", f"{original_lr} for every method", "; ".join(lrs)))
     precision = sorted(set(map(str, summary["precision"].dropna())))
     if precision and precision != ["fp32"]:
-        out.append(Deviation("precision", "fp32 (the Trainer's default)", ", ".join(precision)))
+        out.append(Deviation("precision", "fp32, the Trainer's default", ", ".join(precision)))
     lengths = _values(configs, "max_length")
     if lengths:
         out.append(Deviation("sequence length", "not stated",
                              ", ".join(f"{int(x)} tokens" for x in lengths)))
     warmup = _values(configs, "warmup_ratio")
     if any(float(w) > 0 for w in warmup):
-        out.append(Deviation("warmup", "none (the Trainer's default)",
+        out.append(Deviation("warmup", "none, the Trainer's default",
                              ", ".join(f"{float(w):.0%} of the steps" for w in warmup)))
     return out
 
