@@ -19,6 +19,9 @@ endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GRID ?= params/cpu.yaml
+# The ablation grid run beside GRID ("What each error cost"): params/X-ablations.yaml when it
+# exists; ABLATIONS= for none. One `grid run` takes both, so they share the workers.
+ABLATIONS ?= $(wildcard $(GRID:.yaml=-ablations.yaml))
 WORKERS ?= 2
 # GPUs for the grid, e.g. DEVICES=0 or DEVICES=0,1; empty: CPU workers. RUNS_PER_DEVICE: runs
 # sharing each GPU (empty: chosen from the GPU memory and CPU cores, see helpers.grid.workers).
@@ -92,12 +95,12 @@ lint: venv
 # $(BUILD)/analysis.ipynb (+ its HTML), then `quarto render` (HTML + Typst PDF in
 # $(BUILD)/report/) when quarto is on PATH.
 report: venv
-	$(PY) -m helpers grid run $(GRID) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers grid run $(GRID) $(ABLATIONS) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
 	$(RENDER)
 
 # The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
 # for pending runs (the analysis reports what is there).
-RENDER = $(PY) -m helpers report --grid $(GRID) $(GRID_SETS)--runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+RENDER = $(PY) -m helpers report --grid $(GRID) $(if $(ABLATIONS),--ablations $(ABLATIONS) )$(GRID_SETS)--runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
 render: venv
 	$(RENDER)
 

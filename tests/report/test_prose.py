@@ -15,6 +15,8 @@ from scipy import stats as sps
 from helpers.report import (
     answers,
     corrections,
+    error_cost,
+    experiment_setup,
     facts,
     gpu_memory,
     load,
@@ -96,8 +98,9 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
     model = load.peft_model(s)
     full_ft, peft = facts.full_ft(s, base), facts.peft(s, model, base)
     banner = narrative.banner_facts(s, "params/full.yaml", build["runs_dir"])
+    cost = error_cost.cost_facts(h, s, configs, s.iloc[0:0], pd.DataFrame(), build["runs_dir"])
     answered = {"full": full_ft, "peft": peft, "mem": memory, "banner": banner,
-                "claims": answers.claims(s, h, base, model)}
+                "claims": answers.claims(s, h, base, model), "cost": cost}
     have = s[s["method"] == "full"]
     curve = (have["model"].iloc[0], have["dataset"].iloc[0]) if len(have) else (None, None)
     return {
@@ -115,6 +118,9 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
         "memory_explanation": (memory, {}),
         "memory_original": (memory, {}),
         "corrections": (corrections.corrections(s, configs, orig, base), {"mem": memory}),
+        "error_cost": (cost, {}),
+        "setup": (experiment_setup.setup_facts(s, configs, base, {"learning_rate": "2e-5"},
+                                               build["runs_dir"]), {}),
         "conclusion": (None, answered),
         "models": (narrative.model_sources(s), {}),
     }
@@ -345,7 +351,14 @@ def test_corrections_cite_the_originals_code(builds, orig):
 
 def test_published_references_beside_ours(builds):
     refs = published.load_published()
-    assert all(r.paper and r.table and r.arxiv for r in refs)
+    assert all(r.paper and r.table and r.checked for r in refs)
+    # the like-for-like restaurant rows (Zhang et al. 2022, Table 2); no post-trained BERT-PT
+    # labelled bert-base, and no unverified BERT-base 63.91 on acl_sup
+    rest = {(r.method, r.metric): r.value for r in refs if r.dataset == "restaurant_sup"}
+    assert rest == {("full", "accuracy"): 0.8240, ("full", "macro_f1"): 0.7317,
+                    ("full, BERT-SPC: sentence pair", "accuracy"): 0.8446,
+                    ("full, BERT-SPC: sentence pair", "macro_f1"): 0.7698}
+    assert not [r for r in refs if r.comparable == "upper" or r.value == 0.6391]
     s = builds["full"]["summary"]
     f = published.published(s, refs, fake_baselines())
     rows = {(b.ref.dataset, b.ref.model, b.ref.metric): b for b in f.rows}
@@ -358,6 +371,8 @@ def test_published_references_beside_ours(builds):
     assert {r.method for r in f.glue} == {"full", "adapter", "lora"}
     table = published.reference_table(f)
     assert len(table.display) == len(f.rows) and "Gururangan" in table.notes[0]
+    assert "BERT-base (BERT-SPC: sentence pair)" in set(table.display["model"])
+    assert [r.value for r in f.like_for_like] == [0.7317, 0.7698]
     cpu = published.published(builds["cpu"]["summary"], refs)
     assert not cpu.compared and set(published.reference_table(cpu).display["ours"]) == {
         "not run"}
@@ -387,3 +402,22 @@ def test_split_gaps_and_curves_are_means_of_the_runs(builds):
     assert c.seeds == 5 and c.validation == pytest.approx(
         tuple(runs.groupby("epoch")["value"].mean()))
     assert c.best_epoch == 1 + max(range(3), key=lambda i: c.validation[i])
+
+
+def test_setup_facts_by_value(builds):
+    s, configs = builds["cpu"]["summary"], builds["cpu"]["configs"]
+    f = experiment_setup.setup_facts(s, configs, fake_baselines(), {"learning_rate": "2e-5"},
+                                     builds["cpu"]["runs_dir"])
+    rest, acl, agnews = f.datasets
+    assert (rest.dataset, rest.train, rest.test, rest.validation) == ("restaurant_sup", "48",
+                                                                       "20", "20")
+    assert rest.pair and not acl.pair and (rest.classes, acl.classes, agnews.classes) == (3, 6, 4)
+    assert rest.validation_from == "the dataset's own dev.json"
+    assert agnews.validation_from.startswith("re-split from test.csv")
+    assert rest.majority == "positive" and rest.majority_share == pytest.approx(10 / 18)
+    settings = {d.setting: d for d in f.deviations}
+    assert settings["models"].ours == "MiniLM-L6"
+    assert settings["examples"].ours.startswith("at most 48 training")
+    assert "precision" not in settings  # the synthetic runs are fp32, as the original
+    assert f.runs == len(s) and f.hours == pytest.approx(10.0 * len(s) / 3600)
+    assert f.devices == ["cpu (x86_64)"] and f.packages == []

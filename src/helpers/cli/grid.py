@@ -9,7 +9,8 @@ from pathlib import Path
 
 from helpers.grid import mps, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
-from helpers.grid.spec import GridError, load_grid, parse_overrides
+from helpers.grid.spec import GridError, parse_overrides
+from helpers.grid.union import load_grids
 from helpers.grid.watchdog import STALL_S
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
 from helpers.run import legacy
@@ -29,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Plan, run or inspect a params/*.yaml grid of "
                                    "notebooks/train.ipynb runs.")
     p.add_argument("action", choices=["plan", "run", "status"])
-    p.add_argument("grid", help="grid file, e.g. params/cpu.yaml")
+    p.add_argument("grid", nargs="+", help="grid file(s), e.g. params/cpu.yaml "
+                   "params/cpu-ablations.yaml: several run as one grid, each config once")
     p.add_argument("--runs-dir", default=None, help="results folder (default: runs)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="only configs with this value (repeat; same key = any of the values)")
@@ -79,8 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cli(args: argparse.Namespace) -> int:
     try:
         overrides = parse_overrides(args.overrides)
-        grid = load_grid(_existing(args.grid, "Grid file"), overrides=overrides,
-                         runs_dir=cli_path(args.runs_dir) if args.runs_dir else None)
+        grid = load_grids([_existing(g, "Grid file") for g in args.grid], overrides=overrides,
+                          runs_dir=cli_path(args.runs_dir) if args.runs_dir else None)
         selected = grid.select(args.filter)
         if args.filter and not selected.runs:
             raise GridError(grid.no_match(args.filter, overrides))

@@ -42,8 +42,9 @@ def _report(args: argparse.Namespace) -> int:
         if grid is not None and not project_path(grid).is_file():
             raise FileNotFoundError(not_found("Grid file", args.grid))
         grid_set = check_fields("--set", parse_overrides(args.overrides))
+        ablations = _ablations(args.ablations, grid)
         return build(runs_dir, grid, cli_path(args.output_dir), args.kernel,
-                     render=not args.no_render, grid_set=grid_set)
+                     render=not args.no_render, grid_set=grid_set, ablations=ablations)
     except (AnalysisError, BuildError, FileNotFoundError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -58,12 +59,32 @@ def _report(args: argparse.Namespace) -> int:
         raise
 
 
+def _ablations(arg: str | None, grid: Path | None) -> Path | None:
+    """``--ablations``: the given file (it must exist), none for '', else the grid's
+    ``-ablations.yaml`` sibling when there is one."""
+    if arg is not None:
+        if not arg.strip():
+            return None
+        path = cli_path(arg)
+        if not project_path(path).is_file():
+            raise FileNotFoundError(not_found("Ablation grid file", arg))
+        return path
+    if grid is None:
+        return None
+    sibling = project_path(grid).with_name(f"{project_path(grid).stem}-ablations.yaml")
+    return sibling if sibling.is_file() else None
+
+
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="execute the analysis notebook and render the report",
                        description=REPORT_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", default="params/cpu.yaml",
                    help="the grid the runs come from: the report reads its runs only, and names "
                         "the other runs of the folder (default %(default)s)")
+    p.add_argument("--ablations", default=None,
+                   help="the ablation grid run beside it, for \"What each error cost\" "
+                        "(default: GRID's name with -ablations.yaml when that exists; '' for "
+                        "none)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="the --set values the grid ran with (they change its run ids; "
                         "make report passes those of GRID_ARGS)")

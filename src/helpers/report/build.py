@@ -64,16 +64,19 @@ class BuildError(RuntimeError):
 def execute_analysis(runs_dir: str | os.PathLike = "runs",
                      grid: str | os.PathLike | None = "params/cpu.yaml",
                      output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
-                     progress: bool = True, grid_set: dict | None = None) -> Path:
+                     progress: bool = True, grid_set: dict | None = None,
+                     ablations: str | os.PathLike | None = None) -> Path:
     """Execute the analysis notebook with papermill; return the executed copy's path.
-    ``grid_set``: the ``--set`` overrides the grid ran with (they change its run ids)."""
+    ``grid_set``: the ``--set`` overrides the grid ran with (they change its run ids);
+    ``ablations``: the ablation grid run beside it (None: none)."""
     import papermill  # deferred: papermill's import takes a second; --help needs none
 
     out = project_path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     executed = out / "analysis.ipynb"
     params = {"runs_dir": str(project_path(runs_dir)), "output_dir": str(out),
-              "grid": str(project_path(grid)) if grid else None, "grid_set": grid_set or {}}
+              "grid": str(project_path(grid)) if grid else None, "grid_set": grid_set or {},
+              "ablations": str(project_path(ablations)) if ablations else None}
     papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params,
                                kernel_name=kernel, cwd=str(PROJECT_ROOT),
                                progress_bar=progress, **kernel_options())
@@ -129,7 +132,8 @@ def render_report(executed: str | os.PathLike, dest: str | os.PathLike) -> list[
 
 def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None = None,
           output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
-          render: bool = True, grid_set: dict | None = None) -> int:
+          render: bool = True, grid_set: dict | None = None,
+          ablations: str | os.PathLike | None = None) -> int:
     """Steps 1-3 of the module docstring, into a folder swapped in on success; returns a
     process exit code."""
     final = project_path(output_dir)
@@ -140,7 +144,8 @@ def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None =
     shutil.rmtree(stage, ignore_errors=True)
     quarto = quarto_path() if render else None
     try:
-        executed = execute_analysis(runs_dir, grid, stage, kernel, grid_set=grid_set)
+        executed = execute_analysis(runs_dir, grid, stage, kernel, grid_set=grid_set,
+                                    ablations=ablations)
         _rename_paths(executed, stage, final)
         notebook_html(executed)
         outputs = render_report(executed, stage / "report") if quarto else []

@@ -98,7 +98,13 @@ class PublishedFacts:
     @property
     def papers(self) -> list[Reference]:
         """The papers of the table's rows, once each."""
-        return list({b.ref.arxiv: b.ref for b in reversed(self.rows)}.values())[::-1]
+        return list({b.ref.paper: b.ref for b in reversed(self.rows)}.values())[::-1]
+
+    @property
+    def like_for_like(self) -> list[Reference]:
+        """The restaurant_sup rows: plain BERT-base and BERT-SPC, one model, two encodings."""
+        return [b.ref for b in self.rows if b.ref.dataset == "restaurant_sup"
+                and b.ref.metric == "macro_f1"]
 
 
 def published(summary: pd.DataFrame, references: list[Reference] | None = None,
@@ -130,7 +136,10 @@ def reference_table(facts: PublishedFacts) -> Table:
     shown, data = [], []
     for b in facts.rows:
         r = b.ref
-        model = display_model(r.model) + (" (post-trained)" if r.comparable == "upper" else "")
+        # the method column names a variant of full fine-tuning (BERT-SPC: a sentence pair)
+        variant = r.method.split(", ", 1)[1] if ", " in r.method else ""
+        model = display_model(r.model) + (" (post-trained)" if r.comparable == "upper" else "") \
+            + (f" ({variant})" if variant else "")
         shown.append({
             "dataset": r.dataset, "model": model, "metric": LABELS.get(r.metric, r.metric),
             "published": fmt_mean_std(r.value, r.std, 2 if not math.isnan(r.std) else 1),
@@ -142,8 +151,8 @@ def reference_table(facts: PublishedFacts) -> Table:
                      "table": r.table, "arxiv": r.arxiv, "checked": r.checked,
                      "comparable": r.comparable, "ours_mean": b.ours.mean,
                      "ours_std": b.ours.std, "n": b.ours.n, "difference": b.difference})
-    notes = ["Sources: " + "; ".join(f"{r.paper} (arXiv:{r.arxiv})" for r in facts.papers)
-             + "."]
+    notes = ["Sources: " + "; ".join(r.paper + (f" (arXiv:{r.arxiv})" if r.arxiv else "")
+                                     for r in facts.papers) + "."]
     return Table(data=pd.DataFrame(data), display=pd.DataFrame(shown), group="dataset",
                  notes=notes,
                  widths={"model": 15, "metric": 10, "published": 12, "source": 27, "ours": 12,

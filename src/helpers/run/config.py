@@ -39,7 +39,7 @@ NON_IDENTITY_FIELDS = ("runs_dir", "data_dir", "torch_threads", "save_best_check
 #: Fields added after run ids were first published, each defaulting to the behaviour of the runs
 #: made before it: they enter the run id only when a config sets another value, so adding one
 #: leaves every existing run id unchanged (tests/run/test_config.py adds one to check).
-ADDED_FIELDS: tuple[str, ...] = ()
+ADDED_FIELDS: tuple[str, ...] = ("input_format", "num_labels")
 #: Seeds numpy, torch and Python's random all accept (numpy's ``Generator`` takes 32 bits).
 MAX_SEED = 2**32 - 1
 #: Fields that may name a folder as a ``pathlib.Path`` too (a Python caller's runs_dir).
@@ -82,6 +82,15 @@ class TrainConfig:
     precision: str = _field("auto", '"auto" (bf16 where the hardware has it) | "fp32" | '
                             '"bf16" | "fp16"')
     group_by_length: bool = _field(True, "batch examples of similar length (less padding)")
+    # The original's two input choices, kept to measure what they cost (the report's "What
+    # each error cost"): its dataHelper.py joined aspect and sentence into one text with a
+    # literal "<SEP>", and its train.py gave every dataset a 6-way head.
+    input_format: str = _field(
+        "pair", '"pair": aspect and sentence as a sentence pair | "sep_string": one text '
+                '"{aspect} <SEP> {sentence}", as the original did (pair datasets only)')
+    num_labels: int | None = _field(
+        None, "outputs of the classification head; None: the dataset's number of classes "
+              "(the original used 6 everywhere)")
     # A GPU pays a first-use cost per tensor shape (~0.3 s in bf16); padded to a multiple of
     # 16 a run meets at most max_length / 16 shapes. Attention masks make padding inert.
     pad_to_multiple_of: int | None = _field(
@@ -143,6 +152,7 @@ class TrainConfig:
             raise ConfigError(f"precision={self.precision!r} is not one of {list(PRECISIONS)}.")
         try:
             data.check_name(self.dataset)
+            data.check_input(self.dataset, self.input_format, self.num_labels)
         except data.DataError as e:
             raise ConfigError(f"dataset: {e}") from None
         _positive(self, "learning_rate", allow_none=True)

@@ -115,6 +115,60 @@ def read_rows(name: str, data_dir: str | os.PathLike | None = None) -> dict[str,
     return splits
 
 
+#: How a pair dataset's two texts reach the tokenizer (TrainConfig.input_format).
+INPUT_FORMATS = ("pair", "sep_string")
+#: The separator the original's train.py passed to its dataHelper.py (a plain string to the
+#: tokenizer, not its separator token).
+ORIGINAL_SEP = "<SEP>"
+
+
+def check_input(name: str, input_format: str = "pair", num_labels: int | None = None) -> None:
+    """Raise DataError when ``input_format`` or ``num_labels`` cannot apply to dataset ``name``
+    (reads no file: the classes and the pair format are the source's)."""
+    base, _ = check_name(name)
+    source = SOURCES[base]
+    if input_format not in INPUT_FORMATS:
+        raise DataError(f"input_format={input_format!r} is not one of {list(INPUT_FORMATS)}.")
+    if input_format != "pair" and not source.reader.pairs:
+        raise DataError(f"input_format={input_format!r} joins an aspect and a sentence, but "
+                        f"'{name}' is a single-text dataset; use input_format='pair' (the "
+                        f"default, which leaves single texts as they are).")
+    classes = len(source.labels)
+    if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int)
+                                   or num_labels < classes):
+        raise DataError(f"num_labels={num_labels!r} must be an integer >= {classes}, the "
+                        f"number of classes of '{name}' ({', '.join(source.labels)}); None "
+                        f"sizes the head from the data.")
+
+
+def apply_input_format(dd: DatasetDict, input_format: str) -> DatasetDict:
+    """``"pair"``: unchanged. ``"sep_string"``: one text ``f"{term} <SEP> {sentence}"`` and no
+    pair, as the original's dataHelper.py line 39 built it."""
+    if input_format == "pair":
+        return dd
+    if input_format != "sep_string":
+        raise DataError(f"input_format={input_format!r} is not one of {list(INPUT_FORMATS)}.")
+
+    def join(batch: dict[str, list]) -> dict[str, list]:
+        return {"text": [t if p is None else f"{t} {ORIGINAL_SEP} {p}"
+                         for t, p in zip(batch["text"], batch["text_pair"], strict=True)],
+                "text_pair": [None] * len(batch["text"])}
+
+    with quiet_progress():
+        return dd.map(join, batched=True)
+
+
+def head_labels(names: Sequence[str], num_labels: int | None = None) -> list[str]:
+    """The head's label names: the dataset's, padded with ``unused_<i>`` up to ``num_labels``
+    (the original's 6-way head on fewer classes; its extra outputs can still win the argmax)."""
+    if num_labels is None:
+        return list(names)
+    if num_labels < len(names):
+        raise DataError(f"num_labels={num_labels} is below the {len(names)} classes "
+                        f"({', '.join(names)}).")
+    return [*names, *(f"unused_{i}" for i in range(len(names), num_labels))]
+
+
 def few_shot(train: Dataset, size: int = FEW_SHOT_SIZE, seed: int = SPLIT_SEED) -> Dataset:
     """A fixed stratified sample of the training split (same rows on every call)."""
     from sklearn.model_selection import train_test_split  # deferred: sklearn loads slowly

@@ -51,6 +51,8 @@ class Reader:
 
     read: Callable[[Path, Sequence[str]], Rows]
     describes: str
+    #: Rows carry a ``text_pair`` (aspect term and sentence), so an input format applies.
+    pairs: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ def _csv_records(reader, path: Path):
             raise DataError(f"{path}: line {start}: not valid CSV ({e}).") from None
 
 
-SEMEVAL = Reader(read_semeval, "one JSON object: id -> {polarity, term, id, sentence}")
+SEMEVAL = Reader(read_semeval, "one JSON object: id -> {polarity, term, id, sentence}",
+                 pairs=True)
 JSONL = Reader(read_jsonl, "JSON Lines: {text, label, metadata}")
 AGNEWS_CSV = Reader(read_agnews_csv, "no header: class 1-4, title, description")
 

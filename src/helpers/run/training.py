@@ -241,8 +241,8 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
 
     precision = resolve_precision(cfg.precision, device)
     pad_multiple = resolve_pad_multiple(cfg.pad_to_multiple_of, device)
-    dd = data.load(cfg.dataset, cfg.data_dir)
-    names = data.label_names(dd)
+    dd = data.apply_input_format(data.load(cfg.dataset, cfg.data_dir), cfg.input_format)
+    names = data.head_labels(data.label_names(dd), cfg.num_labels)
     phase("data_load_s")
     tok = models.load_tokenizer(cfg.model)
     phase("tokenizer_load_s")  # mostly the first transformers import in a fresh kernel

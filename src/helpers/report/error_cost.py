@@ -1,0 +1,136 @@
+"""The "What each error cost" table and the facts its sentences are written from
+(``report/templates/error_cost.md.j2``); the measurements are :mod:`.ablations`'s."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .ablations import ERRORS, NO_PREDICTIONS, Effect, RuleSummary, effects, rule_summary
+from .ablations import selected_epochs as _selected_epochs
+from .bootstrap import Interval
+from .formats import signed
+from .load import display_model
+from .table import Table
+
+
+def verdict(cell: Interval) -> str:
+    """``lower`` / ``higher`` (the interval excludes zero), ``nil`` (it includes zero) or
+    ``untested`` (no interval)."""
+    if math.isnan(cell.low):
+        return "untested"
+    if cell.high < 0:
+        return "lower"
+    if cell.low > 0:
+        return "higher"
+    return "nil"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row's facts for the template: the effect and its verdicts."""
+
+    effect: Effect
+    macro_f1: str
+    accuracy: str
+
+    @property
+    def key(self) -> str:
+        return self.effect.key
+
+    @property
+    def dataset(self) -> str:
+        return self.effect.dataset
+
+
+@dataclass
+class CostFacts:
+    """Everything the section says: the rows, the selection rules over all runs, and the
+    adapters' 2e-5 on acl_sup (the original's claim about RoBERTa)."""
+
+    rows: list[Row] = field(default_factory=list)
+    selection: RuleSummary | None = None
+    oracle: RuleSummary | None = None
+    ablation_grid: str | None = None
+    ablation_runs: int = 0
+    adapter_model: str = ""
+
+    def of(self, key: str) -> list[Row]:
+        return [r for r in self.rows if r.key == key]
+
+    @property
+    def adapter_acl(self) -> Row | None:
+        return next((r for r in self.of("learning_rate") if r.dataset == "acl_sup"), None)
+
+    @property
+    def has_intervals(self) -> bool:
+        return any(not math.isnan(r.effect.macro_f1.low) for r in self.rows)
+
+    @property
+    def missing(self) -> list[str]:
+        """Ablations with no row (their runs not in this build)."""
+        return [ERRORS[k].error for k in ("input_format", "num_labels", "learning_rate")
+                if not self.of(k)]
+
+
+def cost_facts(history: pd.DataFrame, summary: pd.DataFrame, main_configs: pd.DataFrame,
+               ablation_summary: pd.DataFrame, ablation_configs: pd.DataFrame,
+               runs_dir: str | os.PathLike, ablation_grid: str | None = None) -> CostFacts:
+    """The section's facts from both grids' runs (the ablation frames may be empty)."""
+    rows = [Row(e, verdict(e.macro_f1), verdict(e.accuracy))
+            for e in effects(history, summary, main_configs, ablation_summary,
+                             ablation_configs, runs_dir)]
+    epochs = _selected_epochs(history) if len(history) else None
+    facts = CostFacts(rows, ablation_grid=ablation_grid, ablation_runs=len(ablation_summary))
+    if epochs is not None and len(epochs):
+        facts.selection = rule_summary(epochs, "original")
+        facts.oracle = rule_summary(epochs, "oracle")
+    adapter = ablation_summary[ablation_summary["method"] == "adapter"] \
+        if len(ablation_summary) else ablation_summary
+    if len(adapter):
+        facts.adapter_model = display_model(adapter["model"].iloc[0])
+    return facts
+
+
+def _cell(i: Interval) -> str:
+    if math.isnan(i.estimate):
+        return "—"
+    if math.isnan(i.low):
+        return signed(i.estimate)
+    return f"{signed(i.estimate)} [{signed(i.low)}, {signed(i.high)}]"
+
+
+def _n(e: Effect) -> str:
+    unit = "runs" if e.key in ("selection", "oracle") else "seeds"
+    return f"{e.runs} {unit} × {e.macro_f1.n_examples}"
+
+
+def _covers(i: Interval) -> str:
+    return {NO_PREDICTIONS: "none"}.get(i.covers, i.covers)
+
+
+def cost_table(facts: CostFacts) -> Table:
+    """One row per error and dataset: the original's choice, ours, the original minus ours in
+    test macro-F1 and accuracy with the 95% bootstrap interval, what it covers, and n."""
+    data, shown = [], []
+    for r in facts.rows:
+        e = r.effect
+        data.append({"error": e.key, "dataset": e.dataset, "original": e.original,
+                     "ours": e.ours, "runs": e.runs, "changed": e.changed,
+                     **{f"{m}_{k}": getattr(getattr(e, m), k) for m in ("macro_f1", "accuracy")
+                        for k in ("estimate", "low", "high", "n_seeds", "n_examples")},
+                     "covers": e.macro_f1.covers})
+        shown.append({"error": ERRORS[e.key].error, "dataset": e.dataset,
+                      "original": e.original, "ours": e.ours,
+                      "macro_f1": _cell(e.macro_f1), "accuracy": _cell(e.accuracy),
+                      "covers": _covers(e.macro_f1), "n": _n(e)})
+    columns = ["error", "dataset", "original", "ours", "macro_f1", "accuracy", "covers", "n"]
+    return Table(data=pd.DataFrame(data), display=pd.DataFrame(shown, columns=columns),
+                 group="error",
+                 labels={"original": "the original", "macro_f1": "Δ macro-F1 [95% CI]",
+                         "accuracy": "Δ accuracy [95% CI]", "covers": "interval covers"},
+                 widths={"dataset": 12, "original": 14, "ours": 14, "macro_f1": 19,
+                         "accuracy": 19, "covers": 11, "n": 11})
