@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                     default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default="benchmarks/results", help="folder for memory_<device>.json")
     ap.add_argument("--models", help="comma-separated model names or folders")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(m for m, v in METHODS.items() if v.memory),
+                    help="methods the accounting covers (Method.memory), comma-separated")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--shapes", help=f"batch x seq list (cuda: {CUDA_SHAPES}; cpu: {CPU_SHAPES})")
     ap.add_argument("--steps", type=int, default=3, help="training steps per configuration")

@@ -276,7 +276,7 @@ def test_failed_run_records_error_and_leaves_nothing(broken_model, real_data_dir
     assert list((tmp_path / "runs" / runs.TMP_DIR).iterdir()) == []
     failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
     assert failure["run_id"] == cfg.run_id()
-    assert "Traceback" in failure["traceback"] and failure["error"]
+    assert any("Traceback" in line for line in failure["traceback"]) and failure["error"]
 
 
 def test_diverged_run_is_failed_never_complete(tiny_bert, real_data_dir, tmp_path):
