@@ -135,7 +135,7 @@ def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch):
         bases=(TrainConfig,))
     monkeypatch.setattr(config, "TrainConfig", extended)
     monkeypatch.setattr(spec, "TrainConfig", extended)
-    monkeypatch.setattr(config, "ADDED_FIELDS", ("text_join",))
+    monkeypatch.setattr(config, "ADDED_FIELDS", (*config.ADDED_FIELDS, "text_join"))
     cfg = extended(**base.to_dict())
     assert cfg.run_id() == before
     assert extended(**{**base.to_dict(), "text_join": "sep_string"}).run_id() != before
