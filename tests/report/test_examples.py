@@ -109,3 +109,40 @@ def test_per_class_f1_and_confusion(runs_dir, summary):
 def test_metrics_json_records_label_names(runs_dir, summary):
     run = summary["run_id"].iloc[0]
     assert json.loads((runs_dir / run / "metrics.json").read_text())["label_names"]
+
+
+def test_per_class_sentence_names_the_classes_below_the_mean(runs_dir, summary):
+    from helpers.report import prose
+
+    ex = examples.Examples.load(runs_dir, summary)
+    per_class = examples.per_class_f1(ex.frame, examples.label_names(runs_dir, summary))
+    f = examples.class_losses(per_class, "roberta-base")
+    acl = next(d for d in f.datasets if d.dataset == "acl_sup")
+    rows = per_class.query("model == 'roberta-base' and method == 'full' "
+                           "and dataset == 'acl_sup' and support > 0")
+    assert acl.macro_f1 == pytest.approx(rows["f1"].mean())
+    assert [c.name for c in acl.weak] == list(
+        rows[rows["f1"] < rows["f1"].mean()].sort_values("f1", kind="stable")["class"])
+    text = prose.render("per_class", f)
+    assert "**acl_sup**" in text and all(c.name in text for c in acl.weak)
+    table = tables.per_class_table(per_class).display
+    assert list(table.columns[:3]) == ["dataset", "class", "test rows"]
+    assert len(table) == len(per_class.drop_duplicates(["dataset", "class_id"]))
+
+
+def test_what_trains_states_counts_and_the_pooler(runs_dir, summary):
+    from helpers.report import prose
+
+    configs = load.load_configs(runs_dir)
+    f = examples.what_trains(summary, configs, "roberta-base")
+    assert [t.method for t in f.methods] == ["full", "adapter", "lora"]
+    assert f.methods[2].trainable == synthetic.PARAMETERS["lora"][1]
+    assert not f.lora_on_pooler  # query/value targets never reach the pooler
+    text = prose.render("trains", f)
+    assert f"{synthetic.PARAMETERS['lora'][1]:,} weights" in " ".join(text.split())
+    pooled = configs.assign(lora_target_modules=[["query", "dense"]] * len(configs))
+    assert examples.what_trains(summary, pooled, "roberta-base").lora_on_pooler
+    frozen = pooled.assign(lora_pooler=False)
+    f = examples.what_trains(summary, frozen, "roberta-base")
+    assert f.lora_pooler_frozen and not f.lora_on_pooler
+    assert "stays frozen" in prose.render("trains", f)

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from helpers.run import store
+from helpers.run.methods import METHODS
 from helpers.settings import project_path
 
 from . import bootstrap
-from .load import HISTORY_ID_COLUMNS, predictions
+from .load import HISTORY_ID_COLUMNS, display_model, order_datasets, predictions
 
 #: What the bootstrap scores for each table metric: micro-F1 is accuracy for single-label
 #: classification, so its interval is accuracy's.
@@ -118,4 +119,101 @@ def label_names(runs_dir: str | os.PathLike, summary: pd.DataFrame) -> dict[str,
         names = store.read_json(path).get("label_names")
         if names:
             out[dataset] = list(names)
+    return out
+
+
+# ----------------------------------------------------------------------------- the sentence
+@dataclass(frozen=True)
+class ClassScore:
+    name: str
+    f1: float
+    support: int  # test rows of the class
+
+
+@dataclass(frozen=True)
+class ClassLosses:
+    """Where one dataset's macro-F1 is lost: the classes whose F1 is below it."""
+
+    dataset: str
+    macro_f1: float  # the mean of the class F1s (each run's macro-F1, averaged)
+    best: ClassScore
+    weak: tuple[ClassScore, ...]  # below macro_f1, weakest first
+    test_rows: int
+
+    @property
+    def weak_share(self) -> float:
+        return sum(c.support for c in self.weak) / self.test_rows if self.test_rows else 0.0
+
+
+@dataclass
+class PerClassFacts:
+    """The per-class sentence's facts: one model x method (the report's first model, full
+    fine-tuning), per dataset."""
+
+    model_label: str
+    method: str
+    datasets: list[ClassLosses] = field(default_factory=list)
+
+
+def class_losses(per_class: pd.DataFrame, model: str | None,
+                 method: str = "full") -> PerClassFacts:
+    """Per dataset, the classes of ``model`` x ``method`` whose mean F1 is below the mean over
+    classes (what macro-F1 averages), from :func:`per_class_f1`."""
+    out = PerClassFacts(display_model(model) if model else "", method)
+    sub = per_class[(per_class["model"] == model) & (per_class["method"] == method)]
+    for dataset in order_datasets(sub["dataset"]):
+        d = sub[sub["dataset"] == dataset]
+        scores = [ClassScore(r["class"], float(r["f1"]), int(r["support"]))
+                  for _, r in d.iterrows() if r["support"] > 0]
+        if not scores:
+            continue
+        macro = float(np.mean([c.f1 for c in scores]))
+        weak = tuple(sorted((c for c in scores if c.f1 < macro), key=lambda c: c.f1))
+        out.datasets.append(ClassLosses(dataset, macro, max(scores, key=lambda c: c.f1), weak,
+                                        sum(c.support for c in scores)))
+    return out
+
+
+# ----------------------------------------------------------------------------- what trains
+@dataclass(frozen=True)
+class Trained:
+    """One method of the PEFT comparison: what it trains, and how many weights (the runs'
+    recorded parameter counts, median over runs)."""
+
+    method: str
+    label: str
+    trains: str
+    trainable: int
+    total: int
+
+
+@dataclass
+class TrainsFacts:
+    model_label: str
+    methods: list[Trained] = field(default_factory=list)
+    #: LoRA's targets reach BERT's pooler.dense (a "dense" target, lora_pooler true).
+    lora_on_pooler: bool = False
+    #: LoRA runs that keep the pooler frozen (lora_pooler false).
+    lora_pooler_frozen: bool = False
+
+
+def what_trains(summary: pd.DataFrame, configs: pd.DataFrame, model: str | None) -> TrainsFacts:
+    """Per method of ``model``'s runs, what it trains (helpers.run.methods) and the trainable
+    and total parameter counts its runs recorded (memory.json's ``parameters``)."""
+    out = TrainsFacts(display_model(model) if model else "")
+    sub = summary[summary["model"] == model]
+    for name, method in METHODS.items():
+        runs = sub[sub["method"] == name]
+        if runs.empty or runs["params_trainable"].isna().all():
+            continue
+        out.methods.append(Trained(name, method.label, method.trains,
+                                   int(runs["params_trainable"].median()),
+                                   int(runs["params_total"].median())))
+    lora = configs[(configs.get("model") == model) & (configs.get("method") == "lora")] \
+        if not configs.empty else configs
+    if not lora.empty:
+        pooler = lora.get("lora_pooler", pd.Series(True, index=lora.index)).fillna(True)
+        dense = lora["lora_target_modules"].map(lambda t: "dense" in list(t))
+        out.lora_on_pooler = bool((pooler.astype(bool) & dense).any())
+        out.lora_pooler_frozen = bool((~pooler.astype(bool)).any())
     return out

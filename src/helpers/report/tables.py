@@ -275,3 +275,28 @@ def _natural(text: str) -> tuple:
         return (0, float(text), "")
     except ValueError:
         return (1, 0.0, text)
+
+
+# ----------------------------------------------------------------------------- per class
+def per_class_table(per_class: pd.DataFrame) -> Table:
+    """Test F1 per class (rows: dataset x class, with its test rows) for each model x method
+    of the grid (columns), mean over seeds: where a macro-F1 is lost
+    (:func:`helpers.report.examples.per_class_f1`)."""
+    if per_class.empty:
+        return Table(data=per_class, display=pd.DataFrame(columns=["dataset", "class"]))
+    combos = [(m, meth) for m in order_models(per_class["model"]) for meth in METHODS
+              if ((per_class["model"] == m) & (per_class["method"] == meth)).any()]
+    names = {c: f"{display_model(c[0]).split('-')[0]} {METHOD_SHORT[c[1]]}" for c in combos}
+    rows = []
+    for dataset in order_datasets(per_class["dataset"]):
+        d = per_class[per_class["dataset"] == dataset]
+        for _, g in d.groupby("class_id", sort=True):
+            row = {"dataset": dataset, "class": g["class"].iloc[0],
+                   "test rows": int(g["support"].max())}
+            for c in combos:
+                v = g.loc[(g["model"] == c[0]) & (g["method"] == c[1]), "f1"]
+                row[names[c]] = fmt(v.iloc[0]) if len(v) else MISSING
+            rows.append(row)
+    shown = pd.DataFrame(rows, columns=["dataset", "class", "test rows", *names.values()])
+    return Table(data=per_class, display=shown, group="dataset",
+                 widths={"class": 16, "test rows": 6, **{n: 10 for n in names.values()}})
