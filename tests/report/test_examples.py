@@ -146,3 +146,24 @@ def test_what_trains_states_counts_and_the_pooler(runs_dir, summary):
     f = examples.what_trains(summary, frozen, "roberta-base")
     assert f.lora_pooler_frozen and not f.lora_on_pooler
     assert "stays frozen" in prose.render("trains", f)
+
+
+def test_appendix_shows_the_sweep_on_validation_when_its_runs_are_there(tmp_path):
+    from helpers.grid.spec import load_grid
+    from helpers.report import prose, sweep
+
+    (tmp_path / "g.yaml").write_text("defaults: {model: minilm}\nmatrix: {dataset: acl_sup, "
+                                     "method: full, learning_rate: 1e-4, seed: [1, 2]}\n")
+    (tmp_path / "g-sweep.yaml").write_text(
+        "defaults: {model: minilm}\nmatrix: {dataset: acl_sup, method: full, "
+        "learning_rate: [1e-4, 3e-4], seed: [1, 2]}\n")
+    before = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
+    assert not before.shown and "not in this runs folder" in prose.render("selection", before)
+    synthetic.write_grid_runs(load_grid(tmp_path / "g-sweep.yaml"), tmp_path / "runs")
+    f = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
+    assert f.shown and (f.complete, f.planned) == (4, 4)
+    assert not any(c.startswith("test") or c in ("accuracy", "macro_f1")
+                   for c in f.table.data.columns)
+    chosen = f.table.data.loc[f.table.data["chosen"], "learning_rate"].item()
+    assert f.mismatches == (0 if chosen == pytest.approx(1e-4) else 1)
+    assert "highest mean validation macro-F1" in prose.render("selection", f)

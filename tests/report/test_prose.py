@@ -24,6 +24,7 @@ from helpers.report import (
     prose,
     published,
     stats,
+    sweep,
     tables,
 )
 from helpers.run.catalog import MODELS
@@ -123,6 +124,7 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
         "models": (narrative.model_sources(s), {}),
         "per_class": (examples.class_losses(per_class, first), {}),
         "trains": (examples.what_trains(s, configs, model), {}),
+        "selection": (sweep.sweep_facts("params/cpu.yaml", build["runs_dir"]), {}),
     }
 
 

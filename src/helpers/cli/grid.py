@@ -132,7 +132,7 @@ def _select(grid, check_file: str | None) -> int:
     shown = table.assign(chosen=table["chosen"].map({True: "<- chosen", False: ""}),
                          **{f: table[f].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
                             for f in fields})
-    print(f"selection rule: {select.RULE}")
+    print(f"selection rule: {select.RULE} (validation only: the test set chooses nothing)")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     missing = select.incomplete(table)
     if len(missing):
