@@ -195,10 +195,11 @@ def test_notebook_writes_csvs_figures_and_banner(built):
     build = built["root"] / "build"
     for name in ("table1_restaurant_sup", "table1_acl_sup", "table2_agnews_sup", "table3_peft",
                  "per_seed", "paired_comparison", "hyperparameters", "original_comparison",
-                 "memory_accounting", "memory_vs_original", "memory_overview"):
+                 "memory_accounting", "memory_vs_original", "memory_overview",
+                 "per_class_f1", "per_class_f1_table"):
         assert (build / "tables" / f"{name}.csv").stat().st_size > 0, name
     for name in ("figure1_learning_curves", "figure2_peft_curves", "figure3_per_seed",
-                 "figure4_memory_components"):
+                 "figure4_memory_components", "figure5_confusion"):
         for ext in ("png", "svg"):
             assert (build / "figures" / f"{name}.{ext}").stat().st_size > 0
     banner = markdown_output(labelled_cells(built["nb"])["banner"])
