@@ -52,7 +52,7 @@ ifneq ($(shell cat $(STAMP) 2>/dev/null),$(CURDIR))
 STAMP_STALE := FORCE
 endif
 
-.PHONY: venv kernel test report render lint lock clean FORCE
+.PHONY: venv kernel test report render sweep lint lock clean FORCE
 
 venv: $(STAMP)
 
@@ -97,6 +97,14 @@ lint: venv
 report: venv
 	$(PY) -m helpers grid run $(GRID) $(ABLATIONS) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
 	$(RENDER)
+
+# The learning-rate sweep behind params/cpu.yaml (not part of `make report`): run it into
+# $(RUNS), where the CPU grid's own runs are shared, then print the choice by mean validation
+# macro-F1 and whether $(GRID) uses it (the report's appendix shows the sweep's table).
+SWEEP ?= params/cpu-sweep.yaml
+sweep: venv
+	$(PY) -m helpers grid run $(SWEEP) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers grid select $(SWEEP) --check $(GRID) --runs-dir $(RUNS)
 
 # The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
 # for pending runs (the analysis reports what is there).

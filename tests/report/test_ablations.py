@@ -63,28 +63,27 @@ def test_selection_rules_by_value():
     assert oracle.accuracy.estimate == pytest.approx((0.08 + 0.01) / 2) and oracle.nil
 
 
-def write_predictions(folder: Path, epochs: dict[int, list[int]], labels: list[int]) -> None:
-    folder.mkdir(parents=True)
-    rows = [{"split": s, "epoch": e, "example": i, "label": y, "prediction": p}
+def predictions_of(run_id: str, epochs: dict[int, list[int]], labels: list[int]) -> pd.DataFrame:
+    """A run's predictions as helpers.report.load.predictions returns them."""
+    rows = [{"run_id": run_id, "split": s, "epoch": e, "example": i, "label": y, "prediction": p}
             for s in ("validation", "test") for e, preds in epochs.items()
             for i, (y, p) in enumerate(zip(labels, preds, strict=True))]
-    pd.DataFrame(rows).to_csv(folder / ablations.PREDICTIONS_FILE, index=False)
+    return pd.DataFrame(rows)
 
 
 def test_selection_interval_from_predictions(tmp_path):
     labels = [0, 1, 2, 0, 1, 2] * 5
     right, wrong = labels, [(y + 1) % 3 for y in labels]
-    hist, rows = [], []
+    hist, rows, frames = [], [], []
     for i in range(3):
         rid = f"r{i}"
         # ours keeps epoch 2 (all right), the original's rule epoch 1 (all wrong)
         hist.append(history_of(rid, "d1", [epoch(0.1, 0.2, 0.0, 0.0),
                                             epoch(0.9, 0.5, 1.0, 1.0)], seed=i))
-        write_predictions(tmp_path / rid, {1: wrong, 2: right}, labels)
+        frames.append(predictions_of(rid, {1: wrong, 2: right}, labels))
         rows.append({"run_id": rid, "num_test_samples": 30})
     epochs = ablations.selected_epochs(pd.concat(hist))
-    preds = ablations.read_predictions(tmp_path, [f"r{i}" for i in range(3)] + ["none"])
-    assert set(preds["run_id"]) == {"r0", "r1", "r2"}
+    preds = pd.concat(frames, ignore_index=True)
     orig, oracle = ablations.selection_effects(epochs, pd.DataFrame(rows), preds)
     assert orig.macro_f1.estimate == pytest.approx(-1.0) and orig.accuracy.high == -1.0
     assert orig.macro_f1.n_seeds == 3 and orig.macro_f1.n_examples == 30
@@ -123,7 +122,7 @@ def test_ablation_grid_trains_no_config_twice(main_file, ablation_file):
 
 def test_ablation_effects_paired_by_seed(tmp_path):
     labels = list(np.arange(40) % 3)
-    rows, configs = [], {"main": [], "abl": []}
+    rows, frames, configs = [], [], {"main": [], "abl": []}
     for seed in (1, 2):
         for side, fmt in (("main", "pair"), ("abl", "sep_string")):
             rid = f"{side}{seed}"
@@ -132,7 +131,7 @@ def test_ablation_effects_paired_by_seed(tmp_path):
             # the ablation gets the first 10 examples wrong
             preds = [(y + 1) % 3 if side == "abl" and i < 10 else y
                      for i, y in enumerate(labels)]
-            write_predictions(tmp_path / rid, {1: preds}, labels)
+            frames.append(predictions_of(rid, {1: preds}, labels))
             acc = sum(p == y for p, y in zip(preds, labels, strict=True)) / 40
             rows.append({"run_id": rid, "best_epoch": 1, "accuracy": acc, "macro_f1": acc,
                          "num_test_samples": 40})
@@ -140,7 +139,7 @@ def test_ablation_effects_paired_by_seed(tmp_path):
     assert pairs[["treatment", "control"]].values.tolist() == [["abl1", "main1"],
                                                               ["abl2", "main2"]]
     summary = pd.DataFrame(rows)
-    preds = ablations.read_predictions(tmp_path, summary["run_id"])
+    preds = pd.concat(frames, ignore_index=True)
     (e,) = ablations.ablation_effects(pairs, summary, preds)
     assert e.key == "input_format" and (e.original, e.ours) == ("sep_string", "pair")
     assert e.accuracy.estimate == pytest.approx(-0.25) and e.accuracy.n_seeds == 2

@@ -16,6 +16,7 @@ from helpers.report import (
     answers,
     corrections,
     error_cost,
+    examples,
     experiment_setup,
     facts,
     gpu_memory,
@@ -25,6 +26,7 @@ from helpers.report import (
     prose,
     published,
     stats,
+    sweep,
     tables,
 )
 from helpers.run.catalog import MODELS
@@ -96,7 +98,11 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
     s, h, configs = build["summary"], build["history"], build["configs"]
     base = fake_baselines() if base is None else base
     model = load.peft_model(s)
-    full_ft, peft = facts.full_ft(s, base), facts.peft(s, model, base)
+    ex = examples.Examples.load(build["runs_dir"], s)
+    full_ft = facts.full_ft(s, base, examples=ex)
+    peft = facts.peft(s, model, base, examples=ex)
+    per_class = examples.per_class_f1(ex.frame, examples.label_names(build["runs_dir"], s))
+    first = next(iter(load.order_models(s.loc[s["method"] == "full", "model"])), None)
     banner = narrative.banner_facts(s, "params/full.yaml", build["runs_dir"])
     cost = error_cost.cost_facts(h, s, configs, s.iloc[0:0], pd.DataFrame(), build["runs_dir"])
     answered = {"full": full_ft, "peft": peft, "mem": memory, "banner": banner,
@@ -123,6 +129,9 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
                                                build["runs_dir"]), {}),
         "conclusion": (None, answered),
         "models": (narrative.model_sources(s), {}),
+        "per_class": (examples.class_losses(per_class, first), {}),
+        "trains": (examples.what_trains(s, configs, model), {}),
+        "selection": (sweep.sweep_facts("params/cpu.yaml", build["runs_dir"]), {}),
     }
 
 
@@ -185,7 +194,8 @@ def test_cpu_build_words_its_single_model_and_untestable_claims(builds, orig, me
     assert not claims.scibert.testable and not claims.scibert.ran
     assert not claims.train_loss.testable
     full = ctx["task2"][0]
-    assert all(d.single for d in full.datasets) and not full.can_interval
+    # two seeds: the bootstrap interval exists, over the test examples only
+    assert all(d.single for d in full.datasets) and full.can_interval and full.test_noise_only
     assert "**" not in tables.results_table(builds["cpu"]["summary"], "acl_sup").html() \
         .replace("<strong>", "")  # nothing bold with two seeds
 

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.run import predictions
 from helpers.run import store as runs
 
 SCORES = {"accuracy": 0.5, "macro_f1": 0.4, "micro_f1": 0.5, "loss": 0.9}
+#: Six examples scoring SCORES: 3 of 6 right; F1 0.4, 0.8 and 0 for classes 0, 1 and 2.
+LABELS, PREDICTIONS = [0, 0, 0, 0, 1, 1], [0, 1, 2, 2, 1, 1]
 
 
 def write_all(folder, run_id="r"):
@@ -30,6 +33,18 @@ def write_all(folder, run_id="r"):
         rows += [f"{2 * epoch},{epoch},{split},{m},{v + shift}" for split in ("validation", "test")
                  for m, v in SCORES.items()]
     (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    predictions.write(folder / predictions.FILE, [
+        (split, epoch, range(6), LABELS, PREDICTIONS if epoch == 1 else LABELS, None)
+        for split in ("validation", "test") for epoch in (1, 2)])
+
+
+def _rewrite_predictions(folder, change):
+    """predictions.csv.gz with ``change(lines)`` applied to its text lines, gzip intact."""
+    import gzip
+
+    path = folder / predictions.FILE
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    path.write_bytes(gzip.compress(("\n".join(change(lines)) + "\n").encode()))
 
 
 def test_staging_publishes_complete_folder(tmp_path):
@@ -151,6 +166,19 @@ CORRUPTIONS = [  # (what is done to a complete run "r", the file the message nam
         "total": -10, "trainable": 1}}), "metrics.json: parameters.total is -10"),
     (lambda f: runs.write_json(f / "memory.json", {"parameters": {"total": 5, "trainable": 9}}),
      "parameters.trainable (9) is more than parameters.total (5)"),
+    # issue 30: per-example predictions, deleted, truncated or disagreeing with metrics.json
+    (lambda f: (f / predictions.FILE).unlink(), "missing predictions.csv.gz"),
+    (lambda f: (f / predictions.FILE).write_bytes((f / predictions.FILE).read_bytes()[:-12]),
+     "predictions.csv.gz: not readable"),
+    (lambda f: (f / predictions.FILE).write_bytes(b""), "predictions.csv.gz"),
+    (lambda f: _rewrite_predictions(f, lambda lines: lines[:-1]),
+     "predictions.csv.gz: test epoch 2 holds examples"),
+    (lambda f: _rewrite_predictions(f, lambda lines: [lines[0]] + [
+        line.replace("test,1,2,0,2", "test,1,2,0,0") for line in lines[1:]]),
+     "predictions.csv.gz: test accuracy at epoch 1 is 0.666667, metrics.json says 0.5"),
+    (lambda f: _rewrite_predictions(f, lambda lines: [lines[0]] + [
+        line.replace("validation,", "valid,") for line in lines[1:]]),
+     "predictions.csv.gz line 2"),
 ]
 
 
@@ -210,14 +238,15 @@ def test_attempt_logs_are_kept_per_attempt(tmp_path):
     assert runs.attempt_logs(tmp_path, "missing") == []
 
 
-def test_runs_of_the_previous_code_still_validate(tmp_path):
-    """A real params/cpu.yaml run written before issue 20 (tests/fixtures/legacy_runs), and
-    synthetic runs, are complete under the stricter checks."""
+def test_runs_of_the_previous_code_are_incomplete_and_synthetic_runs_complete(tmp_path):
+    """A real params/cpu.yaml run written before issue 30 (tests/fixtures/legacy_runs) kept no
+    predictions, so it is no longer complete (a grid reruns it: its intervals need them);
+    synthetic runs are complete under the stricter checks."""
     from helpers.testing import synthetic
 
     legacy = Path(__file__).parents[1] / "fixtures" / "legacy_runs"
     (run,) = legacy.iterdir()
-    assert runs.check_records(run) is None
+    assert runs.check_records(run) == "missing predictions.csv.gz"
     ids = synthetic.write_synthetic_runs(tmp_path, [("roberta-base", "acl_sup", "lora")],
                                         seeds=range(1, 6))
     assert [p.name for p in runs.complete_runs(tmp_path)] == sorted(ids)

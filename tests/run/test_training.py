@@ -113,7 +113,35 @@ def check_run(run_dir: Path, cfg: TrainConfig) -> dict:
         assert memory["peak_rss_bytes"] > 0 and memory["peak_cuda_allocated_bytes"] is None
     env = json.loads((run_dir / "env.json").read_text())
     assert env["packages"]["torch"] and env["torch_threads"] >= 1
+    check_predictions(run_dir, cfg, metrics)
     return metrics
+
+
+def check_predictions(run_dir: Path, cfg: TrainConfig, metrics: dict) -> None:
+    """predictions.csv.gz: every epoch x eval split x example once, labels those of the
+    subsampled split's rows (so ``example`` is its row index), probabilities that sum to 1
+    and argmax to the prediction, and at the best epoch metrics.json's scores (sklearn)."""
+    from sklearn.metrics import f1_score
+
+    preds = pd.read_csv(run_dir / "predictions.csv.gz")
+    names = metrics["label_names"]
+    probs = [f"prob_{i}" for i in range(len(names))]
+    assert list(preds.columns) == ["split", "epoch", "example", "label", "prediction", *probs]
+    dd = data.load(cfg.dataset, cfg.data_dir)
+    for split in ("validation", "test"):
+        rows = batches.subsample(dd[split], cfg.max_eval_samples)
+        for epoch in range(1, cfg.num_train_epochs + 1):
+            part = preds[(preds["split"] == split) & (preds["epoch"] == epoch)]
+            assert part["example"].tolist() == list(range(len(rows)))
+            assert part["label"].tolist() == list(rows["label"])
+            assert part[probs].sum(axis=1).to_numpy() == pytest.approx(1, abs=1e-3)
+            p = part[probs].to_numpy()  # the prediction's probability is the largest
+            assert (p[range(len(p)), part["prediction"]] == p.max(axis=1)).all()
+        best = preds[(preds["split"] == split) & (preds["epoch"] == metrics["best_epoch"])]
+        assert metrics[split]["macro_f1"] == pytest.approx(
+            f1_score(best["label"], best["prediction"], average="macro", zero_division=0))
+        assert metrics[split]["accuracy"] == pytest.approx(
+            (best["label"] == best["prediction"]).mean())
 
 
 def expected_parameters(cfg: TrainConfig, label_names: list[str]) -> dict[str, int]:
@@ -345,6 +373,8 @@ def test_same_config_gives_identical_metrics(tiny_bert, real_data_dir, tmp_path)
     for key in ("validation", "test", "train_loss", "final_train_loss", "best_epoch"):
         assert m1[key] == m2[key], key
     pd.testing.assert_frame_equal(h1, h2)
+    assert ((tmp_path / "a" / m1["run_id"] / "predictions.csv.gz").read_bytes()
+            == (tmp_path / "b" / m2["run_id"] / "predictions.csv.gz").read_bytes())
     # and the seed matters
     other = training.run(tiny_config(tiny_bert, real_data_dir, tmp_path / "c", seed=7),
                          progress=False, device="cpu")

@@ -1,4 +1,4 @@
-"""``grid plan|run|status``: a params/*.yaml grid of notebooks/train.ipynb runs."""
+"""``grid plan|run|status|select``: a params/*.yaml grid of notebooks/train.ipynb runs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
-from helpers.grid import mps, status
+from helpers.grid import mps, select, status
 from helpers.grid.runner import EXECUTORS, NOTEBOOK, RunOptions, run_grid
-from helpers.grid.spec import GridError, parse_overrides
+from helpers.grid.spec import GridError, load_grid, parse_overrides
 from helpers.grid.union import load_grids
 from helpers.grid.watchdog import STALL_S
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grid", help="plan, run and inspect a grid of training runs",
                        description="Plan, run or inspect a params/*.yaml grid of "
                                    "notebooks/train.ipynb runs.")
-    p.add_argument("action", choices=["plan", "run", "status"])
+    p.add_argument("action", choices=["plan", "run", "status", "select"],
+                   help="select: per model, dataset and method of a sweep grid, the value with "
+                        "the best mean validation macro-F1 (see --check)")
     p.add_argument("grid", nargs="+", help="grid file(s), e.g. params/cpu.yaml "
                    "params/cpu-ablations.yaml: several run as one grid, each config once")
     p.add_argument("--runs-dir", default=None, help="results folder (default: runs)")
@@ -58,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="plan/status output: a table, or CSV / JSON (one record per run: run "
                         "id, state, the fields that vary, test and validation scores, best "
                         "epoch, wall time) for other tools")
+    p.add_argument("--check", default=None, metavar="GRID",
+                   help="select: exit 1 unless GRID (e.g. params/cpu.yaml) uses the chosen "
+                        "values")
     p.add_argument("--force", action="store_true", help="rerun complete runs too")
     p.add_argument("--rerun-stale", action="store_true",
                    help="rerun complete runs whose data files changed since they trained "
@@ -97,6 +102,8 @@ def cli(args: argparse.Namespace) -> int:
                     if note:
                         print(note)
             return 0
+        if args.action == "select":
+            return _select(grid, args.check)
         if args.workers is not None and args.workers < 1:
             raise GridError(f"--workers {args.workers}: must be >= 1 (configs run at once).")
         devices = [d.strip() for d in args.devices.split(",") if d.strip()] \
@@ -149,6 +156,35 @@ def runs_cli(args: argparse.Namespace) -> int:
         print(f"{old} -> {new}")
     print(f"{len(renamed)} run folder(s) renamed to the current run-id scheme in {runs_dir}.")
     return 0
+
+
+def _select(grid, check_file: str | None) -> int:
+    """Print the sweep's candidates (validation scores only) and the check of ``check_file``."""
+    fields = select.swept_fields(grid)
+    if not fields:
+        raise GridError(f"{grid.path}: no field but the seed varies within a model, dataset "
+                        f"and method, so there is nothing to select; give a sweep grid, e.g. "
+                        f"params/cpu-sweep.yaml.")
+    table = select.candidates(select.validation_scores(grid), fields)
+    shown = table.assign(chosen=table["chosen"].map({True: "<- chosen", False: ""}),
+                         **{f: table[f].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
+                            for f in fields})
+    print(f"selection rule: {select.RULE} (validation only: the test set chooses nothing)")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    missing = select.incomplete(table)
+    if len(missing):
+        print(f"{len(missing)} candidate(s) have seeds still to run (`grid run {grid.path}`): "
+              f"the choice may change.")
+    if check_file is None:
+        return 0
+    other = load_grid(_existing(check_file, "Grid file"))
+    wrong = select.check(table, fields, other)
+    for m in wrong:
+        print(f"{check_file}: {' / '.join(m.cell)} uses {m.field}={m.uses}, the sweep chose "
+              f"{m.chosen if m.chosen is not None else 'nothing (no complete runs)'}")
+    if not wrong and not len(missing):
+        print(f"{check_file} uses the chosen values.")
+    return 1 if wrong or len(missing) else 0
 
 
 def _existing(arg: str, what: str) -> Path:

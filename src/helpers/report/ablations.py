@@ -26,16 +26,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from helpers.run import predictions as run_predictions
 from helpers.run.config import config_family
 from helpers.settings import project_path
 
+from . import load
 from .bootstrap import Interval, paired_difference
 from .formats import fmt_lr
 from .load import order_datasets
 
-#: The per-example predictions file of a run (issue 30's format): split, epoch, example,
-#: label, prediction (+ optional prob_k), one row per split x epoch x example.
-PREDICTIONS_FILE = "predictions.csv.gz"
 METRICS = ("macro_f1", "accuracy")
 #: Selection rules: name -> (split, metric, lower is better).
 RULES = {"ours": ("validation", "macro_f1", False), "original": ("test", "loss", True),
@@ -179,23 +178,12 @@ def _value(key: str, value) -> str:
 
 # ----------------------------------------------------------------------- predictions
 def read_predictions(runs_dir: str | os.PathLike, run_ids: Iterable[str]) -> pd.DataFrame:
-    """The test predictions of the runs that recorded them: run_id, split, epoch, example,
-    label, prediction (runs without the file are absent, not an error).
-
-    A private reader of issue 30's format until its shared loader
-    (``helpers.report.load.predictions``) replaces it.
-    """
+    """The predictions of those of ``run_ids`` that are complete runs (every complete run has
+    them): :func:`helpers.report.load.predictions`, restricted to the ids asked for."""
     root = project_path(runs_dir)
-    frames = []
-    for rid in dict.fromkeys(run_ids):
-        path = root / rid / PREDICTIONS_FILE
-        if path.is_file():
-            p = pd.read_csv(path, usecols=["split", "epoch", "example", "label", "prediction"])
-            frames.append(p.assign(run_id=rid))
-    if not frames:
-        return pd.DataFrame(columns=["run_id", "split", "epoch", "example", "label",
-                                     "prediction"])
-    return pd.concat(frames, ignore_index=True)
+    if root is None or not root.is_dir():
+        return pd.DataFrame(columns=["run_id", *run_predictions.COLUMNS])
+    return load.predictions(root, list(dict.fromkeys(run_ids)))
 
 
 def _at(predictions: pd.DataFrame, picks: pd.DataFrame) -> pd.DataFrame | None:

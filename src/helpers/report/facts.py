@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from helpers.run import sources
 from helpers.run.methods import METHODS
 
+from .bootstrap import COVERS_EXAMPLES
 from .load import LABELS, display_model, order_datasets, peft_model
 from .stats import MIN_SEEDS_FOR_INTERVAL, Paired, paired_by_seed, paired_stats, rank
+
+if TYPE_CHECKING:
+    from .examples import Examples
 
 #: A run whose test accuracy and macro-F1 are the majority-class baseline's (to this
 #: tolerance) predicted one class for every example.
@@ -95,6 +99,9 @@ class _SeedFacts:
 
     metric: str
     seeds_min: int
+    #: What the intervals cover when they are the paired bootstrap over test examples
+    #: (helpers.report.bootstrap's COVERS_*), "" when they are Student-t over seeds.
+    covers: str
 
     @property
     def metric_label(self) -> str:
@@ -102,7 +109,12 @@ class _SeedFacts:
 
     @property
     def can_interval(self) -> bool:
-        return self.seeds_min >= MIN_SEEDS_FOR_INTERVAL
+        return bool(self.covers) or self.seeds_min >= MIN_SEEDS_FOR_INTERVAL
+
+    @property
+    def test_noise_only(self) -> bool:
+        """The bootstrap intervals resample test examples but not seeds (too few seeds)."""
+        return self.covers == COVERS_EXAMPLES
 
 
 @dataclass
@@ -114,6 +126,7 @@ class FullFtFacts(_SeedFacts):
     seeds_max: int
     datasets: list[Ranked] = field(default_factory=list)
     confidence: float = 0.95
+    covers: str = ""
 
     @property
     def models(self) -> list[str]:
@@ -176,9 +189,9 @@ def span(values: pd.Series) -> str:
 
 def ranked(runs: pd.DataFrame, column: str, metric: str, dataset: str,
            baselines: dict[str, dict] | None, label: Any = display_model,
-           confidence: float = 0.95) -> Ranked:
+           confidence: float = 0.95, examples: Examples | None = None) -> Ranked:
     """The rows of ``column`` (models, or methods) on one dataset, ranked by :func:`rank`."""
-    r = rank(runs, column, metric, confidence)
+    r = rank(runs, column, metric, confidence, examples)
     rows = [score(runs, column, k, metric, label(k)) for k in r.order]
     versus = [Versus(s, rows[0].mean - s.mean, r.versus[s.key],
                      max(rows[0].std, s.std) if not math.isnan(rows[0].std) else s.std)
@@ -188,15 +201,18 @@ def ranked(runs: pd.DataFrame, column: str, metric: str, dataset: str,
 
 
 def full_ft(summary: pd.DataFrame, baselines: dict[str, dict] | None = None,
-            metric: str = "macro_f1", confidence: float = 0.95) -> FullFtFacts:
-    """Task 2's facts: per dataset the models' full fine-tuning ranked by mean ``metric``."""
+            metric: str = "macro_f1", confidence: float = 0.95,
+            examples: Examples | None = None) -> FullFtFacts:
+    """Task 2's facts: per dataset the models' full fine-tuning ranked by mean ``metric``;
+    with ``examples`` the model-vs-model intervals are the paired bootstrap."""
     full = summary[summary["method"] == "full"]
     lo, hi = seed_counts(full)
-    out = FullFtFacts(metric, lo, hi, confidence=confidence)
+    out = FullFtFacts(metric, lo, hi, confidence=confidence,
+                      covers=examples.covers if examples is not None else "")
     for dataset in order_datasets(full["dataset"]):
         runs = full[full["dataset"] == dataset]
         out.datasets.append(ranked(runs, "model", metric, dataset, baselines,
-                                   confidence=confidence))
+                                   confidence=confidence, examples=examples))
     return out
 
 
@@ -269,6 +285,7 @@ class PeftFacts(_SeedFacts):
     intervals: int = 0
     excluding_zero: int = 0
     confidence: float = 0.95
+    covers: str = ""
 
     @property
     def model_label(self) -> str:
@@ -295,12 +312,14 @@ class PeftFacts(_SeedFacts):
 
 def peft(summary: pd.DataFrame, model: str | None = None,
          baselines: dict[str, dict] | None = None, metric: str = "macro_f1",
-         confidence: float = 0.95) -> PeftFacts:
-    """Task 3's facts: PEFT minus full fine-tuning (paired by seed) per dataset and method."""
+         confidence: float = 0.95, examples: Examples | None = None) -> PeftFacts:
+    """Task 3's facts: PEFT minus full fine-tuning (paired by seed, and with ``examples`` by
+    test example: the bootstrap) per dataset and method."""
     model = model or peft_model(summary)
     sub = summary[summary["model"] == model] if model else summary.iloc[0:0]
     lo, hi = seed_counts(sub)
-    out = PeftFacts(model, metric, lo, hi, confidence=confidence)
+    out = PeftFacts(model, metric, lo, hi, confidence=confidence,
+                    covers=examples.covers if examples is not None else "")
     for dataset in order_datasets(sub["dataset"]):
         cell = sub[sub["dataset"] == dataset]
         if not (cell["method"] == "full").any():
@@ -311,15 +330,15 @@ def peft(summary: pd.DataFrame, model: str | None = None,
             share = float((runs["params_trainable"] / runs["params_total"]).median())
             rows.append(PeftRow(method, score(cell, "method", method, metric, method),
                                 paired_by_seed(cell, "method", method, "full", metric,
-                                               confidence),
+                                               confidence, examples),
                                 share, at_floor(runs, floor(baselines, dataset))))
         if not rows:
             continue
-        r = rank(cell, "method", metric, confidence)
+        r = rank(cell, "method", metric, confidence, examples)
         out.datasets.append(PeftDataset(dataset, score(cell, "method", "full", metric, "full"),
                                         rows, method_label(r.leader) if r.supported else None))
     if model:
-        table = paired_stats(summary, model)  # what the paired table shows
+        table = paired_stats(summary, model, examples=examples)  # what the paired table shows
         has = table["ci_low"].notna()
         out.intervals = int(has.sum())
         out.excluding_zero = int((has & ((table["ci_low"] > 0) | (table["ci_high"] < 0))).sum())

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from helpers.grid.spec import GridError, load_grid
+from helpers.run import predictions as run_predictions
 from helpers.run import provenance, sources, store
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.config import NON_IDENTITY_FIELDS, config_family, short_model_name
@@ -195,6 +196,17 @@ def load_runs(runs_dir: str | os.PathLike,
     if not frames:
         return pd.DataFrame(columns=[*HISTORY_ID_COLUMNS, *store.HISTORY_COLUMNS])
     return pd.concat(frames, ignore_index=True)
+
+
+def predictions(runs_dir: str | os.PathLike,
+                run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per-example predictions (helpers.run.predictions) of every complete run (of ``run_ids``):
+    run_id, split, epoch, example, label, prediction; :mod:`.examples` picks the epoch."""
+    columns = ["run_id", *run_predictions.COLUMNS]
+    frames = [pd.read_csv(f / run_predictions.FILE, usecols=columns[1:]).assign(run_id=f.name)
+              for f in _run_folders(runs_dir, run_ids)]
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=columns))[columns]
 
 
 #: config.json fields copied into the run summary (the rest is in :func:`load_configs`).

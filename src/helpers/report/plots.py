@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -21,6 +22,7 @@ from helpers.run.catalog import lookup
 from helpers.run.methods import LABELS as METHOD_LABELS
 from helpers.run.methods import METHODS
 
+from .examples import confusion
 from .load import (
     LABELS,
     METHOD_SHORT,
@@ -235,6 +237,46 @@ def memory_components(df: pd.DataFrame, peak_label: str = "measured") -> Figure:
     fig.legend(handles, names, loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.17, 1, 1))
     return fig
+
+
+def confusion_matrices(frame: pd.DataFrame, label_names: dict[str, Sequence[str]],
+                       model: str, method: str = "full") -> Figure:
+    """One row-normalised confusion matrix per dataset (true class down, predicted across),
+    pooled over the seeds of ``model`` x ``method``'s reported-epoch test predictions
+    (:func:`helpers.report.examples.reported`); two panels a row, so each stays readable on a
+    phone. Cells give the share of the true class's test rows (0.00-1.00)."""
+    _theme()
+    sub = frame[(frame["model"] == model) & (frame["method"] == method)]
+    datasets = order_datasets(sub["dataset"]) or ["(none)"]
+    cols = min(2, len(datasets))
+    nrows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(FIG_WIDTH, 3.2 * nrows),
+                             constrained_layout=True, squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        d = sub[sub["dataset"] == dataset]
+        names = list(label_names.get(dataset) or [])
+        k = max([len(names), *(d[["label", "prediction"]].max() + 1).tolist(), 1])
+        names = [_tick(n) for n in names] + [str(i) for i in range(len(names), k)]
+        m = confusion(d, k) if len(d) else np.full((k, k), np.nan)
+        sns.heatmap(m, ax=ax, vmin=0, vmax=1, cmap="Blues", cbar=False, square=True,
+                    annot=True, fmt=".2f", annot_kws={"fontsize": 8 if k <= 4 else 7},
+                    xticklabels=names, yticklabels=names, linewidths=0.5, linecolor="white")
+        ax.set_title(f"{dataset} ({d['seed'].nunique()} seeds)")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.set_axis_off()
+    fig.suptitle(f"Test confusion, {short_label(model)} {METHOD_SHORT.get(method, method)} "
+                 f"(rows sum to 1)")
+    return fig
+
+
+def _tick(name: str, width: int = 11) -> str:
+    """A class name short enough for a tick (CompareOrContrast -> CompareOrC.)."""
+    return name if len(name) <= width else name[:width - 1] + "."
 
 
 def save_figure(fig: Figure, output_dir: str | os.PathLike, name: str) -> list[Path]:

@@ -4,8 +4,11 @@ interval, and the report's one ranking rule (:func:`rank`).
 One sign convention everywhere in the report: PEFT - full (negative = PEFT worse). With fewer
 than :data:`MIN_SEEDS_FOR_INTERVAL` seeds there is no interval and no ranking.
 
-The ranking rule (what a bold value means): the best mean of a column is *supported* only when,
-paired by seed, its difference to every other row has a 95% interval that excludes zero.
+The ranking rule (what a bold value means): the best mean of a column is *supported* only when
+its difference to every other row has a 95% interval that excludes zero. Given the runs' test
+predictions (``examples``, :class:`helpers.report.examples.Examples`) the interval is the paired
+bootstrap over test examples, and over seeds from 3 (:mod:`helpers.report.bootstrap`), which
+exists at 2 seeds too; without them, a Student-t interval over seeds (none below 3 seeds).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,6 +30,9 @@ from .load import (
     order_datasets,
     peft_model,
 )
+
+if TYPE_CHECKING:
+    from .examples import Examples
 
 #: Fewest seeds for a t-interval or a ranking: with 2 seeds the interval has one degree of
 #: freedom (12.7 x the standard error wide) or, when both differences are equal, zero width.
@@ -62,6 +68,9 @@ class Paired:
     low: float = math.nan
     high: float = math.nan
     wins: int = 0  # seeds where a is ahead of b
+    #: What the interval covers: seeds (Student-t), or the bootstrap's helpers.report.bootstrap
+    #: COVERS_BOTH / COVERS_EXAMPLES.
+    covers: str = "seeds"
 
     @property
     def has_interval(self) -> bool:
@@ -73,9 +82,10 @@ class Paired:
 
 
 def paired_by_seed(frame: pd.DataFrame, column: str, a: Hashable, b: Hashable, metric: str,
-                   confidence: float = 0.95) -> Paired:
+                   confidence: float = 0.95, examples: Examples | None = None) -> Paired:
     """``a - b`` in ``metric`` over the seeds both rows of ``column`` ran (runs of one seed are
-    averaged): e.g. two models of one dataset, or a PEFT method and full fine-tuning."""
+    averaged): e.g. two models of one dataset, or a PEFT method and full fine-tuning. With
+    ``examples`` the interval is the paired bootstrap (see the module docstring)."""
     per_seed = frame.groupby([column, "seed"])[metric].mean()
     left = per_seed.xs(a, level=column) if a in per_seed.index.get_level_values(0) else None
     right = per_seed.xs(b, level=column) if b in per_seed.index.get_level_values(0) else None
@@ -85,9 +95,17 @@ def paired_by_seed(frame: pd.DataFrame, column: str, a: Hashable, b: Hashable, m
     n = len(diffs)
     if not n:
         return Paired(0, math.nan)
+    std = float(diffs.std(ddof=1)) if n > 1 else math.nan
+    if examples is not None and metric in SCORES:
+        shared = set(diffs.index)
+        runs = [frame.loc[(frame[column] == k) & frame["seed"].isin(shared), "run_id"]
+                for k in (a, b)]
+        iv = examples.difference(runs[0], runs[1], metric)
+        if not math.isnan(iv.estimate):
+            return Paired(n, float(diffs.mean()), std, iv.low, iv.high, int((diffs > 0).sum()),
+                          iv.covers)
     low, high = t_interval(diffs.tolist(), confidence)
-    return Paired(n, float(diffs.mean()), float(diffs.std(ddof=1)) if n > 1 else math.nan,
-                  low, high, int((diffs > 0).sum()))
+    return Paired(n, float(diffs.mean()), std, low, high, int((diffs > 0).sum()))
 
 
 @dataclass
@@ -112,21 +130,24 @@ class Ranking:
             for p in self.versus.values())
 
 
-def rank(frame: pd.DataFrame, column: str, metric: str, confidence: float = 0.95) -> Ranking:
+def rank(frame: pd.DataFrame, column: str, metric: str, confidence: float = 0.95,
+         examples: Examples | None = None) -> Ranking:
     """The rows of ``column`` in ``frame`` ranked by mean ``metric`` (losses: lowest first),
-    with the leader paired by seed against each other row."""
+    with the leader paired (:func:`paired_by_seed`) against each other row."""
     means = frame.groupby(column)[metric].mean().dropna()
     ranked = means.sort_values(ascending=metric in LOWER_IS_BETTER, kind="stable")
     order = list(ranked.index)
     out = Ranking(metric, order, {k: float(v) for k, v in ranked.items()})
     for other in order[1:]:
-        out.versus[other] = paired_by_seed(frame, column, order[0], other, metric, confidence)
+        out.versus[other] = paired_by_seed(frame, column, order[0], other, metric, confidence,
+                                           examples)
     return out
 
 
-def supported_best(frame: pd.DataFrame, column: str, metric: str) -> set[Any]:
+def supported_best(frame: pd.DataFrame, column: str, metric: str,
+                   examples: Examples | None = None) -> set[Any]:
     """The row to print in bold for ``metric``: the leader where :func:`rank` supports it."""
-    r = rank(frame, column, metric)
+    r = rank(frame, column, metric, examples=examples)
     return {r.leader} if r.supported else set()
 
 
@@ -171,23 +192,25 @@ def t_interval(values: Sequence[float], confidence: float = 0.95,
 
 def paired_stats(summary: pd.DataFrame, model: str | None = None,
                  metrics: Sequence[str] = ("accuracy", "macro_f1"),
-                 confidence: float = 0.95) -> pd.DataFrame:
-    """PEFT minus full fine-tuning of ``model``, paired by seed (:func:`paired_by_seed`), one
-    row per dataset x PEFT method x metric: what the paired table shows.
-
-    The interval is NaN with fewer than :data:`MIN_SEEDS_FOR_INTERVAL` pairs or no spread.
+                 confidence: float = 0.95, examples: Examples | None = None) -> pd.DataFrame:
+    """PEFT minus full fine-tuning of ``model`` (:func:`paired_by_seed`), one row per dataset
+    x PEFT method x metric: what the paired table shows; ``covers`` says what its interval
+    covers. Without ``examples`` the interval is NaN with fewer than
+    :data:`MIN_SEEDS_FOR_INTERVAL` pairs or no spread.
     """
     model = model or peft_model(summary)
     sub = summary[summary["model"] == model]
     rows = []
     for dataset in order_datasets(sub["dataset"]):
         cell = sub[sub["dataset"] == dataset]
-        for method in (m for m in METHODS if m != "full"):
+        # the PEFT methods of this build's runs (a method registered but not run has no row)
+        for method in (m for m in METHODS if m != "full" and m in set(summary["method"])):
             for m in metrics:
-                p = paired_by_seed(cell, "method", method, "full", m, confidence)
+                p = paired_by_seed(cell, "method", method, "full", m, confidence, examples)
                 rows.append({"model": model, "dataset": dataset, "method": method, "metric": m,
                              "n": p.n, "mean_difference": p.mean, "std_difference": p.std,
-                             "ci_low": p.low, "ci_high": p.high, "confidence": confidence})
+                             "ci_low": p.low, "ci_high": p.high, "confidence": confidence,
+                             "covers": p.covers})
     return pd.DataFrame(rows, columns=["model", "dataset", "method", "metric", "n",
                                        "mean_difference", "std_difference", "ci_low",
-                                       "ci_high", "confidence"])
+                                       "ci_high", "confidence", "covers"])

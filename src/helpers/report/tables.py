@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -39,18 +39,21 @@ from .load import (
 from .stats import MIN_SEEDS_FOR_INTERVAL, aggregate, paired_stats, supported_best
 from .table import Table
 
+if TYPE_CHECKING:
+    from .examples import Examples
+
 #: The row that shows the majority-class baseline in a results table.
 BASELINE_LABEL = "*majority class*"
 #: config.json fields whose null means "no cap": the hyperparameter table prints "all".
 NULL_MEANS_ALL = ("max_train_samples", "max_eval_samples")
 
 
-def bold_cells(runs: pd.DataFrame, column: str, metrics: Sequence[str] = SCORES
-               ) -> dict[str, set[Any]]:
+def bold_cells(runs: pd.DataFrame, column: str, metrics: Sequence[str] = SCORES,
+               examples: Examples | None = None) -> dict[str, set[Any]]:
     """Per test metric, the row of ``column`` printed in bold: the best mean, only where the
     ranking rule of :func:`helpers.report.stats.rank` supports it (train loss is never bold:
     a lower training loss is not a better model)."""
-    return {m: supported_best(runs, column, m) if not runs.empty else set()
+    return {m: supported_best(runs, column, m, examples) if not runs.empty else set()
             for m in metrics if m in SCORES}
 
 
@@ -79,7 +82,8 @@ def _baseline_row(baseline: dict[str, Any] | None, metrics: Sequence[str],
 def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
                   models: Sequence[str] | None = None,
                   metrics: Sequence[str] = TABLE_METRICS,
-                  baseline: dict[str, Any] | None = None) -> Table:
+                  baseline: dict[str, Any] | None = None,
+                  examples: Examples | None = None) -> Table:
     """Tables 1-2: for one dataset, models x train loss / accuracy / macro-F1 / micro-F1.
 
     Test metrics at each run's best *validation* epoch; mean ± std over seeds with n; a best
@@ -94,7 +98,7 @@ def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
     stats = aggregate(runs, ["model"], metrics).set_index("model")
     stats = stats.reindex(models)
     stats["n"] = stats["n"].fillna(0).astype(int)
-    shown = _stat_cells(stats, metrics, bold_cells(runs, "model", metrics))
+    shown = _stat_cells(stats, metrics, bold_cells(runs, "model", metrics, examples))
     shown.insert(0, "model", [display_model(m) for m in models])
     shown["n"] = stats["n"].to_numpy()
     shown = shown.reset_index(drop=True)
@@ -140,18 +144,20 @@ class DatasetTable:
 
 def results_tables(summary: pd.DataFrame, datasets: Sequence[str], method: str = "full",
                    models: Sequence[str] | None = None,
-                   baselines: dict[str, dict[str, Any]] | None = None) -> list[DatasetTable]:
+                   baselines: dict[str, dict[str, Any]] | None = None,
+                   examples: Examples | None = None) -> list[DatasetTable]:
     """Task 2: one :func:`results_table` per dataset of the grid, in the registry's order
     (``report/templates/task2_tables.md.j2`` lays them out, one cross-reference each)."""
     return [DatasetTable(d, results_table(summary, d, method, models,
-                                          baseline=(baselines or {}).get(d)))
+                                          baseline=(baselines or {}).get(d), examples=examples))
             for d in order_datasets(datasets)]
 
 
 def peft_table(summary: pd.DataFrame, model: str | None = None,
                datasets: Sequence[str] | None = None,
                metrics: Sequence[str] = TABLE_METRICS,
-               baselines: dict[str, dict[str, Any]] | None = None) -> Table:
+               baselines: dict[str, dict[str, Any]] | None = None,
+               examples: Examples | None = None) -> Table:
     """Table 3: full fine-tuning vs adapter vs LoRA for one model, one row group per dataset.
 
     Adds the trainable parameters' share of the model; bold as in :func:`results_table`, per
@@ -174,7 +180,7 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
         stats["params_trainable"] = params["params_trainable"]
         stats["params_total"] = params["params_total"]
         stats["trainable_share"] = params["params_trainable"] / params["params_total"]
-        shown = _stat_cells(stats, metrics, bold_cells(cell, "method", metrics))
+        shown = _stat_cells(stats, metrics, bold_cells(cell, "method", metrics, examples))
         shown.insert(0, "method", [METHOD_SHORT[m] for m in methods])
         shown.insert(0, "dataset", dataset)
         shown["trained"] = [fmt_share(v) for v in stats["trainable_share"]]
@@ -200,15 +206,16 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
 
 def paired_comparison(summary: pd.DataFrame, model: str | None = None,
                       metrics: Sequence[str] = ("accuracy", "macro_f1"),
-                      confidence: float = 0.95) -> Table:
-    """PEFT minus full fine-tuning of one model, paired by seed, with a t-interval.
+                      confidence: float = 0.95, examples: Examples | None = None) -> Table:
+    """PEFT minus full fine-tuning of one model, paired by seed, with its interval.
 
     One row per dataset and method; per metric the mean difference, its standard deviation
-    over seeds and the interval. The interval needs at least
-    :data:`helpers.report.stats.MIN_SEEDS_FOR_INTERVAL` pairs with some spread; otherwise the
-    cell says why there is none.
+    over seeds and the interval: with ``examples`` the paired bootstrap (a note under the table
+    says what it covers), else a Student-t interval over seeds, which needs at least
+    :data:`helpers.report.stats.MIN_SEEDS_FOR_INTERVAL` pairs with some spread (otherwise the
+    cell says why there is none).
     """
-    data = paired_stats(summary, model, metrics, confidence)
+    data = paired_stats(summary, model, metrics, confidence, examples)
     pct = f"{confidence:.0%}"
 
     def interval(r: pd.Series) -> str:
@@ -232,7 +239,10 @@ def paired_comparison(summary: pd.DataFrame, model: str | None = None,
     shown = pd.DataFrame(rows, columns=columns)
     labels = {f"{m}/{k}": name for m in metrics
               for k, name in (("diff", "PEFT − full"), ("std", "std"), ("ci", f"{pct} CI"))}
-    return Table(data=data, display=shown, group="dataset", labels=labels,
+    covers = sorted(set(data.loc[data["ci_low"].notna(), "covers"])) if len(data) else []
+    notes = [f"{pct} interval over {', and over '.join(covers)} (paired bootstrap)"
+             if covers and covers != ["seeds"] else f"{pct} Student-t interval over seeds"]
+    return Table(data=data, display=shown, group="dataset", labels=labels, notes=notes,
                  spanners={LABELS.get(m, m): [f"{m}/{k}" for k in ("diff", "std", "ci")]
                            for m in metrics},
                  widths={"method": 8, "n": 3, **{f"{m}/diff": 9 for m in metrics},
@@ -306,3 +316,28 @@ def _natural(text: str) -> tuple:
         return (0, float(text), "")
     except ValueError:
         return (1, 0.0, text)
+
+
+# ----------------------------------------------------------------------------- per class
+def per_class_table(per_class: pd.DataFrame) -> Table:
+    """Test F1 per class (rows: dataset x class, with its test rows) for each model x method
+    of the grid (columns), mean over seeds: where a macro-F1 is lost
+    (:func:`helpers.report.examples.per_class_f1`)."""
+    if per_class.empty:
+        return Table(data=per_class, display=pd.DataFrame(columns=["dataset", "class"]))
+    combos = [(m, meth) for m in order_models(per_class["model"]) for meth in METHODS
+              if ((per_class["model"] == m) & (per_class["method"] == meth)).any()]
+    names = {c: f"{display_model(c[0]).split('-')[0]} {METHOD_SHORT[c[1]]}" for c in combos}
+    rows = []
+    for dataset in order_datasets(per_class["dataset"]):
+        d = per_class[per_class["dataset"] == dataset]
+        for _, g in d.groupby("class_id", sort=True):
+            row = {"dataset": dataset, "class": g["class"].iloc[0],
+                   "test rows": int(g["support"].max())}
+            for c in combos:
+                v = g.loc[(g["model"] == c[0]) & (g["method"] == c[1]), "f1"]
+                row[names[c]] = fmt(v.iloc[0]) if len(v) else MISSING
+            rows.append(row)
+    shown = pd.DataFrame(rows, columns=["dataset", "class", "test rows", *names.values()])
+    return Table(data=per_class, display=shown, group="dataset",
+                 widths={"class": 16, "test rows": 6, **{n: 10 for n in names.values()}})

@@ -175,6 +175,13 @@ def _rows(ds: Dataset) -> list[dict[str, Any]]:
     return [dict(zip(cols, values, strict=True)) for values in zip(*data.values(), strict=True)]
 
 
+def eval_order(ds: Dataset) -> list[int]:
+    """The rows of an eval split in the order its loader yields them (longest first, ties in
+    row order): position i of an eval pass is row ``eval_order(ds)[i]`` of the split."""
+    lengths = list(ds["length"])
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
 def make_loader(ds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int, train: bool,
                 group_by_length: bool = True, seed: int = 0, pad_to_multiple_of: int = 1,
                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
@@ -200,7 +207,7 @@ def make_loader(ds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int, trai
                    if group_by_length else RandomSampler(rows, generator=generator))
         return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                           pin_memory=pin_memory)
-    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    order = eval_order(ds)
     return DataLoader([rows[i] for i in order], batch_size=batch_size, shuffle=False,
                       collate_fn=collate, pin_memory=pin_memory)
 

@@ -39,7 +39,7 @@ NON_IDENTITY_FIELDS = ("runs_dir", "data_dir", "torch_threads", "save_best_check
 #: Fields added after run ids were first published, each defaulting to the behaviour of the runs
 #: made before it: they enter the run id only when a config sets another value, so adding one
 #: leaves every existing run id unchanged (tests/run/test_config.py adds one to check).
-ADDED_FIELDS: tuple[str, ...] = ("input_format", "num_labels")
+ADDED_FIELDS: tuple[str, ...] = ("input_format", "num_labels", "lora_pooler")
 #: Seeds numpy, torch and Python's random all accept (numpy's ``Generator`` takes 32 bits).
 MAX_SEED = 2**32 - 1
 #: Fields that may name a folder as a ``pathlib.Path`` too (a Python caller's runs_dir).
@@ -109,6 +109,10 @@ class TrainConfig:
     lora_dropout: float = _field(0.1, "dropout on the LoRA path's input")
     lora_target_modules: list[str] = _field(
         None, "linear layers that get LoRA matrices", factory=lambda: ["query", "value"])
+    # A target "dense" also matches BERT's pooler.dense, which adapters leave frozen.
+    lora_pooler: bool = _field(True, "LoRA on the pooler's dense layer too where a target "
+                                     "matches it; false: the pooler stays frozen, as adapters "
+                                     "leave it")
     save_best_checkpoint: bool = _field(
         False, "save the best epoch's trainable weights in the run folder")
     runs_dir: str = _field("runs", "relative paths are taken from the project root")

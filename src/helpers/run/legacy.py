@@ -41,9 +41,15 @@ def current_run_id(config: dict[str, Any]) -> str:
 
 
 def legacy_folders(runs_dir: str | os.PathLike) -> dict[Path, str]:
-    """Complete run folders named by the first scheme -> their current id."""
+    """Run folders named by the first scheme -> their current id."""
     out = {}
-    for folder in store.complete_runs(runs_dir):
+    root = Path(runs_dir)
+    # every run folder with a readable config, complete or not: a run recorded before runs kept
+    # their predictions is renamed too, and then counts as incomplete (missing
+    # predictions.csv.gz) rather than hiding under an id nothing asks for
+    folders = sorted(p for p in root.iterdir() if not p.name.startswith(".")
+                     and (p / "config.json").is_file()) if root.is_dir() else []
+    for folder in folders:
         try:
             config = store.read_json(folder / "config.json")
             if folder.name != legacy_run_id(config):
@@ -61,7 +67,7 @@ def legacy_note(runs_dir: str | os.PathLike) -> str:
     found = legacy_folders(runs_dir)
     if not found:
         return ""
-    return (f"{len(found)} complete run folder(s) in {runs_dir} are named by the previous "
+    return (f"{len(found)} run folder(s) in {runs_dir} are named by the previous "
             f"run-id scheme and are not counted: rename them once with "
             f"`{MIGRATE_COMMAND.format(runs_dir=runs_dir)}`.")
 

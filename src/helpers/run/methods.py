@@ -129,6 +129,8 @@ def apply_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=list(cfg.lora_target_modules),
+        # a suffix: BERT's bert.pooler.dense (models without a pooler have nothing to exclude)
+        exclude_modules=None if cfg.lora_pooler else ["pooler.dense"],
         modules_to_save=head_module_names(model),
     )
     return get_peft_model(model, lora)
@@ -187,7 +189,8 @@ register(Method("adapter", "adapter (Houlsby)", 1e-4, apply_adapter, short="adap
                 prose="Houlsby adapters", memory=True))
 register(Method("lora", "LoRA", 5e-4, apply_lora,
                 trains="the LoRA matrices and a trainable copy of the classification head",
-                fields=("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"),
+                fields=("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
+                        "lora_pooler"),
                 memory=True))
 # For users, in no report grid: IA3 trains ~10x fewer weights than LoRA; its paper (T-Few)
 # used 3e-3, and peft's examples use 1e-3 to 1e-2.

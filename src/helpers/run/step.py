@@ -70,12 +70,12 @@ def train_step(model, batch: dict[str, torch.Tensor], optimizer: torch.optim.Opt
 
 
 @torch.no_grad()
-def evaluate(model, loader, device: torch.device, precision: str) -> dict[str, float]:
-    """Accuracy, macro-/micro-F1 (scikit-learn) and mean per-example cross-entropy."""
-    from sklearn.metrics import accuracy_score, f1_score  # deferred: sklearn's import is slow
-
+def predict(model, loader, device: torch.device,
+            precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Labels, predicted classes and softmax probabilities (on the CPU, in the loader's order)
+    and the mean per-example cross-entropy of one pass over ``loader``."""
     model.eval()
-    preds, labels = [], []
+    probs, labels = [], []
     loss_sum = torch.zeros((), device=device)
     for batch in loader:
         batch = to_device(batch, device)
@@ -83,13 +83,27 @@ def evaluate(model, loader, device: torch.device, precision: str) -> dict[str, f
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         logits = logits.float()
         loss_sum += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum")
-        preds.append(logits.argmax(-1))
+        probs.append(logits.softmax(-1))
         labels.append(batch["labels"])
-    y_pred = torch.cat(preds).cpu().numpy()
-    y_true = torch.cat(labels).cpu().numpy()
+    prob = torch.cat(probs).cpu()
+    y_true = torch.cat(labels).cpu()
+    return y_true, prob.argmax(-1), prob, float(loss_sum.item() / max(len(y_true), 1))
+
+
+def metric_scores(y_true, y_pred, loss: float) -> dict[str, float]:
+    """Accuracy, macro-/micro-F1 (scikit-learn) and the given mean loss."""
+    from sklearn.metrics import accuracy_score, f1_score  # deferred: sklearn's import is slow
+
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        "loss": float(loss_sum.item() / max(len(y_true), 1)),
+        "loss": loss,
     }
+
+
+
+def evaluate(model, loader, device: torch.device, precision: str) -> dict[str, float]:
+    """Accuracy, macro-/micro-F1 (scikit-learn) and mean per-example cross-entropy."""
+    y_true, y_pred, _, loss = predict(model, loader, device, precision)
+    return metric_scores(y_true.numpy(), y_pred.numpy(), loss)

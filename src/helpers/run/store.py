@@ -5,6 +5,8 @@ Layout under ``runs_dir`` (default ``runs/``)::
     <run_id>/                 a complete run; appears in one rename, so it is never partial
         config.json           every parameter, resolved, plus "run_id"
         history.csv           tidy: step, epoch, split, metric, value
+        predictions.csv.gz    per example: split, epoch, example, label, prediction, prob_*
+                              (helpers.run.predictions)
         metrics.json          best-epoch validation/test metrics, train loss, speed, wall time
         memory.json           parameter counts and peak memory (CUDA allocated/reserved, RSS)
         env.json              package versions, device, torch threads
@@ -37,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import disk, liveness
+from . import disk, liveness, predictions
 from .failures import (  # noqa: F401 - the failure records are part of the store's layout
     CAUSES,
     FAILED_DIR,
@@ -49,7 +51,8 @@ from .failures import (  # noqa: F401 - the failure records are part of the stor
     record_failure,
 )
 
-REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json")
+REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json",
+                  predictions.FILE)
 HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
 TMP_DIR = ".tmp"
 LOGS_DIR = ".logs"
@@ -83,7 +86,8 @@ def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | N
     """What is wrong with the run folder ``path`` (``file: problem``), or None when its
     records parse and validate: every required file, JSON objects naming ``run_id`` (default:
     the folder's name), metrics that can be true (:func:`_check_metrics`), and a tidy
-    history.csv holding the best epoch's validation and test scores as metrics.json does."""
+    history.csv holding the best epoch's validation and test scores as metrics.json does, and
+    per-example predictions whose scores at the best epoch are metrics.json's."""
     path = Path(path)
     run_id = run_id or path.name
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
@@ -105,7 +109,8 @@ def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | N
     if problem:
         return problem
     rows, problem = _read_history(path / "history.csv")
-    return problem or _check_history_agrees(rows, docs["metrics.json"])
+    return (problem or _check_history_agrees(rows, docs["metrics.json"])
+            or predictions.check(path / predictions.FILE, docs["metrics.json"]))
 
 
 def _check_metrics(m: dict[str, Any], config: dict[str, Any]) -> str | None:

@@ -29,8 +29,8 @@ import torch
 
 from helpers.settings import project_path
 
-from . import models, provenance, store
-from .batches import make_loader, subsample, tokenize
+from . import models, predictions, provenance, store
+from .batches import eval_order, make_loader, subsample, tokenize
 from .config import TrainConfig
 from .device import (
     compile_model,
@@ -43,7 +43,7 @@ from .device import (
 from .environment import environment, memory_report
 from .errors import ConfigError
 from .progress import progress as progress_bar
-from .step import evaluate, make_optimizer, train_step
+from .step import make_optimizer, metric_scores, predict, train_step
 
 METRIC_NAMES = ("accuracy", "macro_f1", "micro_f1", "loss")
 EVAL_SPLITS = ("validation", "test")
@@ -211,10 +211,12 @@ class _Setup:
     params: dict[str, int]
     train_loader: Any
     eval_loaders: dict[str, Any]
+    eval_examples: dict[str, list[int]]  # per split: row index of each position of a pass
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler | None
     provenance: dict[str, Any]  # env.json's record of the data and model files (sha256)
+    label_names: list[str]  # class id -> name, as the head numbers them
 
 
 def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_start: float,
@@ -275,8 +277,9 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     phase("setup_s")
     return _Setup(precision, pad_multiple, len(train_ds), {s: len(ds) for s, ds in eval_ds.items()},
-                  model, net, params, train_loader, eval_loaders, optimizer, scheduler, scaler,
-                  files)
+                  model, net, params, train_loader, eval_loaders,
+                  {s: eval_order(ds) for s, ds in eval_ds.items()}, optimizer, scheduler, scaler,
+                  files, names)
 
 
 def _train_and_select(cfg: TrainConfig, run_id: str, setup: _Setup, device: torch.device,
@@ -287,6 +290,7 @@ def _train_and_select(cfg: TrainConfig, run_id: str, setup: _Setup, device: torc
     epoch's scores and the best epoch (1-based)."""
     state = TrainState()
     per_epoch: list[dict[str, dict[str, float]]] = []
+    blocks = []  # predictions.write's (split, epoch, examples, labels, predictions, probs)
     best_epoch, best_f1, best_weights = 0, -1.0, None
     epochs = progress_bar(range(1, cfg.num_train_epochs + 1), desc=run_id, disable=not progress)
     for epoch in epochs:
@@ -294,8 +298,12 @@ def _train_and_select(cfg: TrainConfig, run_id: str, setup: _Setup, device: torc
                         epoch, device, setup.precision, cfg.logging_steps, scaler=setup.scaler,
                         progress=progress)
         phase("train_s")
-        scores = {s: evaluate(setup.net, loader, device, setup.precision)
-                  for s, loader in setup.eval_loaders.items()}
+        scores = {}
+        for split, loader in setup.eval_loaders.items():
+            y_true, y_pred, prob, loss = predict(setup.net, loader, device, setup.precision)
+            scores[split] = metric_scores(y_true.numpy(), y_pred.numpy(), loss)
+            blocks.append((split, epoch, setup.eval_examples[split], y_true.tolist(),
+                           y_pred.tolist(), prob.numpy()))
         phase("eval_s")
         for split, values in scores.items():  # finite training losses, then NaN weights
             check_finite([values["loss"]], state.global_step, f"{split} loss after epoch {epoch}")
@@ -316,6 +324,8 @@ def _train_and_select(cfg: TrainConfig, run_id: str, setup: _Setup, device: torc
         from safetensors.torch import save_file  # deferred: only for save_best_checkpoint
 
         save_file({n: t.contiguous() for n, t in best_weights.items()}, out / CHECKPOINT_FILE)
+    predictions.write(out / predictions.FILE, blocks)
+    phase("predictions_s")
     return state, per_epoch, best_epoch
 
 
@@ -342,6 +352,7 @@ def _write_run(cfg: TrainConfig, run_id: str, out: Path, setup: _Setup, state: T
         "num_eval_samples": setup.eval_sizes,
         "num_epochs": cfg.num_train_epochs,
         "parameters": setup.params,
+        "label_names": setup.label_names,  # what predictions.csv.gz's class ids mean
     }
     pd.DataFrame(state.history, columns=list(store.HISTORY_COLUMNS)).to_csv(
         out / "history.csv", index=False)

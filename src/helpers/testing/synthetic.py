@@ -1,6 +1,9 @@
 """Synthetic runs: complete run folders with the metrics contract's files and fixed values.
 
-For tests and for trying the analysis notebook without training anything.
+For tests and for trying the analysis notebook without training anything. Each run's
+predictions (:mod:`helpers.run.predictions`) are drawn first and its scores computed from them,
+so the records agree as a trained run's do; the labels of a dataset's eval examples are the
+same in every run (runs pair by example, as real ones do).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.grid.spec import Grid
-from helpers.run import provenance, store
+from helpers.run import predictions, provenance, store
 from helpers.run.config import TrainConfig
 
 #: (total, trainable) parameters of roberta-base with a 3-class head per method, as the synthetic
@@ -22,6 +25,23 @@ PARAMETERS = {
     "adapter": (126_442_563, 1_794_624 + 592_899),
     "lora": (125_535_747, 294_912 + 592_899),
 }
+#: Eval rows per split of every synthetic run.
+EVAL_SAMPLES = 20
+
+
+def label_names(dataset: str) -> list[str]:
+    """The dataset's class names (helpers.run.sources), or three made-up ones."""
+    from helpers.run import sources  # deferred: sources imports datasets (seconds)
+
+    source = sources.SOURCES.get(dataset.rsplit("_", 1)[0])
+    return list(source.labels) if source else ["class 0", "class 1", "class 2"]
+
+
+def eval_labels(dataset: str, split: str, classes: int) -> np.ndarray:
+    """Fixed labels of one dataset's synthetic eval split, imbalanced like ACL-ARC's."""
+    rng = np.random.default_rng([sum(map(ord, dataset)), len(split)])
+    weights = 0.6 ** np.arange(classes)
+    return rng.choice(classes, size=EVAL_SAMPLES, p=weights / weights.sum())
 
 
 def write_synthetic_runs(runs_dir: str | os.PathLike,
@@ -64,7 +84,9 @@ def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Gen
     rows), so that a short synthetic epoch still logs some."""
     run_id, epochs = cfg.run_id(), cfg.num_train_epochs
     level = rng.uniform(0.4, 0.85)
-    history, scores = [], []
+    names = label_names(cfg.dataset)
+    labels = {s: eval_labels(cfg.dataset, s, len(names)) for s in predictions.SPLITS}
+    history, scores, blocks = [], [], []
     for epoch in range(1, epochs + 1):
         for step in range((epoch - 1) * steps_per_epoch + 1, epoch * steps_per_epoch + 1):
             if step % logging_steps == 0:
@@ -73,12 +95,16 @@ def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Gen
         end = epoch * steps_per_epoch
         history.append((end, epoch, "train", "epoch_loss", float(rng.uniform(0.2, 1))))
         per_split = {}
-        for split in ("validation", "test"):
-            acc = float(np.clip(level + 0.03 * epoch + rng.normal(0, 0.03), 0, 1))
-            values = {"accuracy": acc, "macro_f1": acc - float(rng.uniform(0, 0.1)),
-                      "micro_f1": acc, "loss": float(rng.uniform(0.3, 1.0))}
+        for split in predictions.SPLITS:
+            right = float(np.clip(level + 0.03 * epoch + rng.normal(0, 0.03), 0, 1))
+            y = labels[split]
+            wrong = (y + rng.integers(1, len(names), size=len(y))) % len(names)
+            pred = np.where(rng.random(len(y)) < right, y, wrong)
+            values = {**predictions.scores(y.tolist(), pred.tolist()),
+                      "loss": float(rng.uniform(0.3, 1.0))}
             per_split[split] = values
             history += [(end, epoch, split, m, v) for m, v in values.items()]
+            blocks.append((split, epoch, range(len(y)), y.tolist(), pred.tolist(), None))
         scores.append(per_split)
     best = int(np.argmax([s["validation"]["macro_f1"] for s in scores])) + 1
     train_losses = [h[4] for h in history if h[2] == "train" and h[3] == "loss"]
@@ -89,6 +115,7 @@ def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Gen
     with store.staging(runs_dir, run_id) as out:
         pd.DataFrame(history, columns=list(store.HISTORY_COLUMNS)).to_csv(
             out / "history.csv", index=False)
+        predictions.write(out / predictions.FILE, blocks)
         store.write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
         store.write_json(out / "metrics.json", {
             "run_id": run_id, "best_epoch": best, "selection": "validation_macro_f1",
@@ -97,8 +124,8 @@ def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Gen
             "final_train_loss": float(train_losses[-1]),
             "wall_time_s": 10.0, "train_time_s": 8.0, "train_samples_per_s": 6.0,
             "train_tokens_per_s": 300.0, "num_train_samples": cfg.max_train_samples or 100,
-            "num_eval_samples": {"validation": 20, "test": 20},
-            "num_epochs": epochs, "parameters": params})
+            "num_eval_samples": {s: EVAL_SAMPLES for s in predictions.SPLITS},
+            "num_epochs": epochs, "parameters": params, "label_names": names})
         store.write_json(out / "memory.json", {
             "parameters": params, "device": device, "device_name": name,
             "precision": "bf16" if cuda else "fp32",

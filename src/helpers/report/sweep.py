@@ -1,0 +1,81 @@
+"""The appendix's selection paragraph: how the grid's hyper-parameters were chosen (always), and
+the sweep's validation scores when its runs are in the runs folder (helpers.grid.select)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.grid import select
+from helpers.grid.spec import GridError, load_grid
+from helpers.settings import project_path
+
+from .formats import MISSING, bold, fmt, fmt_lr
+from .load import METHOD_SHORT, display_model
+from .table import Table
+
+
+@dataclass
+class SweepFacts:
+    rule: str
+    sweep: str | None  # the sweep grid's path as the text names it, None without one
+    planned: int = 0
+    complete: int = 0
+    mismatches: int = 0  # the grid's cells that do not use the sweep's choice
+    table: Table | None = None
+
+    @property
+    def shown(self) -> bool:
+        return self.table is not None
+
+
+def sweep_of(grid_file: str | os.PathLike | None) -> Path | None:
+    """``params/<name>-sweep.yaml`` beside the grid ``params/<name>.yaml``, if it exists."""
+    path = project_path(grid_file) if grid_file else None
+    if path is None:
+        return None
+    sweep = path.with_name(f"{path.stem}-sweep{path.suffix}")
+    return sweep if sweep.is_file() else None
+
+
+def sweep_facts(grid_file: str | os.PathLike | None, runs_dir: str | os.PathLike) -> SweepFacts:
+    """The selection rule, and with the sweep's runs in ``runs_dir`` its candidates table
+    (validation scores only) and whether the grid uses the choice."""
+    sweep = sweep_of(grid_file)
+    root = project_path(".")
+    out = SweepFacts(select.RULE, None if sweep is None else
+                     str(sweep.relative_to(root)) if sweep.is_relative_to(root) else str(sweep))
+    if sweep is None:
+        return out
+    try:
+        grid = load_grid(sweep, runs_dir=project_path(runs_dir))
+        fields = select.swept_fields(grid)
+        scores = select.validation_scores(grid)
+    except GridError:
+        return out
+    out.planned, out.complete = len(scores), int(scores["complete"].sum())
+    if not out.complete or not fields:
+        return out
+    table = select.candidates(scores, fields)
+    out.mismatches = len(select.check(table, fields, load_grid(project_path(grid_file))))
+    out.table = _table(table, fields)
+    return out
+
+
+def _table(table: pd.DataFrame, fields: list[str]) -> Table:
+    rows = []
+    for _, r in table.iterrows():
+        row = {"model": display_model(r["model"]), "dataset": r["dataset"],
+               "method": METHOD_SHORT.get(r["method"], r["method"])}
+        for f in fields:
+            row[f] = fmt_lr(float(r[f])) if f == "learning_rate" else str(r[f])
+        score = fmt(r["val_macro_f1"]) if r["seeds"] else MISSING
+        row["validation macro-F1"] = bold(score) if r["chosen"] else score
+        row["seeds"] = f"{r['seeds']}/{r['planned']}"
+        rows.append(row)
+    shown = pd.DataFrame(rows)
+    return Table(data=table, display=shown, group="dataset",
+                 widths={"model": 10, "method": 8, "validation macro-F1": 12, "seeds": 5})
