@@ -3,10 +3,10 @@
 Everything the report states is computed from ``runs/<run_id>/`` (see :mod:`helpers.run.store`),
 so the text stays true when the data changes: :func:`load_runs` (history, one row per run x
 step x split x metric), :func:`run_summary` (one row per run), :func:`load_configs` (the values
-each run used). Statistics over these are in :mod:`helpers.report.stats`.
+each run used).
 
 Partial grids are normal (a grid still running, a CPU grid with fewer cells): a missing cell
-shows ``—`` and every aggregate carries its ``n``.
+shows ``—`` and every aggregate (:mod:`helpers.report.stats`) carries its ``n``.
 
 A report is of its grid: given ``run_ids`` (:func:`grid_run_ids`, from the grid file the runs
 came from) these read exactly those runs; other complete runs in the folder are left out and
