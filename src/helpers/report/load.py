@@ -2,8 +2,7 @@
 
 Everything the report states is computed from ``runs/<run_id>/`` (see :mod:`helpers.run.store`),
 so the text stays true when the data changes: :func:`load_runs` (history, one row per run x
-step x split x metric), :func:`run_summary` (one row per run), :func:`load_configs` (the values
-each run used).
+step x split x metric), :func:`run_summary` (one run a row), :func:`load_configs` (its values).
 
 Partial grids are normal (a grid still running, a CPU grid with fewer cells): a missing cell
 shows ``—`` and every aggregate (:mod:`helpers.report.stats`) carries its ``n``.
