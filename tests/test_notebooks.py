@@ -232,6 +232,8 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
         if label == "setup":
             assert "12 complete runs" in outputs_text(cell)
             continue
+        if "#| include: false" in cell.source:  # computes facts for later cells, shows nothing
+            continue
         kinds = {k for o in cell.outputs for k in o.get("data", {})}
         if label.startswith("fig-"):
             assert "image/png" in kinds, label
