@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder, tiny random models of the real architectures."""
+"""Shared fixtures: the real data folder, tiny random models of the real architectures; and a
+check that generated Markdown's lists render as lists."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import builtins
 import errno
 import io
 import os
+import re
 from pathlib import Path
 
+import mistune
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +46,21 @@ def real_data_dir() -> Path:
             pytest.fail(f"CI=true but {msg}")
         pytest.skip(msg)
     return found
+
+
+# Pandoc, which Quarto uses, starts a list only after a blank line (stricter than CommonMark):
+# a list item glued to the paragraph above renders as text with a literal " - ".
+_LIST_ITEM = re.compile(r"^(?:[-+*]|\d+\.) ")
+
+
+def lists_render_as_lists(markdown: str) -> bool:
+    """Every line written as a list item becomes one ``<li>`` (mistune, a CommonMark
+    renderer) and starts after a blank line, another item or an item's continuation."""
+    lines = markdown.splitlines()
+    items = [i for i, line in enumerate(lines) if _LIST_ITEM.match(line)]
+    clean = all(i == 0 or not lines[i - 1].strip() or _LIST_ITEM.match(lines[i - 1])
+                or lines[i - 1].startswith("  ") for i in items)
+    return clean and mistune.html(markdown).count("<li>") == len(items)
 
 
 @pytest.fixture(scope="session")

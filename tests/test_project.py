@@ -89,6 +89,36 @@ def test_lock_satisfies_pyproject():
             f"make lock")
 
 
+def _src_imports() -> set[str]:
+    """Top-level names of the third-party modules src/helpers imports (anywhere in a module)."""
+    names = set()
+    for path in (PROJECT_ROOT / "src" / "helpers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"helpers"}
+
+
+def test_src_imports_only_declared_runtime_dependencies():
+    """What src/helpers imports is a dependency of pyproject.toml's own, not a dev extra nor
+    something another package happens to bring; and a declared dependency is imported, or
+    says (in a comment) what needs it."""
+    meta = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {canonicalize_name(Requirement(r).name) for r in meta["dependencies"]}
+    dists = importlib.metadata.packages_distributions()
+    undeclared = {module: dists.get(module) for module in _src_imports()
+                  if not {canonicalize_name(d) for d in dists.get(module, [])} & runtime}
+    assert not undeclared, f"imported by src/helpers, not a dependency in pyproject.toml: " \
+                           f"{undeclared}"
+    imported = {canonicalize_name(d) for m in _src_imports() for d in dists.get(m, [])}
+    text = (PROJECT_ROOT / "pyproject.toml").read_text()
+    unused = [name for name in runtime - imported
+              if not re.search(rf'"{name}[^"]*",\s*#', text, re.I)]
+    assert not unused, f"declared in pyproject.toml, never imported, no reason given: {unused}"
+
+
 def test_the_lock_is_installed_as_constraints_and_says_how_to_regenerate():
     make = (PROJECT_ROOT / "Makefile").read_text()
     assert re.search(r"^lock:", make, re.M)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from conftest import lists_render_as_lists
 from helpers.report import (
     answers,
     corrections,
@@ -31,7 +32,6 @@ from helpers.report import (
 )
 from helpers.run.catalog import MODELS
 from helpers.testing import synthetic
-from helpers.testing.markdown import lists_render_as_lists
 
 ROBERTA, BERT, SCIBERT = "roberta-base", "bert-base-uncased", "allenai/scibert_scivocab_uncased"
 DATASETS = ("restaurant_sup", "acl_sup", "agnews_sup")

@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import lists_render_as_lists
 from helpers.grid.spec import load_grid
 from helpers.report import bootstrap, formats, load
 from helpers.report import build as reporting
 from helpers.testing import synthetic
-from helpers.testing.markdown import lists_render_as_lists
 
 ROOT = reporting.PROJECT_ROOT
 EMBED = re.compile(r"\{\{<\s*embed\s+([^#\s]+)#([^\s>]+)[^>]*>\}\}")

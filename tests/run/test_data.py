@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from helpers.run import data
+from helpers.run import data, sources
 
 # Row and per-class counts from ../shared/data/README.md (train, validation, test).
 EXPECTED = {
@@ -78,7 +78,7 @@ def test_agnews_assignment_split(real_data_dir):
     n_train, n_val, n_test = (len(dd[s]) for s in ("train", "validation", "test"))
     assert n_test == 760
     assert n_train + n_val == 6840
-    assert n_val == round(6840 * data.AGNEWS_VALIDATION_FRACTION)
+    assert n_val == round(6840 * sources.AGNEWS_VALIDATION_FRACTION)
     ids = [set(dd[s]["id"]) for s in dd]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert sum(map(len, ids)) == 7600
@@ -93,8 +93,9 @@ def test_agnews_test_split_is_the_seeded_datasets_split(real_data_dir):
     """The 9:1 split is datasets' train_test_split(test_size=0.1, seed=2022) of the 7600 rows."""
     import datasets
 
-    rows = data._read_agnews_csv(real_data_dir / "ag_news_csv" / "test.csv", data.AGNEWS_LABELS)
-    ref = datasets.Dataset.from_list(rows, features=data.FEATURES).train_test_split(
+    test_csv = real_data_dir / "ag_news_csv" / "test.csv"
+    rows = sources.read_agnews_csv(test_csv, sources.AGNEWS_LABELS)
+    ref = datasets.Dataset.from_list(rows, features=sources.FEATURES).train_test_split(
         test_size=0.1, seed=2022)
     assert data.load("agnews_sup", real_data_dir)["test"]["id"] == ref["test"]["id"]
 
@@ -115,7 +116,7 @@ def test_concatenation_offsets_labels_and_keeps_names(real_data_dir):
     names = data.label_names(both)
     assert names[:3] == ["restaurant_sup:positive", "restaurant_sup:neutral",
                          "restaurant_sup:negative"]
-    assert names[3:] == [f"acl_sup:{n}" for n in data.ACL_LABELS]
+    assert names[3:] == [f"acl_sup:{n}" for n in sources.ACL_LABELS]
     assert len(both["test"]) == 1120 + 139
     c = counts(both["test"])
     assert c["restaurant_sup:negative"] == 196

@@ -3,6 +3,8 @@ right weights trainable for full fine-tuning, Houlsby adapters and LoRA."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -36,6 +38,27 @@ def test_bad_model_folders(tmp_path):
         models.resolve_model(str(tmp_path / "missing"))
     with pytest.raises(models.ModelError, match="config.json"):
         models.resolve_model(str(tmp_path))
+
+
+def test_relative_model_folder_is_taken_from_the_project_root(tmp_path, tiny_bert,
+                                                               monkeypatch):
+    """From notebooks/ (where JupyterLab and papermill run the train notebook),
+    model="models/my-encoder" is the project's folder, never a Hub id."""
+    from helpers import settings
+    from helpers.run import config, provenance
+
+    folder = tmp_path / "models" / "my-encoder"
+    shutil.copytree(tiny_bert, folder)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.setattr(settings, "PROJECT_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert models.resolve_model("models/my-encoder") == str(folder.resolve())
+    assert provenance.model_folder("models/my-encoder") == folder.resolve()
+    assert config.local_model_folder("models/my-encoder") == folder.resolve()
+    assert models.load_model_config("models/my-encoder").vocab_size == \
+        models.load_model_config(str(tiny_bert)).vocab_size
+    assert len(models.load_tokenizer("models/my-encoder")) == len(
+        models.load_tokenizer(str(tiny_bert)))
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta"])

@@ -15,9 +15,8 @@ from .sizes import MemoryAccountingError, parameter_counts
 def compare_run(run_dir: str | Path, activations: int | None = None) -> dict[str, Any]:
     """Predicted vs measured peak for a finished run (``config.json`` + ``memory.json``).
 
-    Runs pad each batch dynamically, so the longest padded batch sets the peak: its length is
-    used when ``memory.json`` records it (``max_padded_length``/``max_seq_len``), else the
-    configured ``max_length`` (an upper bound); ``seq_source`` says which.
+    The sequence length is the configured ``max_length``: runs pad each batch dynamically, so
+    it is an upper bound of the longest padded batch, which sets the peak.
     """
     run_dir = Path(run_dir)
     try:
@@ -28,11 +27,7 @@ def compare_run(run_dir: str | Path, activations: int | None = None) -> dict[str
             f"{run_dir} is not a complete run folder ({e.filename} missing).") from None
     precision = mem.get("precision") or config.get("precision")
     precision = "bf16" if precision in ("bf16", "fp16") else "fp32"
-    seq, source = config["max_length"], "config max_length"
-    for k in ("max_padded_length", "max_seq_len", "max_batch_length"):
-        if mem.get(k):
-            seq, source = int(mem[k]), f"memory.json {k}"
-            break
+    seq = config["max_length"]
     num_labels = _run_num_labels(config, mem)
     owned = [f for m in METHODS.values() for f in m.fields]  # method hyper-parameters
     overrides = {k: config[k] for k in owned if k in config}
@@ -42,7 +37,7 @@ def compare_run(run_dir: str | Path, activations: int | None = None) -> dict[str
                    config["per_device_train_batch_size"], seq, num_labels, activations,
                    optimizer="adamw_foreach", workspace=None if on_cuda else 0, **overrides)
     measured = mem.get("peak_cuda_allocated_bytes")
-    pred.update(run_id=config.get("run_id", run_dir.name), seq_source=source,
+    pred.update(run_id=config.get("run_id", run_dir.name),
                 device=mem.get("device"), device_name=mem.get("device_name"),
                 measured_peak_bytes=measured,
                 ratio=(pred["predicted_peak_bytes"] / measured) if measured else None)
@@ -63,8 +58,6 @@ def _run_num_labels(config: dict, mem: dict) -> int:
     if dataset in data.dataset_names():
         return len(data.SOURCES[dataset.rsplit("_", 1)[0]].labels)
     return 2
-
-
 
 
 def read_results(path: str | Path | None) -> dict[str, Any]:

@@ -26,18 +26,7 @@ from helpers.settings import DATA_DIR, DATA_DIR_ENV, project_path
 
 from . import sources
 from .errors import did_you_mean
-from .sources import (  # noqa: F401 - the names data.py has always offered
-    ACL_LABELS,
-    AGNEWS_LABELS,
-    AGNEWS_VALIDATION_FRACTION,
-    FEATURES,
-    SEMEVAL_LABELS,
-    SOURCES,
-    SPLIT_SEED,
-    DataError,
-    Source,
-)
-from .sources import read_agnews_csv as _read_agnews_csv  # noqa: F401
+from .sources import FEATURES, SOURCES, SPLIT_SEED, DataError
 
 #: Few-shot variants keep this many training examples (stratified sample, seed 2022).
 FEW_SHOT_SIZE = 32
