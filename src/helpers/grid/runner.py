@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from helpers.run import store
+from helpers.run.config import local_model_folder
+from helpers.run.errors import ModelError
+from helpers.run.model_files import check_model_folder
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 from . import claims, mps, space, stopping
@@ -117,6 +120,7 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
     if problem:
         raise GridError(problem)
+    _check_models(todo)
     _check_data(todo)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
@@ -248,6 +252,23 @@ def _check_data(todo: list[GridRun]) -> None:
             raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
                             f"none was started. Fix the data, or leave them out with "
                             f"--filter.") from None
+
+
+def _check_models(todo: list[GridRun]) -> None:
+    """Each local model folder the pending runs load, once, before any starts (file names
+    only): a folder without weights or tokenizer is one error with its path, not a failure in
+    every run after it has loaded the rest."""
+    users: dict[Path, list[str]] = {}
+    for r in todo:
+        folder = local_model_folder(r.config.model)
+        if folder is not None:
+            users.setdefault(folder, []).append(r.run_id)
+    for folder, ids in users.items():
+        try:
+            check_model_folder(folder)
+        except ModelError as e:
+            raise GridError(f"{e}\n{len(ids)} pending run(s) load it (e.g. {ids[0]}); none was "
+                            f"started.") from None
 
 
 def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
