@@ -31,6 +31,7 @@ RUNS_PER_DEVICE ?=
 MPS ?=
 # Extra `grid run` flags, e.g. GRID_ARGS="--filter seed=1 --set max_train_samples=64".
 GRID_ARGS ?=
+# RUNS and BUILD may hold spaces (quoted where used), not single quotes.
 RUNS ?= runs
 BUILD ?= build
 # The report reads the grid's runs only; GRID_ARGS' --set values change their run ids, so the
@@ -134,12 +135,12 @@ lint: venv
 # $(BUILD)/analysis.ipynb (+ its HTML), then `quarto render` (HTML + Typst PDF in
 # $(BUILD)/report/) when quarto is on PATH.
 report: venv
-	$(PY) -m helpers grid run $(GRID) $(ABLATIONS) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers grid run $(GRID) $(ABLATIONS) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir '$(RUNS)'
 	$(RENDER)
 
 # The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
 # for pending runs (the analysis reports what is there).
-RENDER = $(PY) -m helpers report --grid $(GRID) $(if $(ABLATIONS),--ablations $(ABLATIONS) )$(GRID_SETS)--runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+RENDER = $(PY) -m helpers report --grid $(GRID) $(if $(ABLATIONS),--ablations $(ABLATIONS) )$(GRID_SETS)--runs-dir '$(RUNS)' --output-dir '$(BUILD)' --kernel $(KERNEL)
 render: venv
 	$(RENDER)
 
@@ -172,4 +173,4 @@ lock:
 	mv requirements.lock.tmp requirements.lock
 
 clean:
-	rm -rf $(BUILD) .pytest_cache
+	rm -rf '$(BUILD)' .pytest_cache

@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -380,11 +381,29 @@ def test_make_render_is_the_report_step_without_the_grid():
     report = subprocess.run([*make, "report"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             env=env, check=True).stdout.splitlines()
     step = [line for line in render if " -m helpers " in line]
-    assert len(step) == 1 and " -m helpers report --grid params/smoke.yaml --runs-dir /tmp/r " \
+    assert len(step) == 1 and " -m helpers report --grid params/smoke.yaml --runs-dir '/tmp/r' " \
         in step[0]
     assert not any("grid run" in line for line in render)
     grid = [line for line in report if " -m helpers " in line]
     assert len(grid) == 2 and "grid run params/smoke.yaml" in grid[0] and grid[1] == step[0]
+
+
+def test_make_report_and_render_take_folders_with_spaces():
+    """`make render RUNS="path with space"` passed --runs-dir path with space (3 arguments)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    for target in ("render", "report", "clean"):
+        out = subprocess.run(["make", "-n", "-W", "pyproject.toml", "RUNS=/tmp/my runs",
+                              "BUILD=/tmp/my build", target], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, env=env, check=True).stdout
+        lines = [shlex.split(line) for line in out.splitlines()
+                 if " -m helpers " in line or line.startswith("rm -rf")]
+        assert lines, out
+        for args in lines:
+            for flag, value in (("--runs-dir", "/tmp/my runs"), ("--output-dir", "/tmp/my build")):
+                if flag in args:
+                    assert args[args.index(flag) + 1] == value, args
+            if args[0] == "rm":
+                assert "/tmp/my build" in args, args
 
 
 def test_console_command_is_the_cli():
