@@ -203,6 +203,7 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded
+            claims.discard_stale(runs_dir, r.run_id)  # left by a runner killed after publishing
             # A batch killed between a run's completion and the copy of its notebook.
             executed = last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = store.run_path(runs_dir, r.run_id)
