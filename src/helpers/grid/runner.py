@@ -139,6 +139,7 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
                 run_tasks(tasks, opts.executor, workers, devices, opts.slurm, runs_dir, summary,
                           GridProgress(len(tasks), opts.progress, out), mps_env)
                 done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
+                done |= _published_meanwhile(summary, tasks, runs_dir, done)
                 summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
                 if summary.not_run:  # before MPS stops: it waits for its clients
                     _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
@@ -148,6 +149,17 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     summary.seconds = time.time() - started
     print(format_summary(summary, grid), file=out)
     return summary
+
+
+def _published_meanwhile(summary: RunSummary, tasks: list[dict[str, Any]], runs_dir: Path,
+                         done: set[str]) -> set[str]:
+    """Runs published at the instant of a signal, before their result was read: complete,
+    so counted completed, never "stopped" or resumable. Returns their ids."""
+    published = {t["run_id"] for t in tasks if t["run_id"] not in done
+                 and store.is_complete(store.run_path(runs_dir, t["run_id"]))}
+    summary.completed += sorted(published)
+    summary.stopped = [r for r in summary.stopped if r not in published]
+    return published
 
 
 def _check_options(opts: RunOptions) -> tuple[Path, list[str], int]:
