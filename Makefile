@@ -31,6 +31,7 @@ RUNS_PER_DEVICE ?=
 MPS ?=
 # Extra `grid run` flags, e.g. GRID_ARGS="--filter seed=1 --set max_train_samples=64".
 GRID_ARGS ?=
+# RUNS and BUILD may hold spaces (quoted where used), not single quotes.
 RUNS ?= runs
 BUILD ?= build
 # The report reads the grid's runs only; GRID_ARGS' --set values change their run ids, so the
@@ -60,17 +61,56 @@ venv: $(STAMP)
 # package goes in only when a requirement asks for it: torch's CUDA libraries (nvidia-*, triton)
 # come with a torch wheel that requires them (PyPI's Linux build), not with a CPU build.
 # In the conda env, pip itself stays conda's.
+# The stamp means a working environment: removed first, written only after CHECK_ENV passes, so
+# an install killed halfway is redone by the next make. A .venv that still fails the check after
+# its repair is rebuilt from scratch once; a conda env is left to you (the message says how).
 $(STAMP): pyproject.toml requirements.lock $(STAMP_STALE)
+	@rm -f $(STAMP)
 ifdef CONDA_ACTIVE
 	@echo "make: installing into the active conda env $(CONDA_DEFAULT_ENV) ($(VENV))"
 else
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 endif
-	$(PY) -m pip install -q --no-compile -c requirements.lock -e '.[dev]'
-	$(COMPILE)
-	$(REGISTER_KERNEL)
+	$(INSTALL)
+	$(CHECK) || $(REBUILD)
 	echo '$(CURDIR)' > $(STAMP)
+
+# Repair, install, bytecode, kernel: one shell command, so that a rebuild can run it again.
+INSTALL = $(PY) -c "$$REPAIR_ENV" && $(PY) -m pip install -q --no-compile -c requirements.lock -e '.[dev]' && { $(COMPILE); } && $(REGISTER_KERNEL)
+CHECK = $(PY) -c "$$CHECK_ENV" && $(PY) -m pip check && $(VENV)/bin/nlpdl-report --help >/dev/null
+ifdef CONDA_ACTIVE
+REBUILD = { echo "make: the conda env $(CONDA_DEFAULT_ENV) fails the check above; recreate it: conda deactivate && conda env remove -n $(CONDA_ENV) && conda env create -f environment.yml && conda activate $(CONDA_ENV) && make venv" >&2; exit 1; }
+else
+REBUILD = { echo "make: $(VENV) fails the check above: rebuilding it from scratch" >&2; rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(INSTALL) && $(CHECK); }
+endif
+
+# What pip killed mid-install leaves in site-packages: a *.dist-info folder without METADATA
+# (pip then counts the package as installed, `pip check` passes, and importlib.metadata gives
+# it version None: every command crashes in packaging.version) and ~name folders (pip's stash
+# of a package being replaced). Removed, so that pip installs those packages again.
+define REPAIR_ENV
+import pathlib, shutil, sysconfig
+paths = sysconfig.get_paths()
+for site in sorted({pathlib.Path(paths["purelib"]), pathlib.Path(paths["platlib"])}):
+    for p in sorted(site.glob("*.dist-info")) + sorted(site.glob("~*")):
+        if p.name.startswith("~") or not (p / "METADATA").is_file():
+            print(f"make: removing {p}: left by an interrupted install")
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+endef
+export REPAIR_ENV
+
+# An environment works when every installed package has a name and a version, and the project,
+# its run stack (torch, transformers, datasets) and its console command import and start.
+define CHECK_ENV
+import importlib.metadata, sys
+bad = sorted(str(getattr(d, "_path", d)) for d in importlib.metadata.distributions()
+             if not d.metadata["Name"] or not d.version)
+if bad:
+    sys.exit("make: packages without a name or version: " + ", ".join(bad))
+import helpers.cli, helpers.run.data, helpers.run.models
+endef
+export CHECK_ENV
 
 # The same bytecode pip would write, compiled on every core at once instead of file by file
 # (about 15 s less of a first install on 2 cores). -qq and `|| true`: like pip, it skips the
@@ -95,7 +135,7 @@ lint: venv
 # $(BUILD)/analysis.ipynb (+ its HTML), then `quarto render` (HTML + Typst PDF in
 # $(BUILD)/report/) when quarto is on PATH.
 report: venv
-	$(PY) -m helpers grid run $(GRID) $(ABLATIONS) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir $(RUNS)
+	$(PY) -m helpers grid run $(GRID) $(ABLATIONS) $(GRID_ARGS) $(if $(DEVICES),--devices $(DEVICES) $(if $(RUNS_PER_DEVICE),--runs-per-device $(RUNS_PER_DEVICE)) $(if $(MPS),--mps $(MPS)),--workers $(WORKERS)) --runs-dir '$(RUNS)'
 	$(RENDER)
 
 # The learning-rate sweep behind params/cpu.yaml (not part of `make report`): run it into
@@ -108,7 +148,7 @@ sweep: venv
 
 # The report step alone, from the runs already in $(RUNS): the grid is neither run nor checked
 # for pending runs (the analysis reports what is there).
-RENDER = $(PY) -m helpers report --grid $(GRID) $(if $(ABLATIONS),--ablations $(ABLATIONS) )$(GRID_SETS)--runs-dir $(RUNS) --output-dir $(BUILD) --kernel $(KERNEL)
+RENDER = $(PY) -m helpers report --grid $(GRID) $(if $(ABLATIONS),--ablations $(ABLATIONS) )$(GRID_SETS)--runs-dir '$(RUNS)' --output-dir '$(BUILD)' --kernel $(KERNEL)
 render: venv
 	$(RENDER)
 
@@ -141,4 +181,4 @@ lock:
 	mv requirements.lock.tmp requirements.lock
 
 clean:
-	rm -rf $(BUILD) .pytest_cache
+	rm -rf '$(BUILD)' .pytest_cache

@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -339,6 +340,69 @@ def test_make_falls_back_to_venv_when_another_conda_env_is_active(tmp_path):
     assert "-m venv .venv" in plain.stdout and "conda" not in plain.stdout + plain.stderr
 
 
+def _purelib(env: Path) -> Path:
+    return next((env / "lib").glob("python3*/site-packages"))
+
+
+def _env_python(env: Path, code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_make_venv_repairs_an_install_killed_during_pip(tmp_path):
+    """A pip killed mid-install left an empty dill-*.dist-info: the next make exited 0 and
+    wrote its stamp (pip check passes), and every command then crashed in packaging.version
+    (InvalidVersion: None). Now the leftover is removed, dill is found again, and the stamp
+    comes only after the environment imports the run stack."""
+    proj, env = _project_copy(tmp_path), _stand_in_env(tmp_path)
+    conda = {"CONDA_PREFIX": str(env), "CONDA_DEFAULT_ENV": "nlpdl-report"}
+    version = importlib.metadata.version("dill")
+    (_purelib(env) / f"dill-{version}.dist-info").mkdir()  # what the killed pip left
+    broken = _env_python(env, "import datasets")
+    assert "InvalidVersion: Invalid version: None" in broken.stderr, broken.stderr
+    out = _make(proj, "venv", **conda)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"dill-{version}.dist-info: left by an interrupted install" in out.stdout
+    works = _env_python(env, "import datasets, helpers.run.data; print('ok')")
+    assert works.stdout.strip() == "ok", works.stderr
+    assert (env / ".nlpdl-report-installed").read_text().strip() == str(proj)
+
+
+def _stand_in_python(tmp_path) -> Path:
+    """Stands in for `python3 -m venv [--clear] DIR`: a stand-in env (see _stand_in_env)."""
+    script = tmp_path / "python3"
+    script.write_text(f"""#!/bin/sh
+for a; do dir=$a; done
+rm -rf "$dir"
+{sys.executable} -m venv --without-pip "$dir"
+echo {sysconfig.get_paths()["purelib"]} > "$(ls -d "$dir"/lib/python3*/site-packages)/outer-env.pth"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def test_make_venv_never_stamps_an_environment_that_fails_its_check(tmp_path):
+    """An installed package whose files are broken (here a stand-in datasets that can't be
+    imported, unknown to pip): make wrote the stamp anyway. Now a conda env is refused with
+    how to recreate it, and a venv is rebuilt from scratch once, then stamped."""
+    proj, env = _project_copy(tmp_path), _stand_in_env(tmp_path)
+    shadow = _purelib(env) / "datasets"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('half-written datasets')\n")
+    stamp = env / ".nlpdl-report-installed"
+    out = _make(proj, "venv", CONDA_PREFIX=str(env), CONDA_DEFAULT_ENV="nlpdl-report")
+    assert out.returncode != 0 and not stamp.exists(), out.stdout + out.stderr
+    assert "half-written datasets" in out.stderr
+    assert "fails the check above; recreate it: conda deactivate && conda env remove" \
+        in out.stderr
+    out = _make(proj, "venv", f"VENV={env}", f"PYTHON={_stand_in_python(tmp_path)}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"make: {env} fails the check above: rebuilding it from scratch" in out.stderr
+    assert not shadow.exists() and stamp.read_text().strip() == str(proj)
+    assert _env_python(env, "import datasets").returncode == 0
+    assert _make(proj, "-q", "venv", f"VENV={env}").returncode == 0  # stamped: nothing to do
+
+
 def test_make_render_is_the_report_step_without_the_grid():
     make = ["make", "-n", "-W", "pyproject.toml", "GRID=params/smoke.yaml", "RUNS=/tmp/r"]
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
@@ -347,11 +411,29 @@ def test_make_render_is_the_report_step_without_the_grid():
     report = subprocess.run([*make, "report"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             env=env, check=True).stdout.splitlines()
     step = [line for line in render if " -m helpers " in line]
-    assert len(step) == 1 and " -m helpers report --grid params/smoke.yaml --runs-dir /tmp/r " \
+    assert len(step) == 1 and " -m helpers report --grid params/smoke.yaml --runs-dir '/tmp/r' " \
         in step[0]
     assert not any("grid run" in line for line in render)
     grid = [line for line in report if " -m helpers " in line]
     assert len(grid) == 2 and "grid run params/smoke.yaml" in grid[0] and grid[1] == step[0]
+
+
+def test_make_report_and_render_take_folders_with_spaces():
+    """`make render RUNS="path with space"` passed --runs-dir path with space (3 arguments)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    for target in ("render", "report", "clean"):
+        out = subprocess.run(["make", "-n", "-W", "pyproject.toml", "RUNS=/tmp/my runs",
+                              "BUILD=/tmp/my build", target], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, env=env, check=True).stdout
+        lines = [shlex.split(line) for line in out.splitlines()
+                 if " -m helpers " in line or line.startswith("rm -rf")]
+        assert lines, out
+        for args in lines:
+            for flag, value in (("--runs-dir", "/tmp/my runs"), ("--output-dir", "/tmp/my build")):
+                if flag in args:
+                    assert args[args.index(flag) + 1] == value, args
+            if args[0] == "rm":
+                assert "/tmp/my build" in args, args
 
 
 def test_console_command_is_the_cli():

@@ -15,6 +15,7 @@ from helpers.grid.spec import load_grid
 from helpers.grid.summary import busy_lines
 from helpers.run import liveness
 from helpers.run import store as runs
+from helpers.testing.synthetic import write_grid_runs
 
 HOLD = """
 import sys, time
@@ -187,3 +188,27 @@ def test_a_zombie_writer_is_gone_everywhere(tmp_path):
         assert debris in runs.clean_stale(tmp_path)
     finally:
         zombie.wait()
+
+
+def test_a_resume_removes_the_stale_claims_of_complete_runs(tmp_path):
+    """A runner killed after publishing left `.claims/<run_id>.lock` behind for good: each
+    resume skipped the complete run and kept its claim (issue 31.8). A held claim stays."""
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text("defaults: {model: minilm}\nmatrix: {seed: [1, 2, 3]}\n")
+    grid = load_grid(grid_file, runs_dir=tmp_path)
+    ids = write_grid_runs(grid)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = claims.claim_path(tmp_path, ids[0])
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead),
+                                 "started": time.time(), "token": "dead"}))
+    claims.claim_path(tmp_path, ids[1]).write_text("")  # empty: nobody's
+    held = claims.try_claim(tmp_path, ids[2])  # this process: alive
+    try:
+        summary, todo = _sort_runs(grid, tmp_path, force=False)
+        assert todo == [] and sorted(summary.skipped) == sorted(ids)
+        left = sorted(p.name for p in (tmp_path / claims.CLAIMS_DIR).glob("*.lock"))
+        assert left == [f"{ids[2]}.lock"]
+    finally:
+        held.release()

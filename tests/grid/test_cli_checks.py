@@ -11,6 +11,7 @@ import pytest
 from helpers.cli import main
 from helpers.grid.runner import run_grid
 from helpers.grid.spec import GridError, load_grid
+from helpers.run import store
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = ROOT / "params" / "cpu.yaml"
@@ -100,3 +101,32 @@ def test_relative_paths_are_taken_from_the_current_directory_first(tmp_path, mon
                  "nope.ipynb"]) == 2
     err = capsys.readouterr().err
     assert "nope.ipynb" in err and "(the current directory)" in err, err
+
+
+def test_a_grid_whose_excludes_remove_every_row_is_an_error(tmp_path, capsys):
+    """It exited 0 with '0 configs', silently (issue 31.8)."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text("defaults: {model: minilm}\nmatrix: {method: [full, lora], seed: [1]}\n"
+                    "exclude:\n  - {method: full}\n  - {method: lora, seed: 1}\n")
+    for action in ("plan", "run"):
+        assert main(["grid", action, str(grid), "--runs-dir", str(tmp_path / "runs")]) == 2
+        err = capsys.readouterr().err
+        assert "0 configs: the exclude entries remove every row" in err, err
+        assert "exclude[0] method=full; exclude[1] method=lora, seed=1" in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_dir_that_is_a_file_is_said_to_be_one(tmp_path, capsys):
+    """--runs-dir FILE said "not writable (File exists)", or planned into it (issue 31.8)."""
+    file = tmp_path / "runs.txt"
+    file.write_text("not a folder\n")
+    for args in (["grid", "plan", str(SMOKE)], ["grid", "run", str(SMOKE)],
+                 ["grid", "status", str(SMOKE)], ["report", "--output-dir", str(tmp_path / "b")]):
+        assert main([*args, "--runs-dir", str(file)]) == 2, args
+        err = capsys.readouterr().err
+        assert f"{file} is a file, not a folder" in err, (args, err)
+    below = file / "runs"  # a file above the folder: the same
+    assert main(["grid", "run", str(SMOKE), "--runs-dir", str(below)]) == 2
+    assert f"{file} is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(store.NotWritableError, match="is a file, not a folder"):
+        store.check_writable(below)

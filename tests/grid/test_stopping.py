@@ -8,6 +8,7 @@ keeps writing, which is what "nothing trains after the runner has exited" rules 
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -19,9 +20,10 @@ import nbformat
 import psutil
 import pytest
 
-from helpers.grid import claims, stopping
+from helpers.grid import claims, runner, stopping
 from helpers.grid.spec import load_grid
 from helpers.run import store
+from helpers.testing.synthetic import write_grid_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,3 +193,27 @@ def test_an_ignored_sigint_stays_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_run_published_at_the_signal_is_complete_not_resumable(tmp_path, real_data_dir,
+                                                                 monkeypatch):
+    """SIGINT arrived as a worker published its run, before the runner read the result: the
+    summary said "stopped 1 run(s) in progress ... 2 run(s) resumable" for a complete run."""
+    (tmp_path / "grid.yaml").write_text(GRID)
+    grid = load_grid(tmp_path / "grid.yaml", runs_dir=tmp_path / "runs")
+    first = grid.runs[0]
+
+    def published_then_interrupted(tasks, executor, workers, devices, slurm, runs_dir, summary,
+                                   bar, env):
+        write_grid_runs(grid.select({"run_id": first.run_id}), runs_dir)  # the worker's rename
+        summary.stopped = [first.run_id]  # what the runner saw running at the signal
+        summary.interrupted, summary.signal = True, signal.SIGINT
+
+    monkeypatch.setenv("NLPDL_DATA_DIR", str(real_data_dir))
+    monkeypatch.setattr(runner, "run_tasks", published_then_interrupted)
+    out = io.StringIO()
+    summary = runner.run_grid(grid, runner.RunOptions(), out=out)
+    assert summary.completed == [first.run_id] and summary.stopped == []
+    assert summary.not_run == [grid.runs[1].run_id]
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("stopped by SIGINT: no run was in progress; 1 run(s) resumable"), last

@@ -88,6 +88,9 @@ def cli(args: argparse.Namespace) -> int:
         overrides = parse_overrides(args.overrides)
         grid = load_grids([_existing(g, "Grid file") for g in args.grid], overrides=overrides,
                           runs_dir=cli_path(args.runs_dir) if args.runs_dir else None)
+        if grid.runs_dir.exists() and not grid.runs_dir.is_dir():
+            raise GridError(f"runs folder {grid.runs_dir} is a file, not a folder; choose "
+                            f"another folder (--runs-dir) or move the file.")
         selected = grid.select(args.filter)
         if args.filter and not selected.runs:
             raise GridError(grid.no_match(args.filter, overrides))

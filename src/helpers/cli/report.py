@@ -37,6 +37,9 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         runs_dir, grid = cli_path(args.runs_dir), cli_path(args.grid) if args.grid else None
+        if project_path(runs_dir).is_file():
+            raise FileNotFoundError(f"Runs folder {project_path(runs_dir)} is a file, not a "
+                                    f"folder; pass the folder the runs are in (--runs-dir).")
         if not project_path(runs_dir).is_dir():
             raise FileNotFoundError(not_found("Runs folder", args.runs_dir))
         if grid is not None and not project_path(grid).is_file():

@@ -186,6 +186,21 @@ def try_claim(runs_dir: str | os.PathLike, run_id: str, *, heartbeat_s: float = 
     return None
 
 
+def discard_stale(runs_dir: str | os.PathLike, run_id: str,
+                  stale_after: float = STALE_AFTER_S) -> bool:
+    """Remove ``run_id``'s claim when nobody holds it (its runner was killed after the run
+    was published), by the same takeover that :func:`try_claim` uses, without claiming; a
+    held claim stays. True when a claim was removed."""
+    path = claim_path(runs_dir, run_id)
+    if not path.exists():
+        return False
+    seen = _read(path)
+    if _live(seen, path, stale_after):
+        return False
+    _take_over(path, seen, stale_after)
+    return not path.exists()
+
+
 def _create(path: Path, info: dict[str, Any]) -> bool:
     """Create ``path`` holding ``info`` unless it exists, atomically.
 

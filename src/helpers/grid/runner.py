@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from helpers.run import store
+from helpers.run.config import local_model_folder
+from helpers.run.errors import ModelError
+from helpers.run.model_files import check_model_folder
 from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
 
 from . import claims, mps, space, stopping
@@ -117,6 +120,7 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
     if problem:
         raise GridError(problem)
+    _check_models(todo)
     _check_data(todo)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
@@ -135,6 +139,7 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
                 run_tasks(tasks, opts.executor, workers, devices, opts.slurm, runs_dir, summary,
                           GridProgress(len(tasks), opts.progress, out), mps_env)
                 done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
+                done |= _published_meanwhile(summary, tasks, runs_dir, done)
                 summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
                 if summary.not_run:  # before MPS stops: it waits for its clients
                     _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
@@ -144,6 +149,17 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     summary.seconds = time.time() - started
     print(format_summary(summary, grid), file=out)
     return summary
+
+
+def _published_meanwhile(summary: RunSummary, tasks: list[dict[str, Any]], runs_dir: Path,
+                         done: set[str]) -> set[str]:
+    """Runs published at the instant of a signal, before their result was read: complete,
+    so counted completed, never "stopped" or resumable. Returns their ids."""
+    published = {t["run_id"] for t in tasks if t["run_id"] not in done
+                 and store.is_complete(store.run_path(runs_dir, t["run_id"]))}
+    summary.completed += sorted(published)
+    summary.stopped = [r for r in summary.stopped if r not in published]
+    return published
 
 
 def _check_options(opts: RunOptions) -> tuple[Path, list[str], int]:
@@ -199,6 +215,7 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
             store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded
+            claims.discard_stale(runs_dir, r.run_id)  # left by a runner killed after publishing
             # A batch killed between a run's completion and the copy of its notebook.
             executed = last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
             run_dir = store.run_path(runs_dir, r.run_id)
@@ -248,6 +265,23 @@ def _check_data(todo: list[GridRun]) -> None:
             raise GridError(f"{e}\n{len(ids)} pending run(s) read {name} there (e.g. {ids[0]}); "
                             f"none was started. Fix the data, or leave them out with "
                             f"--filter.") from None
+
+
+def _check_models(todo: list[GridRun]) -> None:
+    """Each local model folder the pending runs load, once, before any starts (file names
+    only): a folder without weights or tokenizer is one error with its path, not a failure in
+    every run after it has loaded the rest."""
+    users: dict[Path, list[str]] = {}
+    for r in todo:
+        folder = local_model_folder(r.config.model)
+        if folder is not None:
+            users.setdefault(folder, []).append(r.run_id)
+    for folder, ids in users.items():
+        try:
+            check_model_folder(folder)
+        except ModelError as e:
+            raise GridError(f"{e}\n{len(ids)} pending run(s) load it (e.g. {ids[0]}); none was "
+                            f"started.") from None
 
 
 def longest_first(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -230,6 +230,12 @@ def _expand(where: str, doc: dict[str, Any],
             if any(all(row.get(k, _default(k)) == v for k, v in e.items()) for e in excludes):
                 continue
             rows.append((label, row))
+    if not rows:  # every row excluded: a grid that runs nothing is a mistake, not a success
+        shown = "; ".join(f"exclude[{i}] " + ", ".join(f"{k}={v}" for k, v in e.items())
+                          for i, e in enumerate(excludes))
+        raise GridError(f"{where}: 0 configs: the exclude entries remove every row of the "
+                        f"matrix ({shown}). Narrow an exclude entry (add a field) or remove "
+                        f"it.")
     return rows
 
 

@@ -28,6 +28,7 @@ from . import provenance
 from .catalog import lookup
 from .errors import ConfigError, ModelError, did_you_mean
 from .methods import METHODS
+from .model_files import check_model_folder
 
 #: Every precision a run accepts (helpers.memory accounts for a documented subset).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -181,6 +182,12 @@ class TrainConfig:
             raise ConfigError(f"lora_dropout={self.lora_dropout} must be in [0, 1).")
         if not self.lora_target_modules:
             raise ConfigError("lora_target_modules must name at least one module.")
+        folder = local_model_folder(self.model)
+        if folder is not None:
+            try:
+                check_model_folder(folder)  # config, weights, tokenizer, before any loading
+            except ModelError as e:
+                raise ConfigError(str(e)) from None
         if check_model_limit:
             # deferred: helpers.run.models imports torch (seconds); a grid plan needs none
             from .models import max_sequence_length

@@ -21,6 +21,7 @@ from helpers.settings import project_path
 
 from . import catalog, methods
 from .errors import ModelError
+from .model_files import check_model_folder
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -51,9 +52,7 @@ def resolve_model(name: str) -> str:
         return str(minilm_path())
     path = project_path(name)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"Model directory {path} has no config.json: not a Hugging Face "
-                             "model folder (save one with model.save_pretrained(dir)).")
+        check_model_folder(path)  # config, weights, tokenizer: all named at once
         return str(path.resolve())
     if name.startswith((".", "/", "~")):
         raise ModelError(f"Model directory {name} does not exist.")

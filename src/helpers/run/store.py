@@ -367,6 +367,12 @@ def check_writable(runs_dir: str | os.PathLike) -> Path:
     """Create ``runs_dir`` if needed and prove it writable (a real file, not ``os.access``:
     read-only mounts and ACLs), before any work starts; return it."""
     path = Path(runs_dir)
+    # a file where the folder (or one above it) should be: said so, not "File exists"
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotWritableError(
+            f"runs folder {path}: {blocker} is a file, not a folder; choose another folder "
+            f"(--runs-dir, or the runs_dir parameter) or move the file.")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
