@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import nbformat
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -30,6 +31,7 @@ from helpers.report import (
     tables,
 )
 from helpers.run.catalog import MODELS
+from helpers.settings import PROJECT_ROOT
 from helpers.testing import synthetic
 from helpers.testing.markdown import lists_render_as_lists
 
@@ -431,3 +433,54 @@ def test_setup_facts_by_value(builds):
     assert "precision" not in settings  # the synthetic runs are fp32, as the original
     assert f.runs == len(s) and f.hours == pytest.approx(10.0 * len(s) / 3600)
     assert f.devices == ["cpu (x86_64)"] and f.packages == []
+
+
+# ----------------------------------------------------------------------------- captions
+def test_floor_captions_and_notes_only_where_the_build_has_a_floor(builds, orig, memory_facts):
+    s = builds["cpu"]["summary"]
+    with_floor = tables.results_tables(s, s["dataset"], baselines=fake_baselines())
+    assert all(t.has_floor for t in with_floor) and all(t.like_first for t in with_floor)
+    captions = prose.render("task2_tables", with_floor)
+    assert captions.count("last row: the majority-class floor") == 1
+    without = tables.results_tables(s, s["dataset"], baselines={})
+    assert not any(t.has_floor for t in without)
+    assert "majority-class floor" not in prose.render("task2_tables", without)
+    # one dataset without a baseline: its caption is its own, not "as in the table above"
+    part = {d: b for d, b in fake_baselines().items() if d != "acl_sup"}
+    mixed = tables.results_tables(s, s["dataset"], baselines=part)
+    assert [t.like_first for t in mixed[1:]] == [False, True]
+    text = prose.render("task2_tables", mixed)
+    assert "on acl_sup (ACL-ARC citation intents): train loss" in text.replace("\n", " ")
+    assert tables.peft_table(s, baselines=fake_baselines()).notes == [
+        tables.FLOOR_NOTE.format(rows="Last row of each dataset")]
+    assert tables.peft_table(s, baselines={}).notes == []
+
+
+def test_the_reports_settings_are_named_where_the_text_uses_them(builds, orig, memory_facts):
+    st = memory_facts.settings
+    assert (st.model, st.batch, st.seq, st.precision) == (
+        gpu_memory.REPORT_MEMORY_MODEL, *(gpu_memory.REPORT_SETTINGS[k]
+                                          for k in ("batch", "seq", "precision")))
+    ctx = contexts(builds["cpu"], orig, memory_facts)
+    named = f"batch {st.batch}, sequence {st.seq}, {st.precision_label}"
+    for name in ("memory_intro", "conclusion"):
+        text = prose.render(name, ctx[name][0], **ctx[name][1]).replace("\n", " ")
+        at = text.index("at the report's settings (")
+        assert named in text[at:at + 120], (name, text[at:at + 120])
+    assert f"({st.model}, {named})" in prose.render("conclusion", None, **ctx["conclusion"][1]) \
+        .replace("\n", " ")
+    # the fixed captions of the analysis notebook say the same settings
+    cells = nbformat.read(PROJECT_ROOT / "notebooks" / "analysis.ipynb", 4).cells
+    caps = [line for c in cells for line in c.source.splitlines()
+            if line.startswith("#| tbl-cap:") and "at the report's" in line]
+    assert len(caps) == 2
+    for cap in caps:
+        for part in (f"batch {st.batch}", f"sequence {st.seq}", st.precision_label):
+            assert part in cap, (part, cap)
+    assert st.model in caps[1]
+
+
+def test_corrections_write_table_3s_with_its_apostrophe(builds, orig, memory_facts):
+    ctx = contexts(builds["full"], orig, memory_facts)
+    text = prose.render("corrections", ctx["corrections"][0], **ctx["corrections"][1])
+    assert "Table 3's acl_sup" in text and "Table 3s" not in text
