@@ -20,6 +20,7 @@ from helpers.report import (
     examples,
     experiment_setup,
     facts,
+    formats,
     gpu_memory,
     load,
     narrative,
@@ -484,3 +485,69 @@ def test_corrections_write_table_3s_with_its_apostrophe(builds, orig, memory_fac
     ctx = contexts(builds["full"], orig, memory_facts)
     text = prose.render("corrections", ctx["corrections"][0], **ctx["corrections"][1])
     assert "Table 3's acl_sup" in text and "Table 3s" not in text
+
+
+# ----------------------------------------------------------------------------- discussions
+def test_task2_reading_by_value(builds):
+    s = builds["full"]["summary"]
+    f = facts.full_ft(s, fake_baselines())
+    r = f.reading
+    full = s[s["method"] == "full"]
+    means = full.groupby(["dataset", "model"])["macro_f1"].mean()
+    stds = full.groupby(["dataset", "model"])["macro_f1"].std()
+    assert [d.dataset for d in r.multi] == list(DATASETS)
+    assert r.gaps == pytest.approx(tuple(
+        means[d].nlargest(2).iloc[0] - means[d].nlargest(2).iloc[1] for d in DATASETS))
+    widths = [(v.paired.high - v.paired.low) / 2 for d in f.datasets for v in d.versus]
+    assert r.half_width == pytest.approx(pd.Series(widths).median())
+    assert r.hardest.dataset == means.groupby("dataset").max().idxmin()
+    assert r.hardest.floor.classes == len(LABELS[r.hardest.dataset])
+    floor = {d: b["macro_f1"] for d, b in fake_baselines().items()}
+    margins = {d: means[d].min() - floor[d] for d in DATASETS}
+    assert r.all_clear_floor and r.closest_to_floor.dataset == min(margins, key=margins.get)
+    assert r.closest_to_floor.margin == pytest.approx(min(margins.values()))
+    assert r.noisiest[0] == stds.idxmax()[0] and r.noisiest[1].std == pytest.approx(stds.max())
+    assert r.seeds_outweigh_models == (stds.max() > max(r.gaps))
+    text = prose.render("task2", f)
+    assert "No encoder is separated" in text and text.count("±") <= 2  # not table by table
+    boosted = s.copy()
+    lead = (boosted["model"] == SCIBERT) & (boosted["dataset"] == "acl_sup")
+    boosted.loc[lead, "macro_f1"] += 0.5
+    b = facts.full_ft(boosted, fake_baselines())
+    assert [d.dataset for d in b.reading.open] == ["restaurant_sup", "agnews_sup"]
+    text = prose.render("task2", b).replace("\n", " ")
+    assert "By the report's rule SciBERT is best on acl_sup (+" in text
+    assert "on restaurant_sup and agnews_sup no encoder is separated" in text
+    low = s.copy()
+    low.loc[(low["model"] == BERT) & (low["dataset"] == "agnews_sup"), "macro_f1"] = 0.01
+    short = facts.full_ft(low, fake_baselines())
+    assert not short.reading.all_clear_floor and "On agnews_sup a mean does not clear" in \
+        prose.render("task2", short).replace("\n", " ")
+
+
+def test_task3_reading_by_value(builds):
+    s = builds["cpu"]["summary"]
+    ex = examples.Examples.load(builds["cpu"]["runs_dir"], s)
+    p = facts.peft(s, "minilm", fake_baselines(), examples=ex)
+    r = p.reading
+    rows = [(d.dataset, row) for d in p.datasets for row in d.rows]
+    lows = {(d, row.method): row.vs_full.low for d, row in rows}
+    assert r.all_within == all(row.vs_full.low <= 0 <= row.vs_full.high for _, row in rows)
+    assert (r.worst[0], r.worst[1].method) == min(lows, key=lows.get)
+    assert r.worst_loss == pytest.approx(max(0.0, -min(lows.values())))
+    assert r.max_share == pytest.approx(max(row.share for _, row in rows))
+    assert r.floor_runs == []
+    text = prose.render("task3", p).replace("\n", " ")
+    assert f"allow a loss of up to {formats.fmt(r.worst_loss)}" in text
+    assert text.count("±") == 0  # the differences are in @tbl-paired, not restated
+    base = fake_baselines()
+    at = s.copy()
+    acl = (at["dataset"] == "acl_sup") & (at["method"] == "adapter")
+    at.loc[acl, "accuracy"] = base["acl_sup"]["accuracy"]
+    at.loc[acl, "macro_f1"] = base["acl_sup"]["macro_f1"]
+    floored = facts.peft(at, "minilm", base)
+    assert [(d, row.method, row.at_floor) for d, row in floored.reading.floor_runs] == [
+        ("acl_sup", "adapter", 2)]
+    assert "Two Houlsby adapters runs of two on acl_sup predicted the majority class" in \
+        prose.render("task3", floored).replace("\n", " ")
+
