@@ -551,3 +551,28 @@ def test_task3_reading_by_value(builds):
     assert "Two Houlsby adapters runs of two on acl_sup predicted the majority class" in \
         prose.render("task3", floored).replace("\n", " ")
 
+
+def test_the_two_seed_caveat_is_said_once(builds, orig, memory_facts):
+    caveat = re.compile(r"(?:two|2) seeds[^.]*(?:interval|resampl|averaged|tested|ranking)",
+                        re.I)
+
+    def said(ctx):
+        text = " ".join(prose.render(n, f, **extra) for n, (f, extra) in ctx.items()
+                        if n != "task2_tables").replace("\n", " ")
+        return caveat.findall(text)
+
+    # bootstrap intervals, two seeds: index.qmd's reading guide is the one place
+    assert said(contexts(builds["cpu"], orig, memory_facts)) == []
+    qmd = (PROJECT_ROOT / "report" / "index.qmd").read_text().replace("\n", " ")
+    assert len(caveat.findall(qmd)) == 1
+    # no predictions (no bootstrap), two seeds: Task 2's discussion says it, nothing else
+    ctx = contexts(builds["cpu"], orig, memory_facts)
+    s = builds["cpu"]["summary"]
+    plain_full, plain_peft = facts.full_ft(s, fake_baselines()), facts.peft(s, None,
+                                                                            fake_baselines())
+    assert not plain_full.can_interval and not plain_peft.can_interval
+    ctx["task2"], ctx["task3"] = (plain_full, {}), (plain_peft, {})
+    for name in ("summary", "conclusion"):
+        ctx[name] = (None, {**ctx[name][1], "full": plain_full, "peft": plain_peft})
+    found = said(ctx)
+    assert len(found) == 1 and found[0].startswith("two seeds per cell"), found
