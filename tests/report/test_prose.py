@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import nbformat
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -20,6 +21,7 @@ from helpers.report import (
     examples,
     experiment_setup,
     facts,
+    formats,
     gpu_memory,
     load,
     narrative,
@@ -31,6 +33,7 @@ from helpers.report import (
     tables,
 )
 from helpers.run.catalog import MODELS
+from helpers.settings import PROJECT_ROOT
 from helpers.testing import synthetic
 
 ROBERTA, BERT, SCIBERT = "roberta-base", "bert-base-uncased", "allenai/scibert_scivocab_uncased"
@@ -431,3 +434,145 @@ def test_setup_facts_by_value(builds):
     assert "precision" not in settings  # the synthetic runs are fp32, as the original
     assert f.runs == len(s) and f.hours == pytest.approx(10.0 * len(s) / 3600)
     assert f.devices == ["cpu (x86_64)"] and f.packages == []
+
+
+# ----------------------------------------------------------------------------- captions
+def test_floor_captions_and_notes_only_where_the_build_has_a_floor(builds, orig, memory_facts):
+    s = builds["cpu"]["summary"]
+    with_floor = tables.results_tables(s, s["dataset"], baselines=fake_baselines())
+    assert all(t.has_floor for t in with_floor) and all(t.like_first for t in with_floor)
+    captions = prose.render("task2_tables", with_floor)
+    assert captions.count("last row: the majority-class floor") == 1
+    without = tables.results_tables(s, s["dataset"], baselines={})
+    assert not any(t.has_floor for t in without)
+    assert "majority-class floor" not in prose.render("task2_tables", without)
+    # one dataset without a baseline: its caption is its own, not "as in the table above"
+    part = {d: b for d, b in fake_baselines().items() if d != "acl_sup"}
+    mixed = tables.results_tables(s, s["dataset"], baselines=part)
+    assert [t.like_first for t in mixed[1:]] == [False, True]
+    text = prose.render("task2_tables", mixed)
+    assert "on acl_sup (ACL-ARC citation intents): train loss" in text.replace("\n", " ")
+    assert tables.peft_table(s, baselines=fake_baselines()).notes == [
+        tables.FLOOR_NOTE.format(rows="Last row of each dataset")]
+    assert tables.peft_table(s, baselines={}).notes == []
+
+
+def test_the_reports_settings_are_named_where_the_text_uses_them(builds, orig, memory_facts):
+    st = memory_facts.settings
+    assert (st.model, st.batch, st.seq, st.precision) == (
+        gpu_memory.REPORT_MEMORY_MODEL, *(gpu_memory.REPORT_SETTINGS[k]
+                                          for k in ("batch", "seq", "precision")))
+    ctx = contexts(builds["cpu"], orig, memory_facts)
+    named = f"batch {st.batch}, sequence {st.seq}, {st.precision_label}"
+    for name in ("memory_intro", "conclusion"):
+        text = prose.render(name, ctx[name][0], **ctx[name][1]).replace("\n", " ")
+        at = text.index("at the report's settings (")
+        assert named in text[at:at + 120], (name, text[at:at + 120])
+    assert f"({st.model}, {named})" in prose.render("conclusion", None, **ctx["conclusion"][1]) \
+        .replace("\n", " ")
+    # the fixed captions of the analysis notebook say the same settings
+    cells = nbformat.read(PROJECT_ROOT / "notebooks" / "analysis.ipynb", 4).cells
+    caps = [line for c in cells for line in c.source.splitlines()
+            if line.startswith("#| tbl-cap:") and "at the report's" in line]
+    assert len(caps) == 2
+    for cap in caps:
+        for part in (f"batch {st.batch}", f"sequence {st.seq}", st.precision_label):
+            assert part in cap, (part, cap)
+    assert st.model in caps[1]
+
+
+def test_corrections_write_table_3s_with_its_apostrophe(builds, orig, memory_facts):
+    ctx = contexts(builds["full"], orig, memory_facts)
+    text = prose.render("corrections", ctx["corrections"][0], **ctx["corrections"][1])
+    assert "Table 3's acl_sup" in text and "Table 3s" not in text
+
+
+# ----------------------------------------------------------------------------- discussions
+def test_task2_reading_by_value(builds):
+    s = builds["full"]["summary"]
+    f = facts.full_ft(s, fake_baselines())
+    r = f.reading
+    full = s[s["method"] == "full"]
+    means = full.groupby(["dataset", "model"])["macro_f1"].mean()
+    stds = full.groupby(["dataset", "model"])["macro_f1"].std()
+    assert [d.dataset for d in r.multi] == list(DATASETS)
+    assert r.gaps == pytest.approx(tuple(
+        means[d].nlargest(2).iloc[0] - means[d].nlargest(2).iloc[1] for d in DATASETS))
+    widths = [(v.paired.high - v.paired.low) / 2 for d in f.datasets for v in d.versus]
+    assert r.half_width == pytest.approx(pd.Series(widths).median())
+    assert r.hardest.dataset == means.groupby("dataset").max().idxmin()
+    assert r.hardest.floor.classes == len(LABELS[r.hardest.dataset])
+    floor = {d: b["macro_f1"] for d, b in fake_baselines().items()}
+    margins = {d: means[d].min() - floor[d] for d in DATASETS}
+    assert r.all_clear_floor and r.closest_to_floor.dataset == min(margins, key=margins.get)
+    assert r.closest_to_floor.margin == pytest.approx(min(margins.values()))
+    assert r.noisiest[0] == stds.idxmax()[0] and r.noisiest[1].std == pytest.approx(stds.max())
+    assert r.seeds_outweigh_models == (stds.max() > max(r.gaps))
+    text = prose.render("task2", f)
+    assert "No encoder is separated" in text and text.count("±") <= 2  # not table by table
+    boosted = s.copy()
+    lead = (boosted["model"] == SCIBERT) & (boosted["dataset"] == "acl_sup")
+    boosted.loc[lead, "macro_f1"] += 0.5
+    b = facts.full_ft(boosted, fake_baselines())
+    assert [d.dataset for d in b.reading.open] == ["restaurant_sup", "agnews_sup"]
+    text = prose.render("task2", b).replace("\n", " ")
+    assert "By the report's rule SciBERT is best on acl_sup (+" in text
+    assert "on restaurant_sup and agnews_sup no encoder is separated" in text
+    low = s.copy()
+    low.loc[(low["model"] == BERT) & (low["dataset"] == "agnews_sup"), "macro_f1"] = 0.01
+    short = facts.full_ft(low, fake_baselines())
+    assert not short.reading.all_clear_floor and "On agnews_sup a mean does not clear" in \
+        prose.render("task2", short).replace("\n", " ")
+
+
+def test_task3_reading_by_value(builds):
+    s = builds["cpu"]["summary"]
+    ex = examples.Examples.load(builds["cpu"]["runs_dir"], s)
+    p = facts.peft(s, "minilm", fake_baselines(), examples=ex)
+    r = p.reading
+    rows = [(d.dataset, row) for d in p.datasets for row in d.rows]
+    lows = {(d, row.method): row.vs_full.low for d, row in rows}
+    assert r.all_within == all(row.vs_full.low <= 0 <= row.vs_full.high for _, row in rows)
+    assert (r.worst[0], r.worst[1].method) == min(lows, key=lows.get)
+    assert r.worst_loss == pytest.approx(max(0.0, -min(lows.values())))
+    assert r.max_share == pytest.approx(max(row.share for _, row in rows))
+    assert r.floor_runs == []
+    text = prose.render("task3", p).replace("\n", " ")
+    assert f"allow a loss of up to {formats.fmt(r.worst_loss)}" in text
+    assert text.count("±") == 0  # the differences are in @tbl-paired, not restated
+    base = fake_baselines()
+    at = s.copy()
+    acl = (at["dataset"] == "acl_sup") & (at["method"] == "adapter")
+    at.loc[acl, "accuracy"] = base["acl_sup"]["accuracy"]
+    at.loc[acl, "macro_f1"] = base["acl_sup"]["macro_f1"]
+    floored = facts.peft(at, "minilm", base)
+    assert [(d, row.method, row.at_floor) for d, row in floored.reading.floor_runs] == [
+        ("acl_sup", "adapter", 2)]
+    assert "Two Houlsby adapters runs of two on acl_sup predicted the majority class" in \
+        prose.render("task3", floored).replace("\n", " ")
+
+
+def test_the_two_seed_caveat_is_said_once(builds, orig, memory_facts):
+    caveat = re.compile(r"(?:two|2) seeds[^.]*(?:interval|resampl|averaged|tested|ranking)",
+                        re.I)
+
+    def said(ctx):
+        text = " ".join(prose.render(n, f, **extra) for n, (f, extra) in ctx.items()
+                        if n != "task2_tables").replace("\n", " ")
+        return caveat.findall(text)
+
+    # bootstrap intervals, two seeds: index.qmd's reading guide is the one place
+    assert said(contexts(builds["cpu"], orig, memory_facts)) == []
+    qmd = (PROJECT_ROOT / "report" / "index.qmd").read_text().replace("\n", " ")
+    assert len(caveat.findall(qmd)) == 1
+    # no predictions (no bootstrap), two seeds: Task 2's discussion says it, nothing else
+    ctx = contexts(builds["cpu"], orig, memory_facts)
+    s = builds["cpu"]["summary"]
+    plain_full, plain_peft = facts.full_ft(s, fake_baselines()), facts.peft(s, None,
+                                                                            fake_baselines())
+    assert not plain_full.can_interval and not plain_peft.can_interval
+    ctx["task2"], ctx["task3"] = (plain_full, {}), (plain_peft, {})
+    for name in ("summary", "conclusion"):
+        ctx[name] = (None, {**ctx[name][1], "full": plain_full, "peft": plain_peft})
+    found = said(ctx)
+    assert len(found) == 1 and found[0].startswith("two seeds per cell"), found

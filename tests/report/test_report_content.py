@@ -111,7 +111,42 @@ def test_cpu_like_grid_compares_with_a_stand_in_and_says_so(orig, summary):
     f = narrative.comparison(minilm, table)
     assert f.stand_ins == ["MiniLM-L6"] and not f.replication
     same = narrative.comparison(summary, original.comparison(summary, orig))
-    assert same.replication and same.compared == 12  # 8 of Table 1, 2 + 2 of Table 3
+    # 8 of Table 1 and Table 3's 2 adapter values; its full fine-tuning rows repeat Table 1's
+    # (restaurant_sup) or are SciBERT's (acl_sup), so they are not counted again
+    assert same.replication and same.compared == 10
+
+
+def test_one_model_build_shows_its_value_once_and_counts_each_original_value_once(orig,
+                                                                                   summary):
+    minilm = summary[summary["model"] == "roberta-base"].assign(model="minilm")
+    table = original.comparison(minilm, orig)
+    assert original.one_model(table.data) == "minilm"
+    shown = table.display.set_index(["dataset", "metric"])
+    # one "ours" column per method, no per-model copies of it
+    assert [c for c in shown.columns if c.endswith("/ours")] == ["ours:full/ours",
+                                                                 "ours:adapter/ours"]
+    assert table.spanners["MiniLM-L6 (ours)"] == ["ours:full/ours"]
+    runs = minilm[(minilm["dataset"] == "acl_sup") & (minilm["method"] == "full")]["macro_f1"]
+    acl = shown.loc[("acl_sup", "macro-F1")]
+    assert acl["ours:full/ours"] == formats.fmt(runs.mean())
+    assert acl["bert-base-uncased/full/diff"] == formats.signed(runs.mean() - 0.4019)
+    assert shown.loc[("agnews_sup", "macro-F1"), "ours:full/ours"] == "not run"
+    # the mean |ours - original|: each of the original's values once (Tables 1-2 and Table
+    # 3's adapters), with our mean on the same dataset and method
+    vals = orig[orig["table"].isin(original.RESULT_TABLES)
+                & orig["metric"].isin(("accuracy", "macro_f1"))
+                & ~((orig["table"] == "Table 3") & (orig["method"] == "full"))]
+    means = minilm.groupby(["dataset", "method"])[["accuracy", "macro_f1"]].mean()
+    diffs = [abs(means.loc[(r["dataset"], r["method"]), r["metric"]] - r["value"])
+             for _, r in vals.iterrows() if (r["dataset"], r["method"]) in means.index]
+    assert len(diffs) == 14  # 3 models x 2 datasets x 2 metrics, and acl_sup's adapter
+    mad, k = original.mean_abs_difference(table)
+    assert k == 14 and mad == pytest.approx(sum(diffs) / len(diffs))
+    f = narrative.comparison(minilm, table)
+    assert f.compared == 14 and f.mean_abs_difference == pytest.approx(mad)
+    several = original.comparison(summary, orig)
+    assert original.one_model(several.data) == "" and "roberta-base/full/ours" in \
+        several.display.columns
 
 
 def test_memory_vs_original_answers_70_gb_at_the_originals_settings(orig):

@@ -18,6 +18,7 @@ from helpers.run import sources
 from helpers.run.methods import METHODS
 
 from .bootstrap import COVERS_EXAMPLES
+from .discussion import FullFtReading, PeftReading
 from .load import LABELS, display_model, order_datasets, peft_model
 from .stats import MIN_SEEDS_FOR_INTERVAL, Paired, paired_by_seed, paired_stats, rank
 
@@ -46,8 +47,9 @@ class Floor:
 
     label: str
     macro_f1: float
-    accuracy: float
+    accuracy: float  # also the majority class's share of the test rows
     n_test: int
+    classes: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,17 @@ class Ranked:
     def all_above_floor(self) -> bool:
         return self.floor is None or all(r.mean > self.floor.macro_f1 for r in self.rows)
 
+    @property
+    def margin(self) -> float:  # the lowest row's mean minus the floor (NaN without one)
+        return min(r.mean for r in self.rows) - self.floor.macro_f1 if self.floor else math.nan
+
 
 class _SeedFacts:
     """What a section's facts say of their metric and seeds (full fine-tuning and PEFT alike)."""
 
     metric: str
     seeds_min: int
-    #: What the intervals cover when they are the paired bootstrap over test examples
-    #: (helpers.report.bootstrap's COVERS_*), "" when they are Student-t over seeds.
+    #: What the paired bootstrap's intervals cover (bootstrap.COVERS_*); "" for Student-t.
     covers: str
 
     @property
@@ -146,6 +151,11 @@ class FullFtFacts(_SeedFacts):
         """Datasets with a floor that some model's mean does not beat."""
         return [d for d in self.datasets if d.floor and not d.all_above_floor]
 
+    @property
+    def reading(self) -> FullFtReading:
+        """What the discussion interprets (:mod:`helpers.report.discussion`)."""
+        return FullFtReading(self)
+
 
 def score(runs: pd.DataFrame, column: str, key: str, metric: str, label: str) -> Score:
     values = runs.loc[runs[column] == key, metric].dropna().astype(float)
@@ -159,7 +169,7 @@ def floor(baselines: dict[str, dict] | None, dataset: str) -> Floor | None:
     if not b:
         return None
     return Floor(str(b["label"]), float(b["macro_f1"]), float(b["accuracy"]),
-                 int(b.get("num_test_samples") or 0))
+                 int(b.get("num_test_samples") or 0), len(b.get("test_counts") or ()))
 
 
 def at_floor(runs: pd.DataFrame, fl: Floor | None) -> int:
@@ -259,6 +269,7 @@ class MethodSummary:
     differences: tuple[float, ...]
     worse: tuple[str, ...]  # datasets where its paired interval lies below zero
     better: tuple[str, ...]  # ... above zero
+    within: tuple[str, ...] = ()  # ... includes zero
 
     @property
     def label(self) -> str:
@@ -306,8 +317,15 @@ class PeftFacts(_SeedFacts):
             out.append(MethodSummary(
                 method, float(pd.Series([r.share for _, r in rows]).median()), diffs,
                 tuple(d for d, r in rows if r.vs_full.excludes_zero and r.vs_full.high < 0),
-                tuple(d for d, r in rows if r.vs_full.excludes_zero and r.vs_full.low > 0)))
+                tuple(d for d, r in rows if r.vs_full.excludes_zero and r.vs_full.low > 0),
+                tuple(d for d, r in rows if r.vs_full.has_interval
+                      and not r.vs_full.excludes_zero)))
         return out
+
+    @property
+    def reading(self) -> PeftReading:
+        """What the discussion interprets (:mod:`helpers.report.discussion`)."""
+        return PeftReading(self)
 
 
 def peft(summary: pd.DataFrame, model: str | None = None,

@@ -28,6 +28,35 @@ from .table import Table
 DEFAULT_RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "memory_cuda.json"
 #: The report's own training settings (params/full.yaml) for the accounting.
 REPORT_SETTINGS = {"precision": "bf16", "seq": 256, "batch": 8}
+#: The model of the memory answers that name one (the original's, roberta-base).
+REPORT_MEMORY_MODEL = "roberta-base"
+#: How the text and captions name a precision setting.
+PRECISION_WORDS = {"bf16": "bf16 autocast", "fp16": "fp16 autocast", "fp32": "fp32"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One setting of the memory accounting, as the text names it: "at the report's settings"
+    always says which model, batch, sequence length and precision."""
+
+    model: str
+    batch: int
+    seq: int
+    precision: str
+
+    @property
+    def autocast(self) -> bool:
+        """Mixed precision: autocast over fp32 master weights."""
+        return self.precision != "fp32"
+
+    @property
+    def precision_label(self) -> str:
+        return PRECISION_WORDS.get(self.precision, self.precision)
+
+
+def report_settings() -> Settings:
+    return Settings(REPORT_MEMORY_MODEL, REPORT_SETTINGS["batch"], REPORT_SETTINGS["seq"],
+                    REPORT_SETTINGS["precision"])
 
 
 def memory_methods() -> list[str]:
@@ -36,7 +65,9 @@ def memory_methods() -> list[str]:
 
 
 def accounting_frame(models: Sequence[str] = REPORT_MODELS, methods: Sequence[str] | None = None,
-                 precision: str = "bf16", batch: int = 8, seq: int = 256, num_labels: int = 3,
+                 precision: str = REPORT_SETTINGS["precision"],
+                 batch: int = REPORT_SETTINGS["batch"], seq: int = REPORT_SETTINGS["seq"],
+                 num_labels: int = 3,
                  results: str | Path | list | None = None):
     """Per model and method: parameters, trainable share, components, predicted/measured peak.
 
@@ -180,7 +211,7 @@ def settings_peaks(results: str | Path | list | None) -> dict[str, tuple[dict, f
     512, batch 8, AdamW) and at the report's (bf16 autocast, sequence 256, batch 8): our
     accounting and the benchmark's GPU peak (GiB, NaN where the file lacks the setting)."""
     rows = results if isinstance(results, list) else load_results(results)
-    return {f"{where}_{method}": _accounting("roberta-base", method, rows, **settings)
+    return {f"{where}_{method}": _accounting(REPORT_MEMORY_MODEL, method, rows, **settings)
             for where, settings in (("original", orig.ORIGINAL_MEMORY_SETTINGS),
                                     ("report", REPORT_SETTINGS))
             for method in ("full", "adapter")}
@@ -276,6 +307,7 @@ class MemoryFacts:
     lora_default: tuple[int, int, tuple[str, ...]] = (8, 16, ("query", "value"))
     adapter_default: tuple[str, int] = ("double_seq_bn", 16)
     grid_lora: tuple[int, tuple[str, ...]] | None = None  # this build's LoRA, if different
+    settings: Settings = field(default_factory=report_settings)  # of report_full/_adapter
 
     @property
     def full_ratio(self) -> float:

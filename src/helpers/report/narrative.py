@@ -140,8 +140,7 @@ class ComparisonFacts:
 def comparison(summary: pd.DataFrame, table) -> ComparisonFacts:
     """How far this build is from the original's numbers, and whether it is comparable."""
     mad, k = orig.mean_abs_difference(table)
-    d = table.data
-    d = d[d["metric"].isin(("accuracy", "macro_f1")) & (d["n"] > 0) & ~d["swapped"]]
+    d = orig.compared_values(table)
     stand_ins = sorted({display_model(m) for m in table.data["ours_model"] if m}) \
         if orig.uses_stand_ins(table) else []
     return ComparisonFacts(k, mad if k else math.nan, int((d["difference"] < 0).sum()),

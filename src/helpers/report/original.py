@@ -172,55 +172,84 @@ def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
                      "n": n, "difference": mean - r["value"] if n else math.nan,
                      "swapped": flag})
     data = pd.DataFrame(rows)
-    table = Table(data=data, display=_compact(data), group="dataset",
-                  notes=_comparison_notes(data, swaps),
-                  widths={"metric": 11, **{c: 7.4 for m, meth in COMPARED_RUNS
-                                           for c in _columns(m, meth)}},
-                  labels={c: name for m, meth in COMPARED_RUNS
-                          for c, name in zip(_columns(m, meth), ("orig.", "ours", "diff."),
-                                             strict=True)},
-                  spanners={_run_label(m, meth): _columns(m, meth) for m, meth in COMPARED_RUNS})
-    return table
+    one = one_model(data)
+    runs = list(COMPARED_RUNS)
+    if one:  # one "ours" column per method, before the original's runs of that method
+        runs = [r for meth in dict.fromkeys(m for _, m in COMPARED_RUNS)
+                for r in ((one, f"ours:{meth}"), *((m, x) for m, x in COMPARED_RUNS
+                                                    if x == meth))]
+    spanners = {_run_label(m, meth.removeprefix("ours:"))
+                + (" (ours)" if meth.startswith("ours:") else ""): _columns(m, meth, one)
+                for m, meth in runs}
+    names = {"original": "orig.", "ours": "ours", "diff": "diff."}
+    return Table(data=data, display=_compact(data, one), group="dataset",
+                 notes=_comparison_notes(data, swaps),
+                 widths={"metric": 11, **{c: 7.4 for cols in spanners.values() for c in cols}},
+                 labels={c: "mean" if c.startswith("ours:") else names[c.rsplit("/", 1)[1]]
+                         for cols in spanners.values() for c in cols},
+                 spanners=spanners)
 
 
-def _columns(model: str, method: str) -> list[str]:
+def one_model(data: pd.DataFrame) -> str:
+    """The one model of ours beside all the original's runs ("" when there are several): a
+    build of one model shows its value once per method, not once per model of the original."""
+    models = set(data["ours_model"]) - {""} if not data.empty else set()
+    return next(iter(models)) if len(models) == 1 else ""
+
+
+def _columns(model: str, method: str, one: str = "") -> list[str]:
+    """The page's columns of one run of the original: its value, ours, ours - original (with
+    :func:`one_model`, ours is a column of its own, ``ours:<method>``, and a run has two)."""
+    if method.startswith("ours:"):
+        return [f"{method}/ours"]
     key = f"{short_model_name(model)}/{method}"
-    return [f"{key}/original", f"{key}/ours", f"{key}/diff"]
+    return [f"{key}/original", f"{key}/diff"] if one else \
+        [f"{key}/original", f"{key}/ours", f"{key}/diff"]
 
 
 def _run_label(model: str, method: str) -> str:
     return display_model(model) + ("" if method == "full" else f" {METHOD_SHORT[method]}")
 
 
-def _compact(data: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset x metric, three columns (original, ours, ours - original) per run;
-    Table 3's full fine-tuning rows are Table 1's runs, so they are not repeated."""
+def _compact(data: pd.DataFrame, one: str = "") -> pd.DataFrame:
+    """One row per dataset x metric, three columns (original, ours, ours - original) per run,
+    or with :func:`one_model` our value once per method and two columns per run; Table 3's
+    full fine-tuning rows are Table 1's runs, so they are not repeated."""
     shown = []
     data = data[~((data["table"] == "Table 3") & (data["method"] == "full"))] \
         if not data.empty else data
     for dataset in order_datasets(data["dataset"]) if not data.empty else []:
         for metric in COMPARED_METRICS:
             row = {"dataset": dataset, "metric": LABELS[metric]}
-            for model, method in COMPARED_RUNS:
-                hit = data[(data["dataset"] == dataset) & (data["metric"] == metric)
-                           & (data["model"] == model) & (data["method"] == method)]
-                orig_c, ours_c, diff_c = _columns(model, method)
-                if hit.empty:
-                    row.update({orig_c: MISSING, ours_c: MISSING, diff_c: MISSING})
-                    continue
-                h = hit.iloc[0]
-                row.update({orig_c: f"{h['original']:.4f}",
-                            ours_c: fmt(h["ours_mean"]) if h["n"] else "not run",
-                            diff_c: signed(h["difference"])})
+            for method in dict.fromkeys(m for _, m in COMPARED_RUNS):
+                cell = data[(data["dataset"] == dataset) & (data["metric"] == metric)
+                            & (data["method"] == method)]
+                if one:
+                    ran = cell[cell["n"] > 0]
+                    row[_columns(one, f"ours:{method}")[0]] = \
+                        fmt(ran["ours_mean"].iloc[0]) if len(ran) else "not run"
+                for model in (m for m, x in COMPARED_RUNS if x == method):
+                    hit = cell[cell["model"] == model]
+                    h = hit.iloc[0] if len(hit) else None
+                    values = ([MISSING] * 3 if h is None else
+                              [f"{h['original']:.4f}",
+                               fmt(h["ours_mean"]) if h["n"] else "not run",
+                               signed(h["difference"])])
+                    if one:
+                        del values[1]
+                    row.update(zip(_columns(model, method, one), values, strict=True))
             shown.append(row)
     return pd.DataFrame(shown)
 
 
 def _comparison_notes(data: pd.DataFrame, swaps: pd.DataFrame) -> list[str]:
     ns = sorted({int(n) for n in data["n"] if n}) if not data.empty else []
-    notes = ["orig.: the original's value as printed; ours: our mean test value at each "
+    one = one_model(data)
+    ours = f"{display_model(one)} (ours) mean" if one else "ours"
+    notes = [f"orig.: the original's value as printed; {ours}: our mean test value at each "
              "run's best validation epoch" + (f" over {', '.join(map(str, ns))} seeds"
                                               if ns else "")
+             + (", once per method" if one else "")
              + "; diff.: ours − original. Micro-F1 is left out (it equals accuracy in "
              "single-label classification, in the original's tables and in ours)."]
     stand = sorted({display_model(m) for m, o in zip(data["ours_model"], data["model"],
@@ -248,13 +277,22 @@ def uses_stand_ins(table: Table) -> bool:
                                             != d["model"].map(short_model_name))).any())
 
 
-def mean_abs_difference(table: Table) -> tuple[float, int]:
-    """Mean |ours - original| over the compared accuracy / macro-F1 values, and their count.
+def compared_values(table: Table) -> pd.DataFrame:
+    """The accuracy and macro-F1 values of the original with runs of ours, each value once.
 
-    The original's values that are another model's number are left out.
+    Table 3's full fine-tuning rows are left out: they repeat Table 1's (counting them would
+    count those values twice) or are another model's number (:func:`table3_swaps`).
     """
     d = table.data
-    d = d[d["metric"].isin(("accuracy", "macro_f1")) & (d["n"] > 0) & ~d["swapped"]]
+    if d.empty:
+        return d
+    return d[d["metric"].isin(("accuracy", "macro_f1")) & (d["n"] > 0) & ~d["swapped"]
+             & ~((d["table"] == "Table 3") & (d["method"] == "full"))]
+
+
+def mean_abs_difference(table: Table) -> tuple[float, int]:
+    """Mean |ours - original| over :func:`compared_values`, and their count."""
+    d = compared_values(table)
     return (float(d["difference"].abs().mean()) if len(d) else math.nan, len(d))
 
 
@@ -279,7 +317,7 @@ def datasets(original: pd.DataFrame) -> list[str]:
 
 __all__ = [
     "DEFAULT_ORIGINAL_CSV", "ORIGINAL_COLUMNS", "ORIGINAL_MEMORY_SETTINGS", "SWAP_MARK",
-    "appendix", "best_in_table1", "claim", "comparison", "datasets",
-    "load_original", "mean_abs_difference", "original_value", "stand_in",
+    "appendix", "best_in_table1", "claim", "compared_values", "comparison", "datasets",
+    "load_original", "mean_abs_difference", "one_model", "original_value", "stand_in",
     "table3_swaps", "uses_stand_ins",
 ]

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 #: The row that shows the majority-class baseline in a results table.
 BASELINE_LABEL = "*majority class*"
+#: The note under a table with baseline rows (the caption is fixed, the rows are not).
+FLOOR_NOTE = ("{rows}, in italics: the majority-class floor, always predicting the most "
+              "frequent training class, on the same test rows.")
 #: config.json fields whose null means "no cap": the hyperparameter table prints "all".
 NULL_MEANS_ALL = ("max_train_samples", "max_eval_samples")
 
@@ -117,12 +120,20 @@ def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
                  widths={"model": 13, "n": 3, **{LABELS[m]: 14 for m in metrics}})
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetTable:
     """One dataset's Task 2 table, with the cross-reference id and title its caption needs."""
 
     dataset: str
     table: Table
+    #: its caption can say "as in the table above": it has a floor row where the first has
+    like_first: bool = True
+
+    @property
+    def has_floor(self) -> bool:
+        """The last row is the majority-class floor (the build has baselines)."""
+        d = self.table.display
+        return not d.empty and d.iloc[-1, 0] == BASELINE_LABEL
 
     @property
     def id(self) -> str:
@@ -148,9 +159,12 @@ def results_tables(summary: pd.DataFrame, datasets: Sequence[str], method: str =
                    examples: Examples | None = None) -> list[DatasetTable]:
     """Task 2: one :func:`results_table` per dataset of the grid, in the registry's order
     (``report/templates/task2_tables.md.j2`` lays them out, one cross-reference each)."""
-    return [DatasetTable(d, results_table(summary, d, method, models,
-                                          baseline=(baselines or {}).get(d), examples=examples))
-            for d in order_datasets(datasets)]
+    out = [DatasetTable(d, results_table(summary, d, method, models,
+                                         baseline=(baselines or {}).get(d), examples=examples))
+           for d in order_datasets(datasets)]
+    for t in out[1:]:
+        t.like_first = t.has_floor == out[0].has_floor
+    return out
 
 
 def peft_table(summary: pd.DataFrame, model: str | None = None,
@@ -199,7 +213,10 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
     if not data.empty:
         data.insert(0, "model", model)
     shown = pd.concat(shown_parts, ignore_index=True) if shown_parts else pd.DataFrame()
+    # the caption cannot know whether the build has baselines: the note says it where it does
+    floors = not shown.empty and (shown["method"] == BASELINE_LABEL).any()
     return Table(data=data, display=shown, group="dataset" if not shown.empty else None,
+                 notes=[FLOOR_NOTE.format(rows="Last row of each dataset")] if floors else [],
                  widths={"method": 13, "n": 3, "trained": 7,
                          **{LABELS[m]: 14 for m in metrics}})
 
