@@ -216,7 +216,7 @@ class TrainConfig:
         defaults = {f.name: f for f in dataclasses.fields(type(self))}
         for name in list(d):
             if name in NON_IDENTITY_FIELDS or name in others or (
-                    name in ADDED_FIELDS and d[name] == _default(defaults[name])):
+                    name in ADDED_FIELDS and d[name] == field_default(defaults[name])):
                 d.pop(name)
         d["model"] = model_identity(self.model)
         return d
@@ -270,7 +270,7 @@ def _folder_identity(folder: Path, stats: tuple[tuple[str, int, int], ...]) -> s
     return LOCAL_MODEL_PREFIX + h.hexdigest()
 
 
-def _default(f: dataclasses.Field) -> Any:
+def field_default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 

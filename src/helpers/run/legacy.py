@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .config import NON_IDENTITY_FIELDS, TrainConfig, format_run_id
+from .config import ADDED_FIELDS, NON_IDENTITY_FIELDS, TrainConfig, field_default, format_run_id
 
 #: The JSON records of a run folder that name its run id.
 RECORDS_WITH_ID = ("config.json", "metrics.json", "memory.json", "env.json")
@@ -28,8 +28,11 @@ MIGRATE_COMMAND = "python -m helpers runs migrate --runs-dir {runs_dir}"
 
 def legacy_run_id(config: dict[str, Any]) -> str:
     """The id the first scheme gave the run recorded in ``config`` (a config.json): the sha1
-    of every recorded field but the non-identity ones, as the run resolved them."""
-    ident = {k: v for k, v in config.items() if k != "run_id" and k not in NON_IDENTITY_FIELDS}
+    of every recorded field but the non-identity ones, as the run resolved them, and but an
+    :data:`ADDED_FIELDS` entry at its default (that scheme's last code left those out too)."""
+    defaults = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    ident = {k: v for k, v in config.items() if k != "run_id" and k not in NON_IDENTITY_FIELDS
+             and not (k in ADDED_FIELDS and v == field_default(defaults[k]))}
     return format_run_id(config["model"], config["dataset"], config["method"], config["seed"],
                          ident)
 
