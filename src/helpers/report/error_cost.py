@@ -104,8 +104,7 @@ def _cell(i: Interval) -> str:
 
 
 def _n(e: Effect) -> str:
-    unit = "runs" if e.key in ("selection", "oracle") else "seeds"
-    return f"{e.runs} {unit} × {e.macro_f1.n_examples}"
+    return f"{e.runs} × {e.macro_f1.n_examples}"
 
 
 def _covers(i: Interval) -> str:
@@ -114,7 +113,8 @@ def _covers(i: Interval) -> str:
 
 def cost_table(facts: CostFacts) -> Table:
     """One row per error and dataset: the original's choice, ours, the original minus ours in
-    test macro-F1 and accuracy with the 95% bootstrap interval, what it covers, and n."""
+    test macro-F1 and accuracy with the 95% bootstrap interval, and n; what the intervals cover
+    is a note when every row's is the same (a column otherwise), so the table fits a page."""
     data, shown = [], []
     for r in facts.rows:
         e = r.effect
@@ -128,9 +128,14 @@ def cost_table(facts: CostFacts) -> Table:
                       "macro_f1": _cell(e.macro_f1), "accuracy": _cell(e.accuracy),
                       "covers": _covers(e.macro_f1), "n": _n(e)})
     columns = ["error", "dataset", "original", "ours", "macro_f1", "accuracy", "covers", "n"]
-    return Table(data=pd.DataFrame(data), display=pd.DataFrame(shown, columns=columns),
-                 group="error",
+    display = pd.DataFrame(shown, columns=columns)
+    covers = set(display["covers"])
+    notes = ["n: runs (selection rules) or seeds (ablations) × test examples."]
+    if len(covers) == 1:
+        display = display.drop(columns="covers")
+        notes.insert(0, f"Every interval covers {covers.pop()}.")
+    return Table(data=pd.DataFrame(data), display=display, group="error", notes=notes,
                  labels={"original": "the original", "macro_f1": "Δ macro-F1 [95% CI]",
                          "accuracy": "Δ accuracy [95% CI]", "covers": "interval covers"},
-                 widths={"dataset": 12, "original": 14, "ours": 14, "macro_f1": 19,
-                         "accuracy": 19, "covers": 11, "n": 11})
+                 widths={"dataset": 15, "original": 16, "ours": 16, "macro_f1": 21,
+                         "accuracy": 21, "covers": 11, "n": 9})
