@@ -119,8 +119,10 @@ COMPILE = $(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sys
 
 # The Jupyter kernel `nlpdl-report` (papermill's and JupyterLab's) for this environment's python.
 # After `conda env create -f environment.yml && conda activate nlpdl-report`, `make kernel` is the
-# one extra step before JupyterLab; make venv/test/report do it too.
-REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+# one extra step before JupyterLab; make venv/test/report do it too. Its spec names the
+# provisioner of helpers.kernel, so that every client (papermill's command line too) gives the
+# kernel CurveZMQ keys: no "Kernel is running over TCP without encryption".
+REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" && $(PY) -m helpers.kernel $(KERNEL)
 kernel: $(if $(CONDA_ACTIVE),,$(STAMP))
 	$(REGISTER_KERNEL)
 

@@ -30,6 +30,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    """Ctrl-C (SIGINT) at any moment: one line saying what it stopped, exit 130."""
+    try:
+        return _build(args)
+    except KeyboardInterrupt as e:  # helpers.report.build.BuildInterrupted says which step
+        print(str(e) or "stopped by Ctrl-C (SIGINT) before the build began: nothing was "
+              "changed.", file=sys.stderr)
+        return 130
+
+
+def _build(args: argparse.Namespace) -> int:
     # deferred, here and in _hub: pandas and torch load only for the command that needs them
     from helpers.grid.spec import GridError, check_fields, parse_overrides
     from helpers.report.build import BuildError, build

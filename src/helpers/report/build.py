@@ -24,12 +24,17 @@ beside a newer one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers.run import liveness
@@ -50,6 +55,9 @@ QUARTO_OUTPUT_DIR = PROJECT_ROOT / "build" / "report"
 REPORT_OUTPUTS = (QUARTO_OUTPUT_DIR / "report" / "index.html",
                   QUARTO_OUTPUT_DIR / "report" / "index.pdf")
 KERNEL = KERNEL_NAME
+#: What logs while a kernel is shut down under an interrupt (:func:`quiet_interrupt`).
+QUIET_LOGGERS = ("asyncio", "tornado", "traitlets", "papermill", "nbclient", "jupyter_client",
+                 "zmq")
 QUARTO_INSTALL_HINT = (
     "quarto is not on PATH, so the Quarto report (HTML + PDF) was not rendered. Install "
     "Quarto >= 1.7: `conda env create -f environment.yml` (conda-forge `quarto`), or "
@@ -59,6 +67,11 @@ QUARTO_INSTALL_HINT = (
 
 class BuildError(RuntimeError):
     """The output folder cannot take a build; the message says why and what to do."""
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a build: the message says during which step, that the previous
+    build is unchanged and where the stopped one is. The kernel and quarto are ended by then."""
 
 
 def execute_analysis(runs_dir: str | os.PathLike = "runs",
@@ -79,7 +92,7 @@ def execute_analysis(runs_dir: str | os.PathLike = "runs",
               "ablations": str(project_path(ablations)) if ablations else None}
     papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params,
                                kernel_name=kernel, cwd=str(PROJECT_ROOT),
-                               progress_bar=progress, **kernel_options())
+                               progress_bar=progress, **kernel_options(shutdown="immediate"))
     return executed
 
 
@@ -123,11 +136,27 @@ def render_report(executed: str | os.PathLike, dest: str | os.PathLike) -> list[
         shutil.copy(executed, embedded)
         # Quarto's Jupyter support must use this project's Python (the kernel's environment).
         env = {**os.environ, "QUARTO_PYTHON": sys.executable}
-        subprocess.run([quarto, "render"], cwd=project, env=env, check=True)
+        _run_quarto([quarto, "render"], project, env)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.move(project / QUARTO_OUTPUT_DIR.relative_to(PROJECT_ROOT), dest)
     outputs = [dest / p.relative_to(QUARTO_OUTPUT_DIR) for p in REPORT_OUTPUTS]
     return [p for p in outputs if p.is_file()]
+
+
+def _run_quarto(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """``cmd`` in a session of its own, so that Ctrl-C reaches this process only, which ends
+    quarto with everything it started (pandoc, typst), whether the signal came to this pid
+    alone or to the terminal's process group."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    try:
+        returncode = proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    if returncode:
+        raise subprocess.CalledProcessError(returncode, cmd)
 
 
 def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None = None,
@@ -143,19 +172,27 @@ def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None =
     _remove_debris(final)
     shutil.rmtree(stage, ignore_errors=True)
     quarto = quarto_path() if render else None
-    try:
-        executed = execute_analysis(runs_dir, grid, stage, kernel, grid_set=grid_set,
-                                    ablations=ablations)
-        _rename_paths(executed, stage, final)
-        notebook_html(executed)
-        outputs = render_report(executed, stage / "report") if quarto else []
-    except BaseException:
-        if stage.exists():
-            shutil.rmtree(failed, ignore_errors=True)
-            stage.rename(failed)
-        print(f"the failed build is in {failed} (its analysis.ipynb shows the failing cell); "
-              f"{final} is unchanged.", file=sys.stderr)
-        raise
+    step = "executing the analysis notebook"
+    with quiet_interrupt():
+        try:
+            executed = execute_analysis(runs_dir, grid, stage, kernel, grid_set=grid_set,
+                                        ablations=ablations)
+            step = "writing the notebook's HTML"
+            _rename_paths(executed, stage, final)
+            notebook_html(executed)
+            step = "rendering the report with quarto"
+            outputs = render_report(executed, stage / "report") if quarto else []
+        except KeyboardInterrupt:
+            _keep_failed(stage, failed)
+            kept = (f"{final} is unchanged (the previous build)" if final.exists()
+                    else f"nothing was written to {final}")
+            raise BuildInterrupted(f"stopped by Ctrl-C (SIGINT) while {step}: {kept}; the "
+                                   f"stopped build is in {failed}.") from None
+        except BaseException:
+            _keep_failed(stage, failed)
+            print(f"the failed build is in {failed} (its analysis.ipynb shows the failing "
+                  f"cell); {final} is unchanged.", file=sys.stderr)
+            raise
     _swap(stage, final)
     shutil.rmtree(failed, ignore_errors=True)
     print(f"executed analysis notebook: {final / 'analysis.ipynb'}\n"
@@ -165,6 +202,35 @@ def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None =
     elif outputs:
         print("report: " + ", ".join(str(final / p.relative_to(stage)) for p in outputs))
     return 0
+
+
+def _keep_failed(stage: Path, failed: Path) -> None:
+    if stage.exists():
+        shutil.rmtree(failed, ignore_errors=True)
+        stage.rename(failed)
+
+
+@contextlib.contextmanager
+def quiet_interrupt() -> Iterator[None]:
+    """Ctrl-C ends the build with one line (:class:`BuildInterrupted`), not the tracebacks
+    of the kernel's and quarto's shutdown: from the first SIGINT on, further ones are ignored
+    until the build has cleaned up, and jupyter's, zmq's and asyncio's loggers are silenced
+    (papermill shuts the kernel down as the interrupt unwinds through it)."""
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).disabled = True
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    if main and before is signal.default_int_handler:  # left alone: ignored or a caller's own
+        signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        if main and before is signal.default_int_handler:
+            signal.signal(signal.SIGINT, before)
 
 
 def check_output_dir(final: Path, runs_dir: Path | None) -> None:

@@ -260,8 +260,7 @@ def run_summary(runs_dir: str | os.PathLike,
                *(f"val_{m}" for m in (*SCORES, "loss")), "train_loss", "final_train_loss",
                "params_total", "params_trainable", "num_train_samples", "num_test_samples",
                "wall_time_s", "train_time_s", "eval_time_s", "train_samples_per_s", "device",
-               "device_name",
-               "precision", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes",
+               "device_name", "precision", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes",
                "peak_rss_bytes", *SUMMARY_CONFIG_FIELDS]
     df = pd.DataFrame(rows, columns=columns)
     numeric = [*SCORES, "test_loss", "train_loss", "final_train_loss", "params_total",
@@ -280,32 +279,33 @@ def load_configs(runs_dir: str | os.PathLike,
 
 
 def runs_left_out(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> list[str]:
-    """The complete runs of the folder that are not of the report's grid (so not in
-    ``summary``): the banner names them, and none is averaged in."""
-    return _others(summary, runs_dir)
-
-
-def _others(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> list[str]:
-    root = project_path(runs_dir)
+    """The folder's complete runs not in ``summary`` (not of the grid): named, never averaged."""
     ours = set(summary["run_id"])
-    return [f.name for f in store.complete_runs(root) if f.name not in ours]
+    return [f.name for f in store.complete_runs(project_path(runs_dir)) if f.name not in ours]
 
 
-def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> None:
-    """Stop the notebook early, with the fix, when there is nothing to analyse, when a
-    (model, dataset, method) cell holds several configurations, or when runs of one
-    configuration were trained on different data (see the module docstring)."""
+def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike,
+                 run_ids: Sequence[str] | None = None,
+                 grid: str | os.PathLike | None = None) -> None:
+    """Stop the notebook early, with the fix, when there is nothing to analyse (naming the
+    failed runs of ``run_ids``), when a (model, dataset, method) cell holds several
+    configurations, or runs of one configuration trained on different data (module docstring)."""
+    root, name = project_path(runs_dir), f"the grid {Path(grid).name}" if grid else "this grid"
+    if summary.empty and (failed := store.failures_note(root, run_ids)):
+        raise AnalysisError(f"no complete runs of {name} in {root}; {failed}. See `nlpdl-report "
+                            f"grid status {grid or 'GRID'} --runs-dir {root}`; fix the cause, "
+                            f"then run the grid again.")
     if summary.empty:
-        others = _others(summary, runs_dir)
+        others = runs_left_out(summary, runs_dir)
         raise AnalysisError(
-            f"no complete runs of this grid in {project_path(runs_dir)}"
+            f"no complete runs of {name} in {root}"
             + (f" ({len(others)} other complete runs there are of other configurations, "
                f"e.g. {others[0]}: give the grid they come from, and the --set values its "
                f"grid run had)" if others else "")
             + ": run the grid first (`make report` runs params/cpu.yaml; `python -m helpers "
               "grid run GRID` runs one), then re-run this notebook."
-            + (f" {note}" if (note := legacy_note(project_path(runs_dir))) else ""))
-    folders = [project_path(runs_dir) / rid for rid in summary["run_id"]]
+            + (f" {note}" if (note := legacy_note(root)) else ""))
+    folders = [root / rid for rid in summary["run_id"]]
     configs = {f.name: _read(f, "config.json") for f in folders}
     _one_config_per_cell(configs)
     _one_data_per_config(configs, {f.name: provenance.read(f) for f in folders})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from helpers.run import sources
+from helpers.run import sources, store
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.legacy import legacy_note
 from helpers.run.methods import LABELS as METHOD_LABELS
@@ -62,6 +62,9 @@ class BannerFacts:
     #: the grid's configs, and how many of them have no complete run (a partial build says so)
     planned: int = 0
     not_run: int = 0
+    #: the runs of the grid (without one: of the folder) with no complete run and a failure
+    #: record, each with its error: named, so that a failure is never just a missing row
+    failed: dict[str, str] = field(default_factory=dict)
     #: one line when the folder holds runs named by the previous run-id scheme (the fix)
     legacy: str = ""
 
@@ -89,9 +92,14 @@ def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = No
                         other_runs=others,
                         legacy=legacy_note(project_path(runs_dir)) if runs_dir is not None
                         else "")
+    done = set(summary["run_id"]) if len(summary) else set()
     if run_ids is not None:
         facts.planned = len(set(run_ids))
-        facts.not_run = len(set(run_ids) - set(summary["run_id"] if len(summary) else ()))
+        facts.not_run = len(set(run_ids) - done)
+    if runs_dir is not None:
+        facts.failed = {rid: error for rid, error in
+                        store.failed_runs(project_path(runs_dir), run_ids).items()
+                        if rid not in done}
     if summary.empty:
         return facts
     facts.models = [display_model(m) for m in order_models(summary["model"])]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,32 @@ def read_failure(runs_dir: str | os.PathLike, run_id: str) -> dict[str, Any] | N
 
 def clear_failure(runs_dir: str | os.PathLike, run_id: str) -> None:
     failure_path(runs_dir, run_id).unlink(missing_ok=True)
+
+
+def failed_runs(runs_dir: str | os.PathLike,
+                run_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """The runs of ``run_ids`` (None: every run of the folder) that have a failure record,
+    each with its one-line error, in run-id order: what a report of no or few complete runs
+    names, so that the failures are not silently missing from it."""
+    folder = Path(runs_dir) / FAILED_DIR
+    ids = sorted(set(run_ids) if run_ids is not None
+                 else (p.stem for p in folder.glob("*.json")))
+    out = {}
+    for run_id in ids:
+        try:
+            record = read_failure(runs_dir, run_id)
+        except (OSError, ValueError):  # unreadable or half-written: still a failure to name
+            record = {"error": f"unreadable failure record {failure_path(runs_dir, run_id)}"}
+        if record is not None:
+            out[run_id] = str(record.get("error") or record.get("ename") or "?")
+    return out
+
+
+def failures_note(runs_dir: str | os.PathLike, run_ids: Iterable[str] | None = None,
+                  limit: int = 3) -> str:
+    """"N failed: <run id>: <error>; ..." for the first ``limit`` of :func:`failed_runs`
+    ("" when none failed): what a report of no complete run says instead of nothing."""
+    failed = failed_runs(runs_dir, run_ids)
+    listed = "; ".join(f"{rid}: {error}" for rid, error in list(failed.items())[:limit])
+    more = f"; and {len(failed) - limit} more" if len(failed) > limit else ""
+    return f"{len(failed)} failed: {listed}{more}" if failed else ""

@@ -46,7 +46,9 @@ from .failures import (  # noqa: F401 - the failure records are part of the stor
     FAILURE_OWNER_ENV,
     FailureRecord,
     clear_failure,
+    failed_runs,
     failure_path,
+    failures_note,
     read_failure,
     record_failure,
 )
