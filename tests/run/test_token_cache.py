@@ -53,3 +53,22 @@ def test_an_entry_without_its_digest_is_not_trusted(tiny_bert, real_data_dir, tm
     with pytest.warns(batches.TokenCacheWarning, match="no readable"):
         batches.tokenize(dd, tok, 64, cache)
     assert (entry / batches.CACHE_DIGEST).is_file()
+
+
+def test_subsampling_a_cached_entry_leaves_it_as_saved(tiny_bert, real_data_dir, tmp_path):
+    """The grid's runs subsample the cached splits: datasets wrote the shuffle's index file into
+    the entry, whose digest did not list it, so every later run rebuilt the entry and deleted
+    it under the runs reading it (a FileNotFoundError in a parallel sweep)."""
+    dd = data.load("restaurant_sup", real_data_dir)
+    tok = models.load_tokenizer(str(tiny_bert))
+    cache = tmp_path / "cache"
+    batches.tokenize(dd, tok, 64, cache)
+    (entry,) = cache.iterdir()
+    files = sorted(p.relative_to(entry) for p in entry.rglob("*"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", batches.TokenCacheWarning)
+        loaded = batches.tokenize(dd, tok, 64, cache)
+        first = batches.subsample(loaded["test"], 50)
+        again = batches.subsample(batches.tokenize(dd, tok, 64, cache)["test"], 50)
+    assert sorted(p.relative_to(entry) for p in entry.rglob("*")) == files
+    assert first["input_ids"] == again["input_ids"] and len(first) == 50

@@ -36,7 +36,9 @@ def subsample(ds: Dataset, n: int | None, seed: int = SUBSAMPLE_SEED) -> Dataset
     """A fixed random ``n``-row subset (the whole split when ``n`` is None or too large)."""
     if n is None or n >= len(ds):
         return ds
-    return ds.shuffle(seed=seed).select(range(n))
+    # in memory: on a token-cache entry, datasets would write the shuffle's index file into the
+    # entry's folder, which its digest does not list (and two runs would write it at once)
+    return ds.shuffle(seed=seed, keep_in_memory=True).select(range(n), keep_in_memory=True)
 
 
 def _data_fingerprint(dd: DatasetDict) -> str:
@@ -113,9 +115,11 @@ def _entry_problem(folder: Path) -> str | None:
     except (OSError, ValueError):
         return f"it has no readable {CACHE_DIGEST}"
     now = _entry_digest(folder)
-    if not isinstance(recorded, dict) or set(recorded) != set(now):
-        return f"its files are not the ones its {CACHE_DIGEST} lists"
-    changed = [name for name in now if now[name] != recorded[name]]
+    # the files the entry was saved with must all be there and unchanged; a file it never had is
+    # not read by load_from_disk (state.json, itself in the digest, names the data files)
+    if not isinstance(recorded, dict) or not set(recorded) <= set(now):
+        return f"files its {CACHE_DIGEST} lists are missing"
+    changed = [name for name in recorded if now[name] != recorded[name]]
     return f"{', '.join(changed)} changed since it was written" if changed else None
 
 
@@ -140,7 +144,14 @@ def tokenize(dd: DatasetDict, tok: PreTrainedTokenizerBase, max_length: int,
                 problem = f"it does not load ({type(e).__name__}: {e})"
         warnings.warn(f"token cache {target} is damaged ({problem}): rebuilt, not used.",
                       TokenCacheWarning, stacklevel=2)
-        shutil.rmtree(target, ignore_errors=True)
+        # renamed aside first: a run that loaded the entry keeps reading its open files, and
+        # no reader ever sees a half-deleted folder
+        aside = target.with_name(f".{key}.{os.getpid()}.damaged")
+        try:
+            target.rename(aside)
+        except OSError:  # another run moved it first
+            pass
+        shutil.rmtree(aside, ignore_errors=True)
     with quiet_progress():
         out = dd.map(tokenize_function(tok, max_length), batched=True,
                      remove_columns=dd["train"].column_names)
