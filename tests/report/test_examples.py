@@ -159,6 +159,11 @@ def test_appendix_shows_the_sweep_on_validation_when_its_runs_are_there(tmp_path
         "learning_rate: [1e-4, 3e-4], seed: [1, 2]}\n")
     before = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
     assert not before.shown and "not in this runs folder" in prose.render("selection", before)
+    # only the grid's own runs (make report without make sweep): no table of empty rows
+    synthetic.write_grid_runs(load_grid(tmp_path / "g.yaml"), tmp_path / "runs")
+    partial = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
+    assert not partial.shown and (partial.complete, partial.planned) == (2, 4)
+    assert "only 2 of its 4 runs" in " ".join(prose.render("selection", partial).split())
     synthetic.write_grid_runs(load_grid(tmp_path / "g-sweep.yaml"), tmp_path / "runs")
     f = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
     assert f.shown and (f.complete, f.planned) == (4, 4)

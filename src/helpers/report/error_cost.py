@@ -11,7 +11,7 @@ import pandas as pd
 
 from .ablations import ERRORS, NO_PREDICTIONS, Effect, RuleSummary, effects, rule_summary
 from .ablations import selected_epochs as _selected_epochs
-from .bootstrap import Interval
+from .bootstrap import COVERS_BOTH, COVERS_EXAMPLES, MIN_SEEDS_TO_RESAMPLE, Interval
 from .formats import signed
 from .load import display_model
 from .table import Table
@@ -108,7 +108,9 @@ def _n(e: Effect) -> str:
 
 
 def _covers(i: Interval) -> str:
-    return {NO_PREDICTIONS: "none"}.get(i.covers, i.covers)
+    """Column-sized: "seeds, examples" or "examples" (the table's note says what they are)."""
+    return {NO_PREDICTIONS: "none", COVERS_BOTH: "seeds, examples",
+            COVERS_EXAMPLES: "examples"}.get(i.covers, i.covers)
 
 
 def cost_table(facts: CostFacts) -> Table:
@@ -129,13 +131,17 @@ def cost_table(facts: CostFacts) -> Table:
                       "covers": _covers(e.macro_f1), "n": _n(e)})
     columns = ["error", "dataset", "original", "ours", "macro_f1", "accuracy", "covers", "n"]
     display = pd.DataFrame(shown, columns=columns)
+    data = pd.DataFrame(data)
     covers = set(display["covers"])
     notes = ["n: runs (selection rules) or seeds (ablations) × test examples."]
     if len(covers) == 1:
         display = display.drop(columns="covers")
-        notes.insert(0, f"Every interval covers {covers.pop()}.")
-    return Table(data=pd.DataFrame(data), display=display, group="error", notes=notes,
+        notes.insert(0, f"Every interval covers {data['covers'].iloc[0]}.")
+    else:  # the column's short words, said once in full
+        notes.insert(0, f"covers: what an interval resamples ({COVERS_BOTH} from "
+                        f"{MIN_SEEDS_TO_RESAMPLE} seeds on, {COVERS_EXAMPLES} with fewer).")
+    return Table(data=data, display=display, group="error", notes=notes,
                  labels={"original": "the original", "macro_f1": "Δ macro-F1 [95% CI]",
-                         "accuracy": "Δ accuracy [95% CI]", "covers": "interval covers"},
-                 widths={"dataset": 15, "original": 16, "ours": 16, "macro_f1": 21,
-                         "accuracy": 21, "covers": 11, "n": 9})
+                         "accuracy": "Δ accuracy [95% CI]", "covers": "covers"},
+                 widths={"dataset": 15, "original": 15, "ours": 15, "macro_f1": 21,
+                         "accuracy": 21, "covers": 10, "n": 8})

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from helpers.run.methods import METHODS
 from helpers.run.sources import SOURCES
 from helpers.settings import project_path
 
@@ -107,11 +108,11 @@ def deviations(summary: pd.DataFrame, configs: pd.DataFrame,
                              + (f" and {int(evals[0]):,} validation and test" if evals else "")
                              + " per run (a fixed sample)"))
     lrs = []
-    for method in ("full", "adapter", "lora"):
-        v = _values(configs[configs["method"] == method], "learning_rate") \
-            if "method" in configs else []
+    ran = set(configs["method"]) if "method" in configs else set()
+    for method in (m for m in METHODS if m in ran):  # the registry's order
+        v = _values(configs[configs["method"] == method], "learning_rate")
         if v:
-            lrs.append(f"{method} {', '.join(fmt_lr(float(x)) for x in v)}")
+            lrs.append(f"{method} {', '.join(fmt_lr(float(x)) for x in sorted(map(float, v)))}")
     original_lr = appendix.get("learning_rate", "2e-5")
     if lrs and lrs != [f"full {original_lr}"]:
         out.append(Deviation("learning rates", f"{original_lr} for every method", "; ".join(lrs)))

@@ -61,6 +61,8 @@ def sweep_facts(grid_file: str | os.PathLike | None, runs_dir: str | os.PathLike
         return out
     table = select.candidates(scores, fields)
     out.mismatches = len(select.check(table, fields, load_grid(project_path(grid_file))))
+    if (table["seeds"] == 0).any():  # e.g. only the grid's own runs: most rows would be empty
+        return out
     out.table = _table(table, fields)
     return out
 
@@ -78,4 +80,5 @@ def _table(table: pd.DataFrame, fields: list[str]) -> Table:
         rows.append(row)
     shown = pd.DataFrame(rows)
     return Table(data=table, display=shown, group="dataset",
-                 widths={"model": 10, "method": 8, "validation macro-F1": 12, "seeds": 5})
+                 widths={"model": 10, "method": 8, **{f: 9 for f in fields},
+                         "validation macro-F1": 12, "seeds": 5})
