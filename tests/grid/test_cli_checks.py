@@ -26,7 +26,7 @@ SMOKE = ROOT / "params" / "smoke.yaml"
     (["--set", "seed=5", "--filter", "seed=1"],
      ["--filter seed=1 matches no config", "seed: 5 (after --set)"]),
     (["--filter", "learning_rate=1e-4", "--filter", "method=lora"],
-     ["together match no config", "learning_rate: 0.0001, 0.003, 0.001", "method: full,"]),
+     ["together match no config", "learning_rate: 0.0002, 0.003, 0.001", "method: full,"]),
 ])
 def test_a_filter_that_matches_nothing_names_the_values_there(args, says, tmp_path, capsys):
     """It exited 0 with '0 configs' and no hint."""

@@ -165,6 +165,7 @@ def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any]
     """Execute the notebook for the task's config; None, or what failed (cell, traceback)."""
     # deferred: papermill's import takes a second, paid in the worker that runs the notebook
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError, strip_color
 
     watchdog = Watchdog(task.get("time_limit_s"), task.get("stall_s", STALL_S))
@@ -184,7 +185,12 @@ def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any]
     except Exception as e:  # kernel died, kernel missing, unreadable notebook, ...
         info = {"ename": type(e).__name__, "evalue": str(e), "cell_index": None,
                 "traceback": traceback.format_exc().splitlines()}
-        why = watchdog.explain()  # killed: by which signal, out of memory, stalled, too long
+        # killed: by which signal, out of memory, stalled, too long. Only when the kernel died
+        # under the run (or the watchdog ended it): after any other error (a full disk when
+        # the notebook is saved) the grid's own immediate shutdown has killed it, and that
+        # SIGKILL says nothing about the run.
+        died = isinstance(e, DeadKernelError) or watchdog.reason is not None
+        why = watchdog.explain() if died else None
         return {**info, **why, "detail": f"{type(e).__name__}: {e}"} if why else info
     return None
 
