@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from . import disk
+from . import disk, provenance
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -98,14 +98,9 @@ class TokenCacheWarning(UserWarning):
 
 def _entry_digest(folder: Path) -> dict[str, str]:
     """``{path relative to folder: sha256}`` of every file in a cache entry but the digest."""
-    out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CACHE_DIGEST):
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        out[path.relative_to(folder).as_posix()] = h.hexdigest()
-    return out
+    return {path.relative_to(folder).as_posix(): provenance.file_digest(path)
+            for path in sorted(p for p in folder.rglob("*")
+                               if p.is_file() and p.name != CACHE_DIGEST)}
 
 
 def _entry_problem(folder: Path) -> str | None:
