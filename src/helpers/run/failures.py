@@ -1,11 +1,11 @@
-"""Failure records, ``<runs_dir>/.failed/<run_id>.json``: the last failure of a run, one
-typed record (:class:`FailureRecord`) written by one function (:func:`record_failure`)."""
+"""Failure records, ``<runs>/.failed/<run_id>.json``: the last failure of a run, one typed
+record (:class:`FailureRecord`) written by one method (:meth:`FailureRecords.record_failure`)
+of the runs store (:class:`helpers.run.store.RunStore` has these methods)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,6 @@ from typing import Any
 from . import disk
 
 FAILED_DIR = ".failed"
-
-
-def failure_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
-    return Path(runs_dir) / FAILED_DIR / f"{run_id}.json"
-
 
 #: Set in a kernel's environment by the grid runner, which writes that run's failure record
 #: itself (with the cell, the log and how the kernel died); helpers.run.training then writes
@@ -56,51 +51,56 @@ class FailureRecord:
                 "cause": self.cause, "signal": self.signal, "traceback": self.traceback}
 
 
-def record_failure(runs_dir: str | os.PathLike, run_id: str,
-                   info: FailureRecord | dict[str, Any]) -> Path:
-    """Write the failure record of ``run_id`` (the one writer: every record goes through
-    here, as a :class:`FailureRecord`)."""
-    record = info if isinstance(info, FailureRecord) else FailureRecord.from_info(info)
-    path = failure_path(runs_dir, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    disk.write_atomic(path, json.dumps(record.to_json(run_id), indent=2, sort_keys=True,
-                                       default=str) + "\n")
-    return path
+class FailureRecords:
+    """The runs store's failure records (a mixin of :class:`helpers.run.store.RunStore`,
+    which gives ``root``)."""
 
+    root: Path
 
-def read_failure(runs_dir: str | os.PathLike, run_id: str) -> dict[str, Any] | None:
-    path = failure_path(runs_dir, run_id)
-    return json.loads(path.read_text()) if path.is_file() else None
+    @property
+    def failed_dir(self) -> Path:
+        return self.root / FAILED_DIR
 
+    def failure_path(self, run_id: str) -> Path:
+        return self.failed_dir / f"{run_id}.json"
 
-def clear_failure(runs_dir: str | os.PathLike, run_id: str) -> None:
-    failure_path(runs_dir, run_id).unlink(missing_ok=True)
+    def record_failure(self, run_id: str, info: FailureRecord | dict[str, Any]) -> Path:
+        """Write the failure record of ``run_id`` (the one writer: every record goes through
+        here, as a :class:`FailureRecord`)."""
+        record = info if isinstance(info, FailureRecord) else FailureRecord.from_info(info)
+        path = self.failure_path(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        disk.write_atomic(path, json.dumps(record.to_json(run_id), indent=2, sort_keys=True,
+                                           default=str) + "\n")
+        return path
 
+    def read_failure(self, run_id: str) -> dict[str, Any] | None:
+        path = self.failure_path(run_id)
+        return json.loads(path.read_text()) if path.is_file() else None
 
-def failed_runs(runs_dir: str | os.PathLike,
-                run_ids: Iterable[str] | None = None) -> dict[str, str]:
-    """The runs of ``run_ids`` (None: every run of the folder) that have a failure record,
-    each with its one-line error, in run-id order: what a report of no or few complete runs
-    names, so that the failures are not silently missing from it."""
-    folder = Path(runs_dir) / FAILED_DIR
-    ids = sorted(set(run_ids) if run_ids is not None
-                 else (p.stem for p in folder.glob("*.json")))
-    out = {}
-    for run_id in ids:
-        try:
-            record = read_failure(runs_dir, run_id)
-        except (OSError, ValueError):  # unreadable or half-written: still a failure to name
-            record = {"error": f"unreadable failure record {failure_path(runs_dir, run_id)}"}
-        if record is not None:
-            out[run_id] = str(record.get("error") or record.get("ename") or "?")
-    return out
+    def clear_failure(self, run_id: str) -> None:
+        self.failure_path(run_id).unlink(missing_ok=True)
 
+    def failed_runs(self, run_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """The runs of ``run_ids`` (None: every run of the folder) that have a failure record,
+        each with its one-line error, in run-id order: what a report of no or few complete
+        runs names, so that the failures are not silently missing from it."""
+        ids = sorted(set(run_ids) if run_ids is not None
+                     else (p.stem for p in self.failed_dir.glob("*.json")))
+        out = {}
+        for run_id in ids:
+            try:
+                record = self.read_failure(run_id)
+            except (OSError, ValueError):  # unreadable or half-written: still a failure to name
+                record = {"error": f"unreadable failure record {self.failure_path(run_id)}"}
+            if record is not None:
+                out[run_id] = str(record.get("error") or record.get("ename") or "?")
+        return out
 
-def failures_note(runs_dir: str | os.PathLike, run_ids: Iterable[str] | None = None,
-                  limit: int = 3) -> str:
-    """"N failed: <run id>: <error>; ..." for the first ``limit`` of :func:`failed_runs`
-    ("" when none failed): what a report of no complete run says instead of nothing."""
-    failed = failed_runs(runs_dir, run_ids)
-    listed = "; ".join(f"{rid}: {error}" for rid, error in list(failed.items())[:limit])
-    more = f"; and {len(failed) - limit} more" if len(failed) > limit else ""
-    return f"{len(failed)} failed: {listed}{more}" if failed else ""
+    def failures_note(self, run_ids: Iterable[str] | None = None, limit: int = 3) -> str:
+        """"N failed: <run id>: <error>; ..." for the first ``limit`` of :meth:`failed_runs`
+        ("" when none failed): what a report of no complete run says instead of nothing."""
+        failed = self.failed_runs(run_ids)
+        listed = "; ".join(f"{rid}: {error}" for rid, error in list(failed.items())[:limit])
+        more = f"; and {len(failed) - limit} more" if len(failed) > limit else ""
+        return f"{len(failed)} failed: {listed}{more}" if failed else ""

@@ -1,6 +1,7 @@
-"""The runs store: one folder per finished run, written atomically.
+"""The runs folder and its one owner, :class:`RunStore`: one folder per finished run, written
+atomically, and every other file the pipeline keeps beside the runs.
 
-Layout under ``runs_dir`` (default ``runs/``)::
+Layout under the store's ``root`` (default ``runs/``)::
 
     <run_id>/                 a complete run; appears in one rename, so it is never partial
         config.json           every parameter, resolved, plus "run_id"
@@ -12,24 +13,28 @@ Layout under ``runs_dir`` (default ``runs/``)::
         env.json              package versions, device, torch threads
         train.ipynb           the executed notebook (added by the grid runner)
     .tmp/<run_id>.<pid>.<n>/  a run in progress (or killed); never read as a result
-    .failed/<run_id>.json     the last failure of a run: error, traceback, failing cell, log
+    .failed/<run_id>.json     the last failure of a run (helpers.run.failures)
     .logs/<run_id>.<attempt>.log    the grid runner's log of each attempt (and .ipynb)
     .claims/<run_id>.lock     who is running it now (helpers.grid.claims)
     .corrupt/<run_id>-<time>/ a run folder whose records did not validate, set aside
-    .cache/                   tokenized datasets, file digests (helpers.run.provenance)
+    .cache/                   tokenized datasets (``token_cache``), compiled kernels
 
-A folder ``<run_id>/`` is complete when its records parse and validate (:func:`check_records`,
-also run before publishing): a truncated file, a hand-made folder or a diverged run is not
-a result, and ``grid status`` reports it as corrupt with what is wrong.
+A folder ``<run_id>/`` is complete when its records parse and validate
+(:func:`helpers.run.records.check_records`, also run before publishing): a truncated file, a
+hand-made folder or a diverged run is not a result, and ``grid status`` reports it as corrupt
+with what is wrong.
+
+Every stage receives a :class:`RunStore`, never a path to join names onto: a folder name typed
+by a person becomes a store in one place (:meth:`RunStore.at`, the command line, a notebook's
+``runs_dir`` parameter).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
+import dataclasses
+import glob
 import itertools
-import json
-import math
 import os
 import re
 import shutil
@@ -37,296 +42,221 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from . import disk, liveness, predictions
-from .failures import (  # noqa: F401 - the failure records are part of the store's layout
-    CAUSES,
-    FAILED_DIR,
-    FAILURE_OWNER_ENV,
-    FailureRecord,
-    clear_failure,
-    failed_runs,
-    failure_path,
-    failures_note,
-    read_failure,
-    record_failure,
-)
+from helpers.settings import project_path
 
-REQUIRED_FILES = ("config.json", "history.csv", "metrics.json", "memory.json", "env.json",
-                  predictions.FILE)
-HISTORY_COLUMNS = ("step", "epoch", "split", "metric", "value")
+from . import disk, liveness
+from .failures import FailureRecords
+from .records import check_records as _check
+
 TMP_DIR = ".tmp"
 LOGS_DIR = ".logs"
+CLAIMS_DIR = ".claims"
 CORRUPT_DIR = ".corrupt"
 CACHE_DIR = ".cache"
-#: helpers.run.training's token cache (``CACHE_DIR/tokenized``): clean_stale sweeps it
-TOKEN_CACHE_DIR = f"{CACHE_DIR}/tokenized"
-#: What a complete run's metrics.json must hold (the analysis and ``grid status`` read them).
-METRIC_KEYS = ("accuracy", "macro_f1", "micro_f1", "loss")
-#: The metrics that are shares of examples, so in [0, 1] (a loss is only >= 0).
-SCORE_KEYS = ("accuracy", "macro_f1", "micro_f1")
+_ATTEMPT = re.compile(r"\d{8}T\d{6}-\d+\.log")
+_counter = itertools.count()
 
 
 class NotWritableError(RuntimeError):
     """The runs folder cannot be written; the message says which folder and why."""
 
-_counter = itertools.count()
 
+@dataclasses.dataclass(frozen=True)
+class RunStore(FailureRecords):
+    """The runs folder at ``root``: where each file lives, which runs are complete, how a run
+    is published, set aside or cleaned up, and its failure records (:class:`FailureRecords`).
+    Frozen and picklable, so a grid hands the same store to its worker processes."""
 
-def run_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
-    return Path(runs_dir) / run_id
+    root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
 
-def is_complete(path: str | os.PathLike) -> bool:
-    """A run folder whose records parse and validate (see :func:`check_records`)."""
-    path = Path(path)
-    return path.is_dir() and check_records(path) is None
+    @classmethod
+    def at(cls, folder: str | os.PathLike | RunStore) -> RunStore:
+        """The store of ``folder`` as a person names it: relative paths from the project
+        root (:func:`helpers.settings.project_path`); a store is returned as it is."""
+        return folder if isinstance(folder, RunStore) else cls(project_path(folder))
 
+    def __str__(self) -> str:  # messages name the folder
+        return str(self.root)
 
-def check_records(path: str | os.PathLike, run_id: str | None = None) -> str | None:
-    """What is wrong with the run folder ``path`` (``file: problem``), or None when its
-    records parse and validate: every required file, JSON objects naming ``run_id`` (default:
-    the folder's name), metrics that can be true (:func:`_check_metrics`), and a tidy
-    history.csv holding the best epoch's validation and test scores as metrics.json does, and
-    per-example predictions whose scores at the best epoch are metrics.json's."""
-    path = Path(path)
-    run_id = run_id or path.name
-    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    docs = {}
-    for name in ("config.json", "metrics.json", "memory.json", "env.json"):
+    # -- layout ------------------------------------------------------------------------------
+    def path(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / TMP_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / LOGS_DIR
+
+    @property
+    def claims_dir(self) -> Path:
+        return self.root / CLAIMS_DIR
+
+    @property
+    def corrupt_dir(self) -> Path:
+        return self.root / CORRUPT_DIR
+
+    @property
+    def cache_dir(self) -> Path:
+        """Caches shared by runs (compiled kernels); never a result."""
+        return self.root / CACHE_DIR
+
+    @property
+    def token_cache(self) -> Path:
+        """helpers.run.batches' tokenized datasets; :meth:`clean_stale` sweeps its debris."""
+        return self.cache_dir / "tokenized"
+
+    def claim_path(self, run_id: str) -> Path:
+        return self.claims_dir / f"{run_id}.lock"
+
+    def log_path(self, run_id: str, attempt: str) -> Path:
+        """The log of one attempt; its executed notebook is the same path with ``.ipynb``."""
+        return self.logs_dir / f"{run_id}.{attempt}.log"
+
+    def attempt_logs(self, run_id: str) -> list[Path]:
+        """Every attempt's log of ``run_id``, oldest first."""
+        if not self.logs_dir.is_dir():
+            return []
+        found = [p for p in self.logs_dir.iterdir() if p.name.startswith(f"{run_id}.")
+                 and _ATTEMPT.fullmatch(p.name[len(run_id) + 1:])]
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+    # -- what is complete --------------------------------------------------------------------
+    def check(self, run_id: str) -> str | None:
+        """What is wrong with the folder of ``run_id`` (None: a complete run)."""
+        path = self.path(run_id)
+        return _check(path, run_id) if path.is_dir() else "no folder"
+
+    def is_complete(self, run_id: str) -> bool:
+        return self.path(run_id).is_dir() and self.check(run_id) is None
+
+    def complete_runs(self) -> list[Path]:
+        """Every complete run folder, sorted by name."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir()
+                      if not p.name.startswith(".") and p.is_dir()
+                      and _check(p) is None)
+
+    def staging_alive(self, run_id: str) -> bool:
+        """Whether a live process of this host is writing ``run_id`` now (its ``.tmp``)."""
+        for d in self.tmp_dir.glob(f"{glob.escape(run_id)}.*") if self.tmp_dir.is_dir() else []:
+            pid = d.name[len(run_id) + 1:].split(".")[0]
+            if pid.isdigit() and liveness.pid_alive(int(pid)):
+                return True
+        return False
+
+    # -- writing -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def staging(self, run_id: str) -> Iterator[Path]:
+        """Yield an empty private folder; on success rename it to :meth:`path`.
+
+        On an exception the folder is removed and the exception re-raised, so a failed run
+        never looks complete. A killed process leaves only ``.tmp/`` debris
+        (:meth:`clean_stale`).
+        """
+        tmp = self.tmp_dir / f"{run_id}.{os.getpid()}.{next(_counter)}"
+        tmp.mkdir(parents=True)
         try:
-            docs[name] = json.loads((path / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            return f"{name}: not readable JSON ({e})"
-        if not isinstance(docs[name], dict):
-            return f"{name}: expected a JSON object, got {type(docs[name]).__name__}"
-    for name in ("config.json", "metrics.json"):
-        if docs[name].get("run_id") != run_id:
-            return f"{name}: run_id is {docs[name].get('run_id')!r}, expected {run_id!r}"
-    problem = (_check_metrics(docs["metrics.json"], docs["config.json"])
-               or _check_sizes(docs["metrics.json"], docs["memory.json"]))
-    if problem:
-        return problem
-    rows, problem = _read_history(path / "history.csv")
-    return (problem or _check_history_agrees(rows, docs["metrics.json"])
-            or predictions.check(path / predictions.FILE, docs["metrics.json"]))
+            yield tmp
+            problem = _check(tmp, run_id)
+            if problem:
+                raise RuntimeError(f"run {run_id}: {problem}; not marking it complete")
+            self._publish(tmp, run_id)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if disk.is_disk_full(e):  # pandas' or torch's own write: say where and how much
+                raise disk.disk_full(e, self.root, None,
+                                     f"the records of run {run_id} in {tmp}") from e
+            raise
+        self.clear_failure(run_id)
 
-
-def _check_metrics(m: dict[str, Any], config: dict[str, Any]) -> str | None:
-    """Scores in [0, 1], losses finite and >= 0, a best epoch in 1..num_train_epochs."""
-    epochs = {("metrics.json", "num_epochs"): m.get("num_epochs"),
-              ("config.json", "num_train_epochs"): config.get("num_train_epochs")}
-    for (file, key), n in epochs.items():
-        if n is not None and not _count(n):
-            return f"{file}: {key} is {n!r}, expected an integer >= 1"
-    given = [n for n in epochs.values() if n is not None]
-    if len(set(given)) > 1:
-        return (f"metrics.json: num_epochs is {m['num_epochs']}, but config.json's "
-                f"num_train_epochs is {config['num_train_epochs']}")
-    best = m.get("best_epoch")
-    if not _count(best) or (given and best > given[0]):
-        span = f"1..{given[0]}" if given else "an integer >= 1"
-        return f"metrics.json: best_epoch is {best!r}, expected {span} (num_train_epochs)"
-    for split in ("validation", "test"):
-        scores = m.get(split)
-        if not isinstance(scores, dict):
-            return f"metrics.json: '{split}' is {scores!r}, expected an object of metrics"
-        for key in SCORE_KEYS:
-            if not _finite_number(scores.get(key)) or not 0 <= scores[key] <= 1:
-                return (f"metrics.json: {split}.{key} is {scores.get(key)!r}, expected a "
-                        f"number in [0, 1]")
-        if not _loss(scores.get("loss")):
-            return (f"metrics.json: {split}.loss is {scores.get('loss')!r}, expected a finite "
-                    f"number >= 0")
-    if not _loss(m.get("train_loss")):
-        return (f"metrics.json: train_loss is {m.get('train_loss')!r}, expected a finite "
-                f"number >= 0")
-    return None
-
-
-#: metrics.json's numbers that are durations, rates or counts: finite and >= 0 when present.
-NONNEGATIVE_METRICS = ("final_train_loss", "wall_time_s", "train_time_s",
-                       "train_samples_per_s", "train_tokens_per_s", "num_train_samples")
-
-
-def _check_sizes(m: dict[str, Any], memory: dict[str, Any]) -> str | None:
-    """Sizes, counts and the last training loss can't be negative or non-finite: a byte count
-    of memory.json (``*_bytes``: a number >= 0, or null when not measured), the parameter
-    counts (integers, trainable <= total) in memory.json and metrics.json, and metrics.json's
-    durations, rates and counts."""
-    for key, value in memory.items():
-        if key.endswith("_bytes") and value is not None and not _size(value):
-            return f"memory.json: {key} is {value!r}, expected a finite number >= 0 (or null)"
-    for name, doc in (("memory.json", memory), ("metrics.json", m)):
-        params = doc.get("parameters")
-        if params is None:
-            continue
-        if not isinstance(params, dict):
-            return f"{name}: parameters is {params!r}, expected an object of counts"
-        for key in ("total", "trainable"):
-            value = params.get(key)
-            if value is not None and not (_size(value) and float(value).is_integer()):
-                return f"{name}: parameters.{key} is {value!r}, expected an integer >= 0"
-        if _size(params.get("total")) and _size(params.get("trainable")) \
-                and params["trainable"] > params["total"]:
-            return (f"{name}: parameters.trainable ({params['trainable']}) is more than "
-                    f"parameters.total ({params['total']})")
-    for key in NONNEGATIVE_METRICS:
-        if key in m and m[key] is not None and not _size(m[key]):
-            return f"metrics.json: {key} is {m[key]!r}, expected a finite number >= 0"
-    return None
-
-
-def _size(value: Any) -> bool:
-    return _finite_number(value) and value >= 0
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _loss(value: Any) -> bool:
-    return _finite_number(value) and value >= 0
-
-
-def _finite_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _read_history(path: Path) -> tuple[list[tuple[float, float, str, str, float]], str | None]:
-    """history.csv's rows (step, epoch, split, metric, value), or what is wrong with it."""
-    rows = []
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None or tuple(header) != HISTORY_COLUMNS:
-                return rows, (f"history.csv: header is {header}, expected "
-                              f"{list(HISTORY_COLUMNS)}")
-            for n, row in enumerate(reader, start=2):
-                try:
-                    ok = len(row) == len(HISTORY_COLUMNS)
-                    step, epoch, value = (float(row[i]) for i in (0, 1, 4)) if ok else (0,) * 3
-                    ok = ok and all(math.isfinite(v) for v in (step, epoch, value))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    return rows, (f"history.csv line {n}: {row} is not "
-                                  f"step,epoch,split,metric,value")
-                rows.append((step, epoch, row[2], row[3], value))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        return rows, f"history.csv: not readable ({e})"
-    return rows, None if rows else "history.csv: no rows"
-
-
-def _check_history_agrees(rows: list[tuple[float, float, str, str, float]],
-                          m: dict[str, Any]) -> str | None:
-    """The best epoch's validation and test scores in history.csv are metrics.json's."""
-    best = m["best_epoch"]
-    logged = {(split, metric): value for _, epoch, split, metric, value in rows
-              if epoch == best}
-    for split in ("validation", "test"):
-        for key in METRIC_KEYS:
-            value = logged.get((split, key))
-            if value is None:
-                return (f"history.csv has no {split} {key} at epoch {best} (metrics.json's "
-                        f"best_epoch)")
-            if not math.isclose(value, m[split][key], rel_tol=1e-6, abs_tol=1e-9):
-                return (f"history.csv: {split} {key} at epoch {best} is {value:.6g}, "
-                        f"metrics.json says {m[split][key]:.6g}")
-    return None
-
-
-@contextlib.contextmanager
-def staging(runs_dir: str | os.PathLike, run_id: str) -> Iterator[Path]:
-    """Yield an empty private folder; on success rename it to ``runs_dir/run_id``.
-
-    On an exception the folder is removed and the exception re-raised, so a failed run never
-    looks complete. A killed process leaves only ``.tmp/`` debris (see :func:`clean_stale`).
-    """
-    runs_dir = Path(runs_dir)
-    tmp = runs_dir / TMP_DIR / f"{run_id}.{os.getpid()}.{next(_counter)}"
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        problem = check_records(tmp, run_id)
+    def _publish(self, tmp: Path, run_id: str) -> None:
+        """Move ``tmp`` to the run's folder atomically, replacing an older complete run if
+        any (a folder there that does not validate is set aside, not deleted)."""
+        final = self.path(run_id)
+        problem = _check(final) if final.exists() else None
         if problem:
-            raise RuntimeError(f"run {run_id}: {problem}; not marking it complete")
-        publish(tmp, run_path(runs_dir, run_id))
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if disk.is_disk_full(e):  # pandas' or torch's own write: say where and how much
-            raise disk.disk_full(e, runs_dir, None,
-                                 f"the records of run {run_id} in {tmp}") from e
-        raise
-    clear_failure(runs_dir, run_id)
+            self.set_aside(run_id, problem)
+        if final.exists():
+            trash = self.tmp_dir / f"{run_id}.old.{os.getpid()}.{next(_counter)}"
+            final.rename(trash)
+            tmp.rename(final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(final)
 
+    def set_aside(self, run_id: str, problem: str) -> Path:
+        """Move a run folder that does not validate to ``.corrupt/<run_id>-<time>/`` (kept
+        for a person to look at, never deleted) with a note of what was wrong."""
+        self.corrupt_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.corrupt_dir / (f"{run_id}-{time.strftime('%Y%m%dT%H%M%S')}-"
+                                   f"{os.getpid()}.{next(_counter)}")
+        self.path(run_id).rename(dest)
+        (dest.parent / f"{dest.name}.txt").write_text(
+            f"{run_id}: set aside on {time.strftime('%Y-%m-%d %H:%M:%S')} by pid "
+            f"{os.getpid()} and rerun, because {problem}\n", encoding="utf-8")
+        return dest
 
-def publish(tmp: Path, final: Path) -> None:
-    """Move ``tmp`` to ``final`` atomically, replacing an older complete run if any (a
-    folder there that does not validate is set aside, not deleted)."""
-    problem = check_records(final) if final.exists() else None
-    if problem:
-        set_aside(final.parent, final.name, problem)
-    if final.exists():
-        trash = final.parent / TMP_DIR / f"{final.name}.old.{os.getpid()}.{next(_counter)}"
-        final.rename(trash)
-        tmp.rename(final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(final)
-
-
-def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
-    """Remove ``.tmp`` folders whose writing process is gone (killed runs), and the
-    temporary files and folders of writes that died or failed (a full disk): ``.failed/.*.
-    <pid>.tmp`` and the token cache's ``.<hash>.<pid>.tmp``."""
-    removed = []
-    tmp_root = Path(runs_dir) / TMP_DIR
-    for d in sorted(tmp_root.iterdir()) if tmp_root.is_dir() else []:
-        parts = d.name.split(".")
-        pid = next((int(p) for p in parts[1:] if p.isdigit()), None)
-        if pid is not None and pid != os.getpid() and _alive(pid):
-            continue
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
-    for folder in (Path(runs_dir) / FAILED_DIR, Path(runs_dir) / TOKEN_CACHE_DIR):
-        for d in sorted(folder.glob(".*.tmp")) if folder.is_dir() else []:
-            pid = d.name.split(".")[-2]
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+    def clean_stale(self) -> list[Path]:
+        """Remove ``.tmp`` folders whose writing process is gone (killed runs), and the
+        temporary files of writes that died or failed (a full disk): ``.failed/.*.<pid>.tmp``
+        and the token cache's ``.<hash>.<pid>.tmp``."""
+        removed = []
+        for d in sorted(self.tmp_dir.iterdir()) if self.tmp_dir.is_dir() else []:
+            pid = _pid_of(d.name)
+            if pid is not None and pid != os.getpid() and liveness.pid_alive(pid):
                 continue
-            if d.is_dir():
-                shutil.rmtree(d, ignore_errors=True)
-            else:
-                d.unlink(missing_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
-    return removed
+        for folder in (self.failed_dir, self.token_cache):
+            for d in sorted(folder.glob(".*.tmp")) if folder.is_dir() else []:
+                pid = d.name.split(".")[-2]
+                if pid.isdigit() and int(pid) != os.getpid() and liveness.pid_alive(int(pid)):
+                    continue
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    d.unlink(missing_ok=True)
+                removed.append(d)
+        return removed
+
+    def check_writable(self) -> RunStore:
+        """Create the folder if needed and prove it writable (a real file, not ``os.access``:
+        read-only mounts and ACLs), before any work starts."""
+        # a file where the folder (or one above it) should be: said so, not "File exists"
+        blocker = next((p for p in (self.root, *self.root.parents)
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise NotWritableError(
+                f"runs folder {self.root}: {blocker} is a file, not a folder; choose another "
+                f"folder (--runs-dir, or the runs_dir parameter) or move the file.")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise NotWritableError(
+                f"runs folder {self.root} is not writable ({e.strerror or e}); fix its "
+                f"permissions or choose another folder (--runs-dir, or the runs_dir "
+                f"parameter).") from None
+        return self
+
+    def free_bytes(self) -> int | None:
+        """Free space where runs are written (the folder, or the nearest one above it)."""
+        return disk.free_bytes(self.root)
 
 
-def _alive(pid: int) -> bool:
-    return liveness.pid_alive(pid)  # the one rule (helpers.run.liveness): zombies are gone
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON through a temporary file so a reader never sees half a file (a full disk:
-    :class:`helpers.run.disk.DiskFullError`, and no temporary file left)."""
-    disk.write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def complete_runs(runs_dir: str | os.PathLike) -> list[Path]:
-    """Every complete run folder under ``runs_dir``, sorted by name."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_complete(p))
+def _pid_of(name: str) -> int | None:
+    """The writer's pid in a ``.tmp`` entry's name (``<run_id>.<pid>.<n>``)."""
+    return next((int(p) for p in name.split(".")[1:] if p.isdigit()), None)
 
 
 def new_attempt() -> str:
@@ -334,54 +264,74 @@ def new_attempt() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
 
-def log_path(runs_dir: str | os.PathLike, run_id: str, attempt: str) -> Path:
-    """The log of one attempt; its executed notebook is the same path with ``.ipynb``."""
-    return Path(runs_dir) / LOGS_DIR / f"{run_id}.{attempt}.log"
+# --- TRANSITIONAL: the path-taking functions of before RunStore; removed once every caller
+# --- receives a RunStore (issue 28, item 2). Do not use in new code.
+from .failures import CAUSES, FAILED_DIR, FAILURE_OWNER_ENV, FailureRecord  # noqa: E402,F401
+from .records import (  # noqa: E402,F401
+    HISTORY_COLUMNS,
+    METRIC_KEYS,
+    REQUIRED_FILES,
+    check_records,
+    is_complete,
+    read_json,
+    write_json,
+)
+
+TOKEN_CACHE_DIR = f"{CACHE_DIR}/tokenized"
+_alive = liveness.pid_alive
 
 
-_ATTEMPT = re.compile(r"\d{8}T\d{6}-\d+\.log")
+def run_path(runs_dir, run_id):  # noqa: D103
+    return RunStore(runs_dir).path(run_id)
 
 
-def attempt_logs(runs_dir: str | os.PathLike, run_id: str) -> list[Path]:
-    """Every attempt's log of ``run_id``, oldest first."""
-    folder = Path(runs_dir) / LOGS_DIR
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.name.startswith(f"{run_id}.")
-             and _ATTEMPT.fullmatch(p.name[len(run_id) + 1:])]
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+def staging(runs_dir, run_id):  # noqa: D103
+    return RunStore(runs_dir).staging(run_id)
 
 
-def set_aside(runs_dir: str | os.PathLike, run_id: str, problem: str) -> Path:
-    """Move a run folder that does not validate to ``.corrupt/<run_id>-<time>/`` (kept for a
-    person to look at, never deleted) with a note of what was wrong; return where it went."""
-    root = Path(runs_dir) / CORRUPT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    dest = root / f"{run_id}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.{next(_counter)}"
-    run_path(runs_dir, run_id).rename(dest)
-    (dest.parent / f"{dest.name}.txt").write_text(
-        f"{run_id}: set aside on {time.strftime('%Y-%m-%d %H:%M:%S')} by pid {os.getpid()} "
-        f"and rerun, because {problem}\n", encoding="utf-8")
-    return dest
+def clean_stale(runs_dir):  # noqa: D103
+    return RunStore(runs_dir).clean_stale()
 
 
-def check_writable(runs_dir: str | os.PathLike) -> Path:
-    """Create ``runs_dir`` if needed and prove it writable (a real file, not ``os.access``:
-    read-only mounts and ACLs), before any work starts; return it."""
-    path = Path(runs_dir)
-    # a file where the folder (or one above it) should be: said so, not "File exists"
-    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise NotWritableError(
-            f"runs folder {path}: {blocker} is a file, not a folder; choose another folder "
-            f"(--runs-dir, or the runs_dir parameter) or move the file.")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise NotWritableError(
-            f"runs folder {path} is not writable ({e.strerror or e}); fix its permissions or "
-            f"choose another folder (--runs-dir, or the runs_dir parameter).") from None
-    return path
+def complete_runs(runs_dir):  # noqa: D103
+    return RunStore(runs_dir).complete_runs()
+
+
+def log_path(runs_dir, run_id, attempt):  # noqa: D103
+    return RunStore(runs_dir).log_path(run_id, attempt)
+
+
+def attempt_logs(runs_dir, run_id):  # noqa: D103
+    return RunStore(runs_dir).attempt_logs(run_id)
+
+
+def set_aside(runs_dir, run_id, problem):  # noqa: D103
+    return RunStore(runs_dir).set_aside(run_id, problem)
+
+
+def check_writable(runs_dir):  # noqa: D103
+    return RunStore(runs_dir).check_writable().root
+
+
+def failure_path(runs_dir, run_id):  # noqa: D103
+    return RunStore(runs_dir).failure_path(run_id)
+
+
+def record_failure(runs_dir, run_id, info):  # noqa: D103
+    return RunStore(runs_dir).record_failure(run_id, info)
+
+
+def read_failure(runs_dir, run_id):  # noqa: D103
+    return RunStore(runs_dir).read_failure(run_id)
+
+
+def clear_failure(runs_dir, run_id):  # noqa: D103
+    return RunStore(runs_dir).clear_failure(run_id)
+
+
+def failed_runs(runs_dir, run_ids=None):  # noqa: D103
+    return RunStore(runs_dir).failed_runs(run_ids)
+
+
+def failures_note(runs_dir, run_ids=None, limit=3):  # noqa: D103
+    return RunStore(runs_dir).failures_note(run_ids, limit)
