@@ -209,12 +209,17 @@ def test_single_model_floor_sentences_say_where_it_beats_the_floor(builds, orig,
         return " ".join(prose.render(n, ctx[n][0], **ctx[n][1]).replace("\n", " ")
                         for n in ("summary", "conclusion"))
 
+    r = facts.full_ft(builds["cpu"]["summary"], fake_baselines()).reading
+    assert (r.multi, r.beats, r.short, r.beats_every) == ([], list(DATASETS), [], True)
     every = texts(builds["cpu"])
     assert "beats the majority-class floor on every dataset" in every
     assert "It clears the majority-class floor on restaurant_sup (" in every
     assert "at or below" not in every
     s = builds["cpu"]["summary"].copy()
     s.loc[(s["dataset"] == "acl_sup") & (s["method"] == "full"), "macro_f1"] = 0.01
+    r = facts.full_ft(s, fake_baselines()).reading
+    assert (r.beats, r.short, r.beats_every) == (["restaurant_sup", "agnews_sup"], ["acl_sup"],
+                                                 False)
     short = texts({**builds["cpu"], "summary": s})
     assert "every dataset" not in short
     assert "beats the majority-class floor on restaurant_sup and agnews_sup but not on " \
@@ -340,7 +345,11 @@ def test_adapters_at_the_floor_are_counted(builds):
     acl = (s["model"] == ROBERTA) & (s["dataset"] == "acl_sup") & (s["method"] == "adapter")
     s.loc[acl, "accuracy"] = base["acl_sup"]["accuracy"]
     s.loc[acl, "macro_f1"] = base["acl_sup"]["macro_f1"]
-    assert answers.adapters_on(s, ROBERTA, base).at_floor == 5
+    ad = answers.adapters_on(s, ROBERTA, base)
+    assert ad.at_floor == 5 and not ad.some_learned and not ad.stand_in
+    learned = answers.adapters_on(builds["full"]["summary"], ROBERTA, base)
+    assert learned.some_learned and answers.adapters_on(
+        builds["cpu"]["summary"], "minilm", base).stand_in
     p = facts.peft(s, ROBERTA, base)
     adapter = next(r for d in p.datasets if d.dataset == "acl_sup" for r in d.rows
                    if r.method == "adapter")
@@ -360,6 +369,8 @@ def test_corrections_cite_the_originals_code(builds, orig):
     assert f.swap.printed == (0.7884, 0.6986) and f.swap.own == (0.7338, 0.5187)
     assert f.claims.parts == (12, 36, 12, 10) and f.restaurant_best == "RoBERTa-base"
     assert f.adapter_lrs == ["1e-4"] and not f.departs_from_defaults
+    assert f.last_item == 10 and f.short_commit == "8cf678f"  # the swap and restaurant items
+    assert f.cited("literal_sep", 2) == code["literal_sep"][:2]
 
 
 def test_published_references_beside_ours(builds):
@@ -401,6 +412,14 @@ def test_memory_facts_name_the_benchmark_and_answer_70_gb(memory_facts):
     assert memory_facts.full_ratio == pytest.approx(70e9 / 2**30 / full.measured)
     assert memory_facts.parameters == 124_647_939
     assert memory_facts.models[0].complete
+    assert memory_facts.complete_models == [m for m in memory_facts.models
+                                            if {"full", "adapter", "lora"} <= set(m.by_method)]
+    assert memory_facts.other_complete == memory_facts.complete_models[1:]
+    a = memory_facts.complete_models[0]
+    assert a.peak_saving("adapter") == pytest.approx(
+        1 - a.by_method["adapter"]["predicted peak"] / a.by_method["full"]["predicted peak"])
+    assert 0 < a.peak_saving("lora") < 1 and memory_facts.claims.billions == pytest.approx(
+        memory_facts.claims.parameters / 1e9)
 
 
 def test_split_gaps_and_curves_are_means_of_the_runs(builds):
@@ -536,6 +555,15 @@ def test_task3_reading_by_value(builds):
     assert (r.worst[0], r.worst[1].method) == min(lows, key=lows.get)
     assert r.worst_loss == pytest.approx(max(0.0, -min(lows.values())))
     assert r.max_share == pytest.approx(max(row.share for _, row in rows))
+    shares = {m: pd.Series([row.share for _, row in rows if row.method == m]).median()
+              for m in ("adapter", "lora")}
+    assert r.min_share == pytest.approx(min(shares.values()))
+    assert (r.low, r.high) == (min(row.vs_full.mean for _, row in rows),
+                               max(row.vs_full.mean for _, row in rows))
+    assert [x.method for x in r.differing_methods] == [
+        m for m in ("adapter", "lora")
+        if any(row.vs_full.excludes_zero for _, row in rows if row.method == m)]
+    assert r.several_intervals == (p.intervals > 1)
     assert r.floor_runs == []
     text = prose.render("task3", p).replace("\n", " ")
     assert f"allow a loss of up to {formats.fmt(r.worst_loss)}" in text

@@ -120,6 +120,15 @@ class ModelVsModel:
     def against(self) -> list[PairOnDataset]:
         return [d for d in self.datasets if d.macro_f1.excludes_zero and d.macro_f1.high < 0]
 
+    @property
+    def ahead_count(self) -> int:
+        """Datasets where ``a`` leads by mean."""
+        return len(self.ahead)
+
+    @property
+    def dataset_count(self) -> int:
+        return len(self.datasets)
+
 
 def _full(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["method"] == "full"]
@@ -206,6 +215,15 @@ class TrainLossFacts:
     def mismatched(self) -> list[LossVsTest]:
         return [d for d in self.datasets if d.lowest_loss != d.best_test]
 
+    @property
+    def dataset_count(self) -> int:
+        return len(self.datasets)
+
+    @property
+    def matched_count(self) -> int:
+        """Datasets where the lowest training loss is the best test score's model."""
+        return len(self.datasets) - len(self.mismatched)
+
 
 def train_loss_vs_test(summary: pd.DataFrame) -> TrainLossFacts:
     """Per dataset with at least two fine-tuned models (the original compared models)."""
@@ -227,6 +245,10 @@ def train_loss_vs_test(summary: pd.DataFrame) -> TrainLossFacts:
 
 
 # ----------------------------------------------------------------------------- adapters
+#: The model whose adapters the original says do not converge on acl_sup.
+CLAIMED_ADAPTER_MODEL = "roberta-base"
+
+
 @dataclass
 class AdapterFacts:
     """The PEFT model's adapters on acl_sup: did they learn, or predict the majority class?"""
@@ -246,6 +268,16 @@ class AdapterFacts:
     @property
     def model_label(self) -> str:
         return display_model(self.model) if self.model else ""
+
+    @property
+    def some_learned(self) -> bool:
+        """Not every run predicted the majority class only."""
+        return self.at_floor < self.runs
+
+    @property
+    def stand_in(self) -> bool:
+        """The adapters are on another model than the claim's (the original's RoBERTa)."""
+        return self.model != CLAIMED_ADAPTER_MODEL
 
 
 def adapters_on(summary: pd.DataFrame, model: str | None,

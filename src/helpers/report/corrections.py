@@ -95,6 +95,20 @@ class CorrectionsFacts:
         return next(iter(self.code.values()))[0].commit
 
     @property
+    def short_commit(self) -> str:
+        return self.commit[:7]
+
+    def cited(self, claim: str, n: int) -> list[Citation]:
+        """The first ``n`` places in the original's code that ``claim`` rests on."""
+        return self.code[claim][:n]
+
+    @property
+    def last_item(self) -> int:
+        """The number of the list's last item (8, after the optional swap and restaurant
+        items)."""
+        return 8 + bool(self.swap) + bool(self.restaurant_best)
+
+    @property
     def departs_from_defaults(self) -> bool:
         used = set(self.adapter_lrs) | set(self.lora_lrs)
         return bool(used - {self.default_adapter_lr, self.default_lora_lr})

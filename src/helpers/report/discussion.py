@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+#: The share of 95% intervals that exclude zero when nothing differs.
+CHANCE = 0.05
+
 if TYPE_CHECKING:
-    from .facts import FullFtFacts, PeftFacts, PeftRow, Ranked, Score
+    from .facts import FullFtFacts, MethodSummary, PeftFacts, PeftRow, Ranked, Score
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,30 @@ class FullFtReading:
     def open(self) -> list[Ranked]:
         """Datasets of several models where no lead is supported."""
         return [d for d in self.multi if not d.supported]
+
+    @property
+    def beats(self) -> list[str]:
+        """Datasets with a majority-class floor that every model's mean beats."""
+        return [d.dataset for d in self.facts.beats_floor]
+
+    @property
+    def short(self) -> list[str]:
+        """Datasets with a floor that some model's mean does not beat."""
+        return [d.dataset for d in self.facts.short_of_floor]
+
+    @property
+    def beats_every(self) -> bool:
+        """The floor is beaten on every dataset, and there are several."""
+        return len(self.facts.datasets) > 1 and len(self.beats) == len(self.facts.datasets)
+
+    @property
+    def gap_range(self) -> tuple[float, float]:
+        """The smallest and the largest lead by mean (NaN without a ranking question)."""
+        return (min(self.gaps), max(self.gaps)) if self.gaps else (math.nan, math.nan)
+
+    @property
+    def within_spread_names(self) -> list[str]:
+        return [d.dataset for d in self.within_spread]
 
     @property
     def gaps(self) -> tuple[float, ...]:
@@ -103,6 +130,34 @@ class PeftReading:
                                   for r in rows)
 
     @property
+    def low(self) -> float:
+        """The lowest difference to full fine-tuning of any method (NaN without one)."""
+        return min((s.low for s in self.facts.by_method), default=math.nan)
+
+    @property
+    def high(self) -> float:
+        return max((s.high for s in self.facts.by_method), default=math.nan)
+
+    @property
+    def min_share(self) -> float:
+        """The smallest share of the weights a PEFT method trains."""
+        return min((s.share for s in self.facts.by_method), default=math.nan)
+
+    @property
+    def worse_methods(self) -> list[MethodSummary]:
+        """Methods worse than full fine-tuning on some dataset (an interval below zero)."""
+        return [s for s in self.facts.by_method if s.worse]
+
+    @property
+    def better_methods(self) -> list[MethodSummary]:
+        return [s for s in self.facts.by_method if s.better]
+
+    @property
+    def differing_methods(self) -> list[MethodSummary]:
+        """Methods with an interval that excludes zero on some dataset, either way."""
+        return [s for s in self.facts.by_method if s.worse or s.better]
+
+    @property
     def max_share(self) -> float:
         """The largest share of the weights a PEFT method trains."""
         return max((s.share for s in self.facts.by_method), default=math.nan)
@@ -120,6 +175,16 @@ class PeftReading:
         """That loss, as a positive number (NaN without intervals, 0 if none is below zero)."""
         w = self.worst
         return max(0.0, -w[1].vs_full.low) if w else math.nan
+
+    @property
+    def several_intervals(self) -> bool:
+        """The paired table has intervals, more than one: multiplicity is worth a word."""
+        return self.facts.can_interval and self.facts.intervals > 1
+
+    @property
+    def by_chance(self) -> float:
+        """How many of the paired table's 95% intervals exclude zero by chance alone."""
+        return CHANCE * self.facts.intervals
 
     @property
     def floor_runs(self) -> list[tuple[str, PeftRow]]:

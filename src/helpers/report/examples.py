@@ -144,6 +144,10 @@ class ClassLosses:
     def weak_share(self) -> float:
         return sum(c.support for c in self.weak) / self.test_rows if self.test_rows else 0.0
 
+    @property
+    def weak_count(self) -> int:
+        return len(self.weak)
+
 
 @dataclass
 class PerClassFacts:

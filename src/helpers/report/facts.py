@@ -276,6 +276,11 @@ class MethodSummary:
         return method_label(self.method)
 
     @property
+    def trains(self) -> str:
+        """The verb agreeing with the prose name: "Houlsby adapters train", "LoRA trains"."""
+        return "train" if self.label.endswith("s") else "trains"
+
+    @property
     def low(self) -> float:
         return min(self.differences)
 

@@ -287,6 +287,10 @@ class ModelMemory:
     def share(self, method: str) -> float:
         return self.get(method, "trainable share (%)") / 100
 
+    def peak_saving(self, method: str) -> float:
+        """How much lower ``method``'s predicted peak is than full fine-tuning's (a share)."""
+        return 1 - self.get(method, "predicted peak") / self.get("full", "predicted peak")
+
     @property
     def complete(self) -> bool:
         return {"full", "adapter", "lora"} <= set(self.by_method)
@@ -308,6 +312,20 @@ class MemoryFacts:
     adapter_default: tuple[str, int] = ("double_seq_bn", 16)
     grid_lora: tuple[int, tuple[str, ...]] | None = None  # this build's LoRA, if different
     settings: Settings = field(default_factory=report_settings)  # of report_full/_adapter
+
+    @property
+    def complete_models(self) -> list[ModelMemory]:
+        """Models with all three methods in the table: the first one's saving is explained."""
+        return [m for m in self.models if m.complete]
+
+    @property
+    def other_complete(self) -> list[ModelMemory]:
+        """The complete models after the first (they follow its pattern)."""
+        return self.complete_models[1:]
+
+    @property
+    def other_complete_count(self) -> int:
+        return len(self.other_complete)
 
     @property
     def full_ratio(self) -> float:

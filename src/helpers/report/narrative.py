@@ -68,9 +68,50 @@ class BannerFacts:
     #: one line when the folder holds runs named by the previous run-id scheme (the fix)
     legacy: str = ""
 
+    #: how many other runs and failures the banner names; the rest it counts
+    SHOWN_OTHERS = 8
+    SHOWN_FAILED = 5
+
     @property
     def paper_scale(self) -> bool:
         return not (self.models_missing or self.cap or self.on_cpu)
+
+    @property
+    def gaps(self) -> list[str]:
+        """What keeps a small-scale build from the paper grid, in words."""
+        return ([f"{prose.join(self.models_missing)} not run"] if self.models_missing else []) + (
+            [f"training sets capped at {self.cap} examples"] if self.cap else []) + (
+            ["run on a CPU"] if self.on_cpu else [])
+
+    @property
+    def epoch_noun(self) -> str:
+        return "epoch" if self.epochs == "1" else "epochs"
+
+    @property
+    def other_count(self) -> int:
+        return len(self.other_runs)
+
+    @property
+    def other_shown(self) -> list[str]:
+        return self.other_runs[: self.SHOWN_OTHERS]
+
+    @property
+    def other_more(self) -> int:
+        """Other runs not named (0: all are)."""
+        return max(0, len(self.other_runs) - self.SHOWN_OTHERS)
+
+    @property
+    def failed_count(self) -> int:
+        return len(self.failed)
+
+    @property
+    def failed_shown(self) -> list[tuple[str, str]]:
+        """The first failures by run id (case aside), each with its error."""
+        return sorted(self.failed.items(), key=lambda item: item[0].lower())[: self.SHOWN_FAILED]
+
+    @property
+    def failed_more(self) -> int:
+        return max(0, len(self.failed) - self.SHOWN_FAILED)
 
 
 def rel(path: str | os.PathLike | None) -> str:
@@ -238,6 +279,23 @@ class CurveFacts:
     @property
     def best_epoch(self) -> int:
         return 1 + max(range(self.epochs), key=lambda i: self.validation[i]) if self.epochs else 0
+
+    @property
+    def several_epochs(self) -> bool:
+        """More than one epoch: there is a curve to describe."""
+        return self.epochs > 1
+
+    @property
+    def still_rising(self) -> bool:
+        """The best mean validation score is the last epoch's."""
+        return self.best_epoch == self.epochs
+
+    @property
+    def ends(self) -> tuple[float, float, float, float]:
+        """Validation after the first and the last epoch, then test after each (NaN: none)."""
+        if not self.epochs:
+            return (math.nan,) * 4
+        return self.validation[0], self.validation[-1], self.test[0], self.test[-1]
 
 
 def curves(history: pd.DataFrame, model: str | None, dataset: str | None,

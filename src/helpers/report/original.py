@@ -81,6 +81,11 @@ class MemoryClaims:
     def full_gib(self) -> float:
         return self.full_gb * 1e9 / GIB
 
+    @property
+    def billions(self) -> float:
+        """Its parameter count in billions."""
+        return self.parameters / 1e9
+
 
 def memory_claims(original: pd.DataFrame) -> MemoryClaims:
     return MemoryClaims(claim(original, "parameters_total"), claim(original, "peak_memory_gb"),

@@ -6,6 +6,19 @@ and verdicts, computed and tested in :mod:`helpers.report.facts`, :mod:`~.answer
 the templates' only input. Templates write Markdown; the analysis notebook displays it in the
 labelled cells that ``report/index.qmd`` embeds.
 
+Templates only render facts; every decision is Python's, computed once and tested by value. A
+template may print a fact through a format filter (``num``, ``signed``, ``interval``,
+``share``, ``pm``, ``join``, ``plural``, ``noun``, ``words``, ``upper_first``, ...), loop over a
+list fact with the loop punctuation of ``_macros.md.j2`` (``m.sep``), and branch with ``if`` on
+a boolean, an optional value, a list (empty or not), or ``==`` a verdict name that Python
+computed ("lower", "measured": choosing the words for each verdict is the writer's job). It may
+not compare numbers or counts, compare with data values such as model names, filter, count,
+sort or aggregate collections (``selectattr``, ``map``, ``min``, ``length``, slices, ...), do
+arithmetic, or build lists with ``set``: those are fields of the facts objects, so that a
+partition two templates use (the summary's and the Conclusion's datasets of several models) is
+one property. ``tests/report/test_templates_render_only.py`` walks each template's syntax tree
+and names any decision it finds.
+
 The filters below are the number formats of :mod:`helpers.report.formats`, so a sentence and a
 table print a value the same way.
 """
@@ -42,6 +55,26 @@ def plural(n: Any, singular: str, many: str | None = None, spell: bool = True) -
     n = int(n)
     noun = singular if n == 1 else (many or singular + "s")
     return f"{words(n) if spell else f'{n:,}'} {noun}"
+
+
+def plural_span(lo: Any, hi: Any, singular: str, many: str | None = None) -> str:
+    """A count that may differ between cells: ``two seeds``, or ``2 to 5 seeds`` as a span."""
+    if int(lo) == int(hi):
+        return plural(lo, singular, many)
+    return f"{lo} to {hi} {many or singular + 's'}"
+
+
+def noun(n: Any, singular: str, many: str | None = None) -> str:
+    """The noun alone, agreeing with ``n``: ``table`` for one, ``tables`` otherwise."""
+    return singular if int(n) == 1 else (many or singular + "s")
+
+
+def sep(loop: Any) -> str:
+    """What follows an item of a ``for`` loop in a list: ``, ``, `` and `` before the last,
+    nothing after it (``_macros.md.j2``'s ``sep``)."""
+    if loop.revindex == 2:
+        return " and "
+    return "" if loop.last else ", "
 
 
 def join(items: Iterable[Any], last: str = "and") -> str:
@@ -116,9 +149,10 @@ def environment(folder: str | None = None) -> jinja2.Environment:
         num=formats.fmt, signed=formats.signed, pm=pm, interval=interval, pct=pct,
         share=formats.fmt_share, count=formats.fmt_count, lr=formats.fmt_lr, words=words,
         plural=plural, join=join, magnitude=magnitude, gib=formats.fmt_gib,
-        model=display_model, upper_first=upper_first,
+        model=display_model, upper_first=upper_first, plural_span=plural_span, noun=noun,
+        be=lambda n: noun(n, "is", "are"),
         joined=lambda items, sep="": sep.join(str(i) for i in items))
-    env.globals.update(missing=formats.is_missing)
+    env.globals.update(missing=formats.is_missing, separator=sep)
     return env
 
 

@@ -56,6 +56,11 @@ class Reference:
         return f"{self.author}, {self.table}"
 
     @property
+    def points(self) -> float:
+        """The value in percentage points, as papers print it."""
+        return 100 * self.value
+
+    @property
     def train_size(self) -> int:
         """Training examples of the published split (``train/dev/test`` sizes), 0 if unknown."""
         head = self.split.split("/")[0]
@@ -101,10 +106,41 @@ class PublishedFacts:
         return list({b.ref.paper: b.ref for b in reversed(self.rows)}.values())[::-1]
 
     @property
+    def authors(self) -> list[str]:
+        """The table's authors in row order, once each (case aside)."""
+        seen = {}
+        for b in self.rows:
+            seen.setdefault(b.ref.author.lower(), b.ref.author)
+        return list(seen.values())
+
+    @property
     def like_for_like(self) -> list[Reference]:
         """The restaurant_sup rows: plain BERT-base and BERT-SPC, one model, two encodings."""
         return [b.ref for b in self.rows if b.ref.dataset == "restaurant_sup"
                 and b.ref.metric == "macro_f1"]
+
+    @property
+    def encoding_pair(self) -> tuple[Reference, Reference] | None:
+        """Plain BERT-base and BERT-SPC when both are there (the text compares the two)."""
+        lfl = self.like_for_like
+        return (lfl[0], lfl[1]) if len(lfl) == 2 else None
+
+    @property
+    def pair_gain(self) -> float:
+        """What BERT-SPC's sentence pair adds over plain fine-tuning (points; NaN: no pair)."""
+        pair = self.encoding_pair
+        return 100 * (pair[1].value - pair[0].value) if pair else math.nan
+
+    @property
+    def glue_context(self) -> tuple[Reference, Reference, Reference, Reference] | None:
+        """The GLUE reference points of the PEFT comparison: adapters and their full
+        fine-tuning, LoRA and its full fine-tuning (None unless the file has all four)."""
+        full = [r for r in self.glue if r.method == "full"]
+        adapter = next((r for r in self.glue if r.method == "adapter"), None)
+        lora = next((r for r in self.glue if r.method == "lora"), None)
+        if adapter and lora and len(full) == 2:
+            return adapter, full[0], lora, full[1]
+        return None
 
 
 def published(summary: pd.DataFrame, references: list[Reference] | None = None,
