@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.run import predictions, records
+from helpers.run import liveness, predictions, records
 from helpers.run import store as runs
 from helpers.run.store import RunStore
 
@@ -251,3 +251,42 @@ def test_runs_of_the_previous_code_are_incomplete_and_synthetic_runs_complete(tm
     ids = synthetic.write_synthetic_runs(tmp_path, [("roberta-base", "acl_sup", "lora")],
                                         seeds=range(1, 6))
     assert [p.name for p in RunStore(tmp_path).complete_runs()] == sorted(ids)
+
+
+def test_a_store_named_by_a_person_is_taken_from_the_project_root(tmp_path):
+    from helpers.settings import PROJECT_ROOT
+
+    assert RunStore.at("runs").root == PROJECT_ROOT / "runs"
+    assert RunStore.at(tmp_path).root == tmp_path
+    store = RunStore(tmp_path)
+    assert RunStore.at(store) is store
+    # the grid hands one store to its worker processes
+    import pickle
+
+    assert pickle.loads(pickle.dumps(store)) == store
+
+
+def test_staging_alive_asks_the_writer_of_that_run_only(tmp_path):
+    store = RunStore(tmp_path)
+    dead = 2 ** 22 + 12345
+    while liveness.pid_alive(dead):
+        dead += 1
+    (store.tmp_dir / f"r[1].{dead}.0").mkdir(parents=True)
+    assert not store.staging_alive("r[1]")
+    (store.tmp_dir / f"r[1]x.{os.getpid()}.0").mkdir()  # another run's writer, alive
+    assert not store.staging_alive("r[1]")
+    (store.tmp_dir / f"r[1].{os.getpid()}.1").mkdir()
+    assert store.staging_alive("r[1]")
+
+
+def test_run_folders_are_every_run_named_folder_and_complete_runs_the_valid_ones(tmp_path):
+    store = RunStore(tmp_path)
+    with store.staging("good") as tmp:
+        write_all(tmp, "good")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "note.txt").write_text("not a run")
+    store.tmp_dir.mkdir(exist_ok=True)
+    assert [p.name for p in store.run_folders()] == ["good", "half"]
+    assert store.complete_runs() == [store.path("good")]
+    assert store.check("half").startswith("missing") and store.check("gone") == "no folder"
+    assert store.is_complete("good") and not store.is_complete("half")
