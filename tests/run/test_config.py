@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from helpers.grid.spec import load_grid
-from helpers.run import legacy, store
+from helpers.run import legacy, records
 from helpers.run.config import (
     ConfigError,
     TrainConfig,
     check_injected_parameters,
 )
 from helpers.run.methods import METHODS
+from helpers.run.store import RunStore
 
 
 def test_defaults_are_the_appendix_values():
@@ -131,7 +132,7 @@ def _migrated_legacy(tmp_path: Path) -> Path:
     """A copy of the committed legacy runs folder, migrated to the current run-id scheme."""
     runs_dir = tmp_path / "runs"
     shutil.copytree(LEGACY, runs_dir)
-    assert legacy.migrate(runs_dir)
+    assert legacy.migrate(RunStore(runs_dir))
     return runs_dir
 
 
@@ -162,9 +163,9 @@ def test_an_added_field_at_its_default_keeps_every_run_id(monkeypatch, tmp_path)
         planned = [r.run_id for r in spec.load_grid(Path(__file__).parents[2] / grid_file).runs]
         assert planned == ids, grid_file
     for rid in legacy_ids:
-        recorded = store.read_json(runs_dir / rid / "config.json")
+        recorded = records.read_json(runs_dir / rid / "config.json")
         assert legacy.current_run_id(recorded) == rid
-    assert legacy.legacy_folders(runs_dir) == {}
+    assert legacy.legacy_folders(RunStore(runs_dir)) == {}
 
 
 def test_legacy_runs_are_migrated_once(tmp_path):
@@ -174,14 +175,14 @@ def test_legacy_runs_are_migrated_once(tmp_path):
     runs_dir = tmp_path / "runs"
     shutil.copytree(LEGACY, runs_dir)
     (old,) = [p.name for p in runs_dir.iterdir()]
-    note = legacy.legacy_note(runs_dir)
+    note = legacy.legacy_note(RunStore(runs_dir))
     assert "1 run folder(s)" in note and "runs migrate --runs-dir" in note
-    renamed = legacy.migrate(runs_dir)
+    renamed = legacy.migrate(RunStore(runs_dir))
     new = renamed[old]
     assert new != old and new.rsplit("__", 1)[0] == old.rsplit("__", 1)[0]
-    assert store.check_records(runs_dir / new) == "missing predictions.csv.gz"
-    assert store.read_json(runs_dir / new / "metrics.json")["run_id"] == new
-    assert legacy.migrate(runs_dir) == {} and legacy.legacy_note(runs_dir) == ""
+    assert records.check_records(runs_dir / new) == "missing predictions.csv.gz"
+    assert records.read_json(runs_dir / new / "metrics.json")["run_id"] == new
+    assert legacy.migrate(RunStore(runs_dir)) == {} and legacy.legacy_note(RunStore(runs_dir)) == ""
     # the migrated id is the one the grid plans for that config
     cpu = [r.run_id for r in load_grid(Path(__file__).parents[2] / "params" / "cpu.yaml").runs]
     assert new in cpu

@@ -12,8 +12,9 @@ import os
 
 import pytest
 
-from helpers.run import batches, data, models, store, training
+from helpers.run import batches, data, liveness, models, records
 from helpers.run.disk import DiskFullError
+from helpers.run.store import RunStore
 
 
 def test_a_record_on_a_full_disk_names_the_folder_and_leaves_no_tmp(tmp_path, disk_full):
@@ -22,14 +23,14 @@ def test_a_record_on_a_full_disk_names_the_folder_and_leaves_no_tmp(tmp_path, di
     folder.mkdir()
     disk_full(folder)
     with pytest.raises(DiskFullError) as e:
-        store.write_json(folder / "x.json", {"a": 1})
+        records.write_json(folder / "x.json", {"a": 1})
     message = str(e.value)
     assert f"disk full: could not write {folder / 'x.json'}" in message, message
     assert "free" in message and "needed" in message and "13 B needed" in message, message
     assert e.value.errno == 28 and isinstance(e.value, OSError)
     assert list(folder.iterdir()) == []
     with pytest.raises(DiskFullError):
-        store.record_failure(tmp_path, "some_run", {"ename": "X"})
+        RunStore(tmp_path).record_failure("some_run", {"ename": "X"})
     assert list(folder.iterdir()) == []
 
 
@@ -51,25 +52,22 @@ def test_the_token_cache_on_a_full_disk_is_skipped_and_leaves_no_partial_folder(
 def test_the_next_start_removes_what_dead_writers_left(tmp_path):
     """Partial cache folders and 0-byte `.failed/.*.tmp` files were never removed."""
     dead = 2 ** 22 + 12345  # above the default pid_max: no such process
-    while store._alive(dead):
+    while liveness.pid_alive(dead):
         dead += 1
-    debris = [tmp_path / store.TMP_DIR / f"run_a.{dead}.0",
-              tmp_path / store.TOKEN_CACHE_DIR / f".0123456789abcdef.{dead}.tmp"]
+    store = RunStore(tmp_path)
+    debris = [store.tmp_dir / f"run_a.{dead}.0",
+              store.token_cache / f".0123456789abcdef.{dead}.tmp"]
     for d in debris:
         d.mkdir(parents=True)
         (d / "data.arrow").write_bytes(b"x")
-    (tmp_path / store.FAILED_DIR).mkdir()
-    debris.append(tmp_path / store.FAILED_DIR / f".run_a.json.{dead}.tmp")
+    store.failed_dir.mkdir()
+    debris.append(store.failed_dir / f".run_a.json.{dead}.tmp")
     debris[-1].write_bytes(b"")
-    live = tmp_path / store.FAILED_DIR / f".run_b.json.{os.getppid()}.tmp"  # being written
+    live = store.failed_dir / f".run_b.json.{os.getppid()}.tmp"  # being written
     live.write_bytes(b"")
-    kept = tmp_path / store.FAILED_DIR / "run_a.json"
+    kept = store.failed_dir / "run_a.json"
     kept.write_text("{}")
-    removed = store.clean_stale(tmp_path)
+    removed = store.clean_stale()
     assert sorted(removed) == sorted(debris)
     assert not any(d.exists() for d in debris)
     assert live.exists() and kept.exists()
-
-
-def test_the_swept_token_cache_is_the_one_training_writes():
-    assert store.TOKEN_CACHE_DIR == f"{training.CACHE_DIR}/tokenized"

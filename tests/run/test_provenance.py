@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.run import provenance, training
-from helpers.run import store as runs
+from helpers.run import provenance, records, training
 from helpers.run.config import TrainConfig
 
 TINY = {"max_train_samples": 16, "max_eval_samples": 8, "num_train_epochs": 1,
@@ -87,7 +86,7 @@ def test_run_records_its_data_and_model_files(data_copy, tiny_bert, tmp_path):
     before = cfg.run_id()
     run_dir = training.run(cfg, progress=False, device="cpu")
     assert run_dir.name == before  # new keys in env.json only: the run id is unchanged
-    config = runs.read_json(run_dir / "config.json")
+    config = records.read_json(run_dir / "config.json")
     assert set(config) == {*cfg.to_dict(), "run_id"}
     rec = provenance.read(run_dir)
     assert rec["data_dir"] == str(data_copy.resolve())
@@ -96,7 +95,7 @@ def test_run_records_its_data_and_model_files(data_copy, tiny_bert, tmp_path):
     assert rec["model_dir"] == str(Path(tiny_bert).resolve())
     for name in ("config.json", "model.safetensors", "vocab.txt"):
         assert rec["model_files"][name] == sha256(Path(tiny_bert) / name)
-    metrics = runs.read_json(run_dir / "metrics.json")
+    metrics = records.read_json(run_dir / "metrics.json")
     assert metrics["timings"]["provenance_s"] >= 0
 
 

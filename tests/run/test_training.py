@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.run import batches, data, models, training
-from helpers.run import store as runs
+from helpers.run import batches, data, models, records, training
 from helpers.run.config import ConfigError, TrainConfig, field_help
 from helpers.run.device import cpu_has_native_bf16, resolve_pad_multiple, resolve_precision
+from helpers.run.store import RunStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "train.ipynb"
@@ -53,7 +53,7 @@ def execute_notebook(output: Path, **parameters) -> None:
 
 def check_run(run_dir: Path, cfg: TrainConfig) -> dict:
     """Validate a complete run folder against its config; return metrics.json."""
-    assert runs.is_complete(run_dir)
+    assert records.is_complete(run_dir)
     resolved = cfg.resolved()
     config = json.loads((run_dir / "config.json").read_text())
     # pad_to_multiple_of is recorded as resolved for the device (None = auto)
@@ -64,7 +64,7 @@ def check_run(run_dir: Path, cfg: TrainConfig) -> dict:
     assert run_dir.name == cfg.run_id()
 
     history = pd.read_csv(run_dir / "history.csv")
-    assert tuple(history.columns) == runs.HISTORY_COLUMNS
+    assert tuple(history.columns) == records.HISTORY_COLUMNS
     epochs = resolved.num_train_epochs
     n_train = len(data.load(cfg.dataset, cfg.data_dir)["train"])
     n_train = min(n_train, cfg.max_train_samples or n_train)
@@ -299,10 +299,10 @@ def test_failed_run_records_error_and_leaves_nothing(broken_model, real_data_dir
     cfg = tiny_config(broken_model, real_data_dir, tmp_path / "runs")
     with pytest.raises(Exception):  # noqa: B017 - whatever loading a corrupt file raises
         training.run(cfg, progress=False)
-    assert runs.complete_runs(tmp_path / "runs") == []
+    assert RunStore(tmp_path / "runs").complete_runs() == []
     assert not (tmp_path / "runs" / cfg.run_id()).exists()
-    assert list((tmp_path / "runs" / runs.TMP_DIR).iterdir()) == []
-    failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
+    assert list(RunStore(tmp_path / "runs").tmp_dir.iterdir()) == []
+    failure = RunStore(tmp_path / "runs").read_failure(cfg.run_id())
     assert failure["run_id"] == cfg.run_id()
     assert any("Traceback" in line for line in failure["traceback"]) and failure["error"]
 
@@ -316,9 +316,9 @@ def test_diverged_run_is_failed_never_complete(tiny_bert, real_data_dir, tmp_pat
     steps_per_epoch = TINY["max_train_samples"] // TINY["per_device_train_batch_size"]
     assert 1 <= info.value.step <= steps_per_epoch  # stopped in the first epoch
     assert f"step {info.value.step}" in str(info.value) and "learning_rate" in str(info.value)
-    assert runs.complete_runs(tmp_path / "runs") == []
+    assert RunStore(tmp_path / "runs").complete_runs() == []
     assert not (tmp_path / "runs" / cfg.run_id()).exists()
-    failure = runs.read_failure(tmp_path / "runs", cfg.run_id())
+    failure = RunStore(tmp_path / "runs").read_failure(cfg.run_id())
     assert failure["diverged_at_step"] == info.value.step
     assert failure["error"].startswith("DivergedError")
 
@@ -353,12 +353,12 @@ def test_killed_run_leaves_no_complete_folder(tiny_bert, real_data_dir, tmp_path
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert runs.complete_runs(runs_dir) == []
+    assert RunStore(runs_dir).complete_runs() == []
     assert [p.name for p in runs_dir.iterdir() if not p.name.startswith(".")] == []
-    debris = list((runs_dir / runs.TMP_DIR).iterdir())
+    debris = list((RunStore(runs_dir).tmp_dir).iterdir())
     assert debris  # the half-written run is only in .tmp
-    assert sorted(runs.clean_stale(runs_dir)) == sorted(debris)
-    assert list((runs_dir / runs.TMP_DIR).iterdir()) == []
+    assert sorted(RunStore(runs_dir).clean_stale()) == sorted(debris)
+    assert list((RunStore(runs_dir).tmp_dir).iterdir()) == []
 
 
 def test_same_config_gives_identical_metrics(tiny_bert, real_data_dir, tmp_path):

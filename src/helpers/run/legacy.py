@@ -12,18 +12,18 @@ and the report say so in one line (:func:`legacy_note`) when they meet such fold
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from . import store
 from .config import ADDED_FIELDS, NON_IDENTITY_FIELDS, TrainConfig, field_default, format_run_id
+from .records import read_json, write_json
+from .store import RunStore
 
 #: The JSON records of a run folder that name its run id.
 RECORDS_WITH_ID = ("config.json", "metrics.json", "memory.json", "env.json")
 #: The command that renames them (said by :func:`legacy_note`).
-MIGRATE_COMMAND = "python -m helpers runs migrate --runs-dir {runs_dir}"
+MIGRATE_COMMAND = "python -m helpers runs migrate --runs-dir {folder}"
 
 
 def legacy_run_id(config: dict[str, Any]) -> str:
@@ -43,18 +43,17 @@ def current_run_id(config: dict[str, Any]) -> str:
     return TrainConfig(**{k: v for k, v in config.items() if k in fields}).run_id()
 
 
-def legacy_folders(runs_dir: str | os.PathLike) -> dict[Path, str]:
+def legacy_folders(store: RunStore) -> dict[Path, str]:
     """Run folders named by the first scheme -> their current id."""
     out = {}
-    root = Path(runs_dir)
     # every run folder with a readable config, complete or not: a run recorded before runs kept
     # their predictions is renamed too, and then counts as incomplete (missing
     # predictions.csv.gz) rather than hiding under an id nothing asks for
-    folders = sorted(p for p in root.iterdir() if not p.name.startswith(".")
-                     and (p / "config.json").is_file()) if root.is_dir() else []
-    for folder in folders:
+    for folder in store.run_folders():
+        if not (folder / "config.json").is_file():
+            continue
         try:
-            config = store.read_json(folder / "config.json")
+            config = read_json(folder / "config.json")
             if folder.name != legacy_run_id(config):
                 continue
             new = current_run_id(config)
@@ -65,35 +64,35 @@ def legacy_folders(runs_dir: str | os.PathLike) -> dict[Path, str]:
     return out
 
 
-def legacy_note(runs_dir: str | os.PathLike) -> str:
+def legacy_note(store: RunStore) -> str:
     """One line for ``grid plan``/``status`` and the report, or "" without legacy folders."""
-    found = legacy_folders(runs_dir)
+    found = legacy_folders(store)
     if not found:
         return ""
-    return (f"{len(found)} run folder(s) in {runs_dir} are named by the previous "
+    return (f"{len(found)} run folder(s) in {store} are named by the previous "
             f"run-id scheme and are not counted: rename them once with "
-            f"`{MIGRATE_COMMAND.format(runs_dir=runs_dir)}`.")
+            f"`{MIGRATE_COMMAND.format(folder=store)}`.")
 
 
-def migrate(runs_dir: str | os.PathLike) -> dict[str, str]:
+def migrate(store: RunStore) -> dict[str, str]:
     """Rename every legacy folder to its current id and rewrite the ``run_id`` in its records;
     returns old id -> new id. Each folder is copied and rewritten under ``.tmp/`` and renamed
     into place before the old one is removed, so an interrupted migration leaves no half-renamed
     run (at worst both copies, and the old one still counts as legacy)."""
     done = {}
-    for folder, new in legacy_folders(runs_dir).items():
+    for folder, new in legacy_folders(store).items():
         target = folder.with_name(new)
         if target.exists():
             raise FileExistsError(f"{folder.name}: its current id {new} is already a folder in "
                                   f"{folder.parent}; remove one of the two, then migrate again.")
-        staged = folder.parent / store.TMP_DIR / f"migrate-{new}"
+        staged = store.tmp_dir / f"migrate-{new}"
         shutil.rmtree(staged, ignore_errors=True)
         shutil.copytree(folder, staged)
         for name in RECORDS_WITH_ID:
             path = staged / name
-            doc = store.read_json(path) if path.is_file() else None
+            doc = read_json(path) if path.is_file() else None
             if isinstance(doc, dict) and doc.get("run_id") == folder.name:
-                store.write_json(path, {**doc, "run_id": new})
+                write_json(path, {**doc, "run_id": new})
         staged.rename(target)
         shutil.rmtree(folder)
         done[folder.name] = new

@@ -11,7 +11,7 @@ class ids as the model's head numbers them; ``prob_<i>`` the softmax probabiliti
 over test examples, :mod:`helpers.report.bootstrap`), no per-class F1 and no confusion matrix.
 
 The file is gzip with a fixed header time, so the same predictions give the same bytes.
-:func:`check` is part of :func:`helpers.run.store.check_records`: a missing, truncated or
+:func:`check` is part of :func:`helpers.run.records.check_records`: a missing, truncated or
 edited file makes the run incomplete or corrupt, and the scores the file implies at the best
 epoch must be metrics.json's. Plain Python (csv, gzip): the store's checks import no pandas.
 """

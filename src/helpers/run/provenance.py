@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import store
+from .records import read_json
 
 #: env.json's key for the record.
 KEY = "provenance"
@@ -91,7 +91,7 @@ def recorded(env: dict[str, Any]) -> dict[str, Any] | None:
 def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """:func:`recorded` of the run folder's env.json (None when unreadable too)."""
     try:
-        return recorded(store.read_json(Path(run_dir) / "env.json"))
+        return recorded(read_json(Path(run_dir) / "env.json"))
     except (OSError, ValueError):
         return None
 

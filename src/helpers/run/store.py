@@ -136,13 +136,17 @@ class RunStore(FailureRecords):
     def is_complete(self, run_id: str) -> bool:
         return self.path(run_id).is_dir() and self.check(run_id) is None
 
-    def complete_runs(self) -> list[Path]:
-        """Every complete run folder, sorted by name."""
+    def run_folders(self) -> list[Path]:
+        """Every folder named like a run (not the store's own ``.``-folders), complete or
+        not, sorted by name."""
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.iterdir()
-                      if not p.name.startswith(".") and p.is_dir()
-                      and _check(p) is None)
+        return sorted(p for p in self.root.iterdir() if not p.name.startswith(".")
+                      and p.is_dir())
+
+    def complete_runs(self) -> list[Path]:
+        """Every complete run folder, sorted by name."""
+        return [p for p in self.run_folders() if _check(p) is None]
 
     def staging_alive(self, run_id: str) -> bool:
         """Whether a live process of this host is writing ``run_id`` now (its ``.tmp``)."""

@@ -4,7 +4,7 @@
 tokenizes it once per tokenizer x dataset x max_length (cached on disk and reused by every
 seed and method), builds the model for the method, trains, evaluates on validation *and* test
 after every epoch, picks the epoch with the best validation macro-F1 (never test), and writes
-the artifacts of :mod:`helpers.run.store` through ``store.staging`` so a run appears atomically.
+the artifacts of :mod:`helpers.run.store` through ``RunStore.staging`` so a run appears atomically.
 
 Why a plain PyTorch loop rather than ``transformers.Trainer``: the protocol needs an eval on
 two splits after every epoch with a tidy history, and the throughput/memory analysis needs
@@ -27,9 +27,7 @@ from typing import Any
 
 import torch
 
-from helpers.settings import project_path
-
-from . import models, predictions, provenance, store
+from . import models, predictions, provenance
 from .batches import eval_order, make_loader, subsample, tokenize
 from .config import TrainConfig
 from .device import (
@@ -42,12 +40,14 @@ from .device import (
 )
 from .environment import environment, memory_report
 from .errors import ConfigError
+from .failures import FAILURE_OWNER_ENV, FailureRecord
 from .progress import progress as progress_bar
+from .records import HISTORY_COLUMNS, write_json
 from .step import make_optimizer, metric_scores, predict, train_step
+from .store import RunStore
 
 METRIC_NAMES = ("accuracy", "macro_f1", "micro_f1", "loss")
 EVAL_SPLITS = ("validation", "test")
-CACHE_DIR = store.CACHE_DIR
 CHECKPOINT_FILE = "best_checkpoint.safetensors"
 
 
@@ -70,12 +70,6 @@ def check_finite(values: list[float], first_step: int, what: str = "training los
     for i, value in enumerate(values):
         if not math.isfinite(value):
             raise DivergedError(first_step + i, what, value)
-
-
-def resolve_runs_dir(runs_dir: str | os.PathLike) -> Path:
-    """Relative runs dirs are taken from the project root, so the notebook writes to the same
-    ``runs/`` whether it is started from ``notebooks/`` (JupyterLab) or the root (papermill)."""
-    return project_path(runs_dir)
 
 
 def check_config(cfg: TrainConfig, device: str | torch.device | None = None) -> TrainConfig:
@@ -151,27 +145,29 @@ def train_one_epoch(model, loader, optimizer, scheduler, state: TrainState, epoc
 
 def run(cfg: TrainConfig, *, progress: bool = True,
         device: str | torch.device | None = None) -> Path:
-    """Train and evaluate one config; return its complete run folder ``runs_dir/run_id``.
+    """Train and evaluate one config; return its complete run folder in the runs store.
 
     Raises ConfigError before loading anything when a parameter is invalid. On any failure
-    the partial folder is removed and the error is recorded in ``runs_dir/.failed/``.
+    the partial folder is removed and the error is recorded in the store's ``.failed/``.
     ``device`` defaults to the GPU when there is one (tests pin "cpu" for determinism).
     """
     wall_start = time.perf_counter()
     cfg = check_config(cfg, device)
     run_id = cfg.run_id()
-    runs_dir = store.check_writable(resolve_runs_dir(cfg.runs_dir))  # before loading anything
+    # cfg.runs_dir is the folder a person named (relative: from the project root, so the
+    # notebook writes to the same runs/ from notebooks/ or the root); checked before loading
+    runs = RunStore.at(cfg.runs_dir).check_writable()
     threads = torch.get_num_threads()
     try:
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         if pick_device(device).type == "cpu":
             keep_freed_memory()
-        with store.staging(runs_dir, run_id) as tmp:
-            _run_into(cfg, run_id, runs_dir, tmp, wall_start, progress, pick_device(device))
+        with runs.staging(run_id) as tmp:
+            _run_into(cfg, run_id, runs, tmp, wall_start, progress, pick_device(device))
     except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt) and not os.environ.get(store.FAILURE_OWNER_ENV):
-            store.record_failure(runs_dir, run_id, store.FailureRecord(
+        if not isinstance(e, KeyboardInterrupt) and not os.environ.get(FAILURE_OWNER_ENV):
+            runs.record_failure(run_id, FailureRecord(
                 type(e).__name__, str(e), traceback=traceback.format_exc().splitlines(),
                 context={"source": "helpers.run.training.run",
                          **({"diverged_at_step": e.step} if isinstance(e, DivergedError)
@@ -179,7 +175,7 @@ def run(cfg: TrainConfig, *, progress: bool = True,
         raise
     finally:
         torch.set_num_threads(threads)  # a run in a long-lived process leaves it as it was
-    return store.run_path(runs_dir, run_id)
+    return runs.path(run_id)
 
 
 class _Phases:
@@ -219,21 +215,21 @@ class _Setup:
     label_names: list[str]  # class id -> name, as the head numbers them
 
 
-def _run_into(cfg: TrainConfig, run_id: str, runs_dir: Path, out: Path, wall_start: float,
+def _run_into(cfg: TrainConfig, run_id: str, runs: RunStore, out: Path, wall_start: float,
               progress: bool, device: torch.device) -> None:
     phase = _Phases(device, wall_start)
     if device.type == "cuda":  # peaks of this run only, also when runs share a process
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    setup = _prepare(cfg, runs_dir, device, phase)
+    setup = _prepare(cfg, runs, device, phase)
     state, per_epoch, best_epoch = _train_and_select(cfg, run_id, setup, device, phase,
                                                      progress, out)
     _write_run(cfg, run_id, out, setup, state, per_epoch[best_epoch - 1], best_epoch, device,
                phase, wall_start)
 
 
-def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Phases) -> _Setup:
+def _prepare(cfg: TrainConfig, runs: RunStore, device: torch.device, phase: _Phases) -> _Setup:
     """Data, tokenizer, model, loaders, optimizer and schedule, in the order that fixes the
     random stream (seed, then the head's init, then the batch order)."""
     # deferred: transformers' import takes seconds, and check_config runs without it
@@ -248,7 +244,7 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     phase("data_load_s")
     tok = models.load_tokenizer(cfg.model)
     phase("tokenizer_load_s")  # mostly the first transformers import in a fresh kernel
-    encoded = tokenize(dd, tok, cfg.max_length, runs_dir / CACHE_DIR / "tokenized",
+    encoded = tokenize(dd, tok, cfg.max_length, runs.token_cache,
                        key_parts=(cfg.dataset,))
     train_ds = subsample(encoded["train"], cfg.max_train_samples)
     eval_ds = {s: subsample(encoded[s], cfg.max_eval_samples) for s in EVAL_SPLITS}
@@ -257,7 +253,7 @@ def _prepare(cfg: TrainConfig, runs_dir: Path, device: torch.device, phase: _Pha
     set_seed(cfg.seed)
     model = models.build_model(cfg, names, device=device)
     params = models.count_parameters(model)
-    net = compile_model(model, cfg.torch_compile, runs_dir / CACHE_DIR)
+    net = compile_model(model, cfg.torch_compile, runs.cache_dir)
     phase("model_build_s")
     # after the model: a Hub model's weights are in its cached snapshot only once loaded
     files = provenance.record(cfg.dataset, cfg.data_dir, cfg.model)
@@ -354,19 +350,19 @@ def _write_run(cfg: TrainConfig, run_id: str, out: Path, setup: _Setup, state: T
         "parameters": setup.params,
         "label_names": setup.label_names,  # what predictions.csv.gz's class ids mean
     }
-    pd.DataFrame(state.history, columns=list(store.HISTORY_COLUMNS)).to_csv(
+    pd.DataFrame(state.history, columns=list(HISTORY_COLUMNS)).to_csv(
         out / "history.csv", index=False)
     # the resolved speed settings too: what "auto" meant on this device
-    store.write_json(out / "config.json", {**cfg.to_dict(),
+    write_json(out / "config.json", {**cfg.to_dict(),
                                            "pad_to_multiple_of": setup.pad_multiple,
                                            "run_id": run_id})
-    store.write_json(out / "memory.json", memory_report(setup.params, device, setup.precision))
-    store.write_json(out / "env.json", {**environment(device, setup.precision),
+    write_json(out / "memory.json", memory_report(setup.params, device, setup.precision))
+    write_json(out / "env.json", {**environment(device, setup.precision),
                                         provenance.KEY: setup.provenance})
     phase("write_s")
     metrics["timings"] = phase.timings
     metrics["wall_time_s"] = time.perf_counter() - wall_start
-    store.write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
 
 
 def _row(step: int, epoch: float, split: str, metric: str, value: float) -> dict[str, Any]:
