@@ -38,6 +38,7 @@ from helpers.grid.spec import load_grid
 from helpers.report import load
 from helpers.run import environment
 from helpers.run.device import cpu_has_native_bf16, pick_device
+from helpers.run.store import RunStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAIR_KEYS = ["model", "dataset", "method", "seed"]
@@ -45,7 +46,7 @@ SCORES = ["macro_f1", "accuracy"]
 
 
 def runs_of(runs_dir: Path, precision: str, run_ids: set[str]) -> pd.DataFrame:
-    summary = load.run_summary(runs_dir)
+    summary = load.run_summary(RunStore(runs_dir))
     summary = summary[summary["run_id"].isin(run_ids)]
     wrong = summary[summary["precision"] != precision]
     if len(wrong):

@@ -16,8 +16,9 @@ import pytest
 from helpers.grid import execution
 from helpers.grid.spec import load_grid
 from helpers.run import baselines, progress
-from helpers.run import store as runs
 from helpers.run.config import TrainConfig
+from helpers.run.records import read_json
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -191,9 +192,9 @@ def test_train_notebook_defaults_learn_from_the_notebooks_folder(real_data_dir, 
     executed = execute_from_notebooks_folder(TRAIN, tmp_path / "out.ipynb",
                                              runs_dir=str(runs_dir), torch_threads=1)
     (run_dir,) = [p for p in runs_dir.iterdir() if not p.name.startswith(".")]
-    assert runs.is_complete(run_dir)
-    config = runs.read_json(run_dir / "config.json")
-    metrics = runs.read_json(run_dir / "metrics.json")
+    assert RunStore(runs_dir).is_complete(run_dir.name)
+    config = read_json(run_dir / "config.json")
+    metrics = read_json(run_dir / "metrics.json")
     majority = baselines.majority_class(config["dataset"], config["max_train_samples"],
                                         config["max_eval_samples"], real_data_dir)
     assert metrics["test"]["macro_f1"] >= majority["macro_f1"] + 0.1, (metrics["test"], majority)
@@ -217,7 +218,7 @@ def test_analysis_notebook_from_the_notebooks_folder(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("matrix: {model: minilm, dataset: [restaurant_sup, acl_sup], "
                     "method: [full, adapter, lora], seed: [1, 2]}\n")
-    synthetic.write_grid_runs(load_grid(grid), runs_dir)
+    synthetic.write_grid_runs(load_grid(grid), RunStore(runs_dir))
     rel = {name: os.path.relpath(path, PROJECT_ROOT) for name, path in
            (("runs_dir", runs_dir), ("grid", grid), ("output_dir", tmp_path / "build"))}
     executed = execute_from_notebooks_folder(ANALYSIS, tmp_path / "analysis.ipynb", **rel)

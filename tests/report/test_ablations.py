@@ -12,7 +12,8 @@ import pytest
 
 from helpers.grid.spec import load_grid
 from helpers.grid.union import load_grids
-from helpers.report import ablations
+from helpers.report import ablations, load
+from helpers.run.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 GRIDS = [("params/cpu.yaml", "params/cpu-ablations.yaml"),
@@ -38,7 +39,7 @@ def epoch(val_f1, test_loss, test_f1, test_acc) -> dict:
             "test/loss": test_loss, "test/macro_f1": test_f1, "test/accuracy": test_acc}
 
 
-def test_selection_rules_by_value():
+def test_selection_rules_by_value(tmp_path):
     # run A: ours epoch 2 (val 0.7), original epoch 1 (test loss 0.40), oracle epoch 3
     a = history_of("A", "d1", [epoch(0.6, 0.40, 0.50, 0.60), epoch(0.7, 0.45, 0.55, 0.62),
                                epoch(0.65, 0.50, 0.58, 0.70)])
@@ -56,7 +57,7 @@ def test_selection_rules_by_value():
     # without predictions: the effect of the recorded scores, and no interval
     summary = pd.DataFrame({"run_id": ["A", "B"], "num_test_samples": [20, 20]})
     (orig, oracle) = ablations.selection_effects(got.reset_index(), summary,
-                                                 ablations.read_predictions("/nonexistent", []))
+                                                 load.predictions(RunStore(tmp_path), []))
     assert orig.key == "selection" and orig.macro_f1.estimate == pytest.approx(-0.025)
     assert math.isnan(orig.macro_f1.low) and orig.macro_f1.covers == ablations.NO_PREDICTIONS
     assert (orig.runs, orig.changed, orig.macro_f1.n_examples) == (2, 1, 20)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from helpers.report import facts, formats, load, narrative, original, plots, stats, tables
-from helpers.run import store as runs
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 matplotlib.use("Agg")
@@ -35,16 +35,16 @@ def synthetic_cells() -> list[tuple[str, str, str]]:
     return cells + [("roberta-base", d, meth) for d in DATASETS for meth in ("adapter", "lora")]
 
 
-def make_runs(root: Path) -> Path:
-    runs_dir = root / "runs"
-    synthetic.write_synthetic_runs(runs_dir, synthetic_cells(), seeds=SEEDS)
+def make_runs(root: Path) -> RunStore:
+    store = RunStore(root / "runs")
+    synthetic.write_synthetic_runs(store, synthetic_cells(), seeds=SEEDS)
     # one more cell with a single seed: n=1 must show the mean alone
-    synthetic.write_synthetic_runs(runs_dir, [("bert-base-uncased", "agnews_sup", "lora")],
+    synthetic.write_synthetic_runs(store, [("bert-base-uncased", "agnews_sup", "lora")],
                                   seeds=(1,), rng_seed=5)
     # debris that must never be read as a result
-    (runs_dir / runs.TMP_DIR / "half.1.0").mkdir(parents=True)
-    (runs_dir / "not_a_run").mkdir()
-    return runs_dir
+    (store.tmp_dir / "half.1.0").mkdir(parents=True)
+    (store.root / "not_a_run").mkdir()
+    return store
 
 
 def expected_metrics(runs_dir: Path) -> dict[tuple[str, str, str], list[dict]]:
@@ -71,34 +71,40 @@ def mean_std(metrics: list[dict], name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
+def store(tmp_path_factory) -> RunStore:
     return make_runs(tmp_path_factory.mktemp("analysis"))
 
 
 @pytest.fixture(scope="module")
-def summary(runs_dir):
-    return load.run_summary(runs_dir)
+def runs_dir(store) -> Path:
+    """The store's folder, for expected values read with json only."""
+    return store.root
 
 
 @pytest.fixture(scope="module")
-def history(runs_dir):
-    return load.load_runs(runs_dir)
+def summary(store):
+    return load.run_summary(store)
 
 
-def test_load_runs_is_tidy_and_complete(runs_dir, history):
-    n_runs = len(runs.complete_runs(runs_dir))
+@pytest.fixture(scope="module")
+def history(store):
+    return load.load_runs(store)
+
+
+def test_load_runs_is_tidy_and_complete(store, history):
+    n_runs = len(store.complete_runs())
     assert n_runs == len(synthetic_cells()) * len(SEEDS) + 1
     assert history["run_id"].nunique() == n_runs
     assert list(history.columns) == ["run_id", "model", "dataset", "method", "seed", "step",
                                      "epoch", "split", "metric", "value"]
-    one = runs.complete_runs(runs_dir)[0]
+    one = store.complete_runs()[0]
     rows = (one / "history.csv").read_text().strip().splitlines()
     assert (history["run_id"] == one.name).sum() == len(rows) - 1
     assert set(history["split"]) == {"train", "validation", "test"}
 
 
-def test_run_summary_reads_best_epoch_metrics(runs_dir, summary):
-    assert len(summary) == len(runs.complete_runs(runs_dir))
+def test_run_summary_reads_best_epoch_metrics(store, runs_dir, summary):
+    assert len(summary) == len(store.complete_runs())
     for _, row in summary.iterrows():
         m = json.loads((runs_dir / row["run_id"] / "metrics.json").read_text())
         assert row["macro_f1"] == m["test"]["macro_f1"]
@@ -242,16 +248,16 @@ def test_facts_are_generated_from_the_runs(runs_dir, summary):
     assert [r.method for r in peft.datasets[0].rows] == ["adapter", "lora"]
 
 
-def test_banner_names_grid_models_sizes_and_hardware(runs_dir, summary):
-    text = narrative.banner(summary, "params/full.yaml", runs_dir)
+def test_banner_names_grid_models_sizes_and_hardware(store, summary):
+    text = narrative.banner(summary, "params/full.yaml", store)
     assert "`params/full.yaml`" in text
     assert "SciBERT" in text and "restaurant_sup (48 training" in text
     assert "cpu (x86_64)" in text and "small-scale results" in text
 
 
-def test_hyperparameters_come_from_configs_and_grid(tmp_path, summary, runs_dir):
+def test_hyperparameters_come_from_configs_and_grid(tmp_path, summary, store):
     appendix = original.appendix(original.load_original())
-    table = tables.hyperparameter_table(load.load_configs(runs_dir), appendix)
+    table = tables.hyperparameter_table(load.load_configs(store), appendix)
     shown = table.display.set_index("parameter")
     # bold = departs from the original's appendix (2e-5 for every method)
     assert shown.loc["learning_rate", "adapter"] == "**1e-4**"
@@ -279,10 +285,10 @@ def test_roberta_base_encoder_has_124_6m_parameters():
 
 def test_missing_runs_folder_error_names_the_fix(tmp_path):
     with pytest.raises(load.AnalysisError, match="grid run"):
-        load.run_summary(tmp_path / "nope")
-    empty = load.run_summary(tmp_path)
+        load.run_summary(RunStore(tmp_path / "nope"))
+    empty = load.run_summary(RunStore(tmp_path))
     with pytest.raises(load.AnalysisError, match="no complete runs"):
-        load.require_runs(empty, tmp_path)
+        load.require_runs(empty, RunStore(tmp_path))
 
 
 def test_curve_band_is_min_max_over_seeds(history, summary, tmp_path):

@@ -4,7 +4,6 @@ the tables' bold and the text's "better", per-class F1 and confusion matrices.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from helpers.report import bootstrap, examples, facts, load, tables
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 CELLS = [("roberta-base", d, m) for d in ("restaurant_sup", "acl_sup")
@@ -19,19 +19,19 @@ CELLS = [("roberta-base", d, m) for d in ("restaurant_sup", "acl_sup")
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    synthetic.write_synthetic_runs(root, CELLS, seeds=(1, 2))
-    return root
+def store(tmp_path_factory) -> RunStore:
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    synthetic.write_synthetic_runs(store, CELLS, seeds=(1, 2))
+    return store
 
 
 @pytest.fixture(scope="module")
-def summary(runs_dir):
-    return load.run_summary(runs_dir)
+def summary(store):
+    return load.run_summary(store)
 
 
-def test_predictions_are_tidy_and_the_reported_epoch_is_metrics_json(runs_dir, summary):
-    preds = load.predictions(runs_dir)
+def test_predictions_are_tidy_and_the_reported_epoch_is_metrics_json(store, summary):
+    preds = load.predictions(store)
     assert list(preds.columns) == ["run_id", "split", "epoch", "example", "label", "prediction"]
     assert len(preds) == len(summary) * 2 * 3 * synthetic.EVAL_SAMPLES  # splits x epochs
     chosen = examples.reported(preds, summary)
@@ -42,22 +42,22 @@ def test_predictions_are_tidy_and_the_reported_epoch_is_metrics_json(runs_dir, s
         assert f1_score(rows["label"], rows["prediction"], average="macro") == pytest.approx(
             run["macro_f1"])
         assert (rows["label"] == rows["prediction"]).mean() == pytest.approx(run["accuracy"])
-    assert load.predictions(runs_dir, ["nothing"]).empty
+    assert load.predictions(store, ["nothing"]).empty
 
 
-def test_paired_table_has_bootstrap_intervals_at_two_seeds(runs_dir, summary):
+def test_paired_table_has_bootstrap_intervals_at_two_seeds(store, summary):
     """At 2 seeds the t-interval does not exist; the bootstrap's does, over test examples
     only, the note says so, and a second build gives the same intervals."""
     plain = tables.paired_comparison(summary, "roberta-base")
     assert plain.data["ci_low"].isna().all()
-    ex = examples.Examples.load(runs_dir, summary)
+    ex = examples.Examples.load(store, summary)
     assert ex.covers == bootstrap.COVERS_EXAMPLES
     table = tables.paired_comparison(summary, "roberta-base", examples=ex)
     assert table.data["ci_low"].notna().all()
     assert set(table.data["covers"]) == {bootstrap.COVERS_EXAMPLES}
     assert table.notes == ["95% interval over test examples only (paired bootstrap)"]
     again = tables.paired_comparison(summary, "roberta-base",
-                                     examples=examples.Examples.load(runs_dir, summary))
+                                     examples=examples.Examples.load(store, summary))
     pd.testing.assert_frame_equal(table.data, again.data)
     # the interval is the bootstrap's of those runs' predictions, the estimate the summary's
     row = table.data.query("dataset == 'acl_sup' and method == 'lora' and metric == 'macro_f1'")
@@ -69,10 +69,10 @@ def test_paired_table_has_bootstrap_intervals_at_two_seeds(runs_dir, summary):
     assert row["mean_difference"].item() == pytest.approx(iv.estimate)
 
 
-def test_bold_and_better_follow_the_bootstrap(runs_dir, summary):
+def test_bold_and_better_follow_the_bootstrap(store, summary):
     """A lead is supported (bold, "better") exactly when every bootstrap interval against the
     other rows lies above zero."""
-    ex = examples.Examples.load(runs_dir, summary)
+    ex = examples.Examples.load(store, summary)
     f = facts.peft(summary, "roberta-base", examples=ex)
     assert f.can_interval and f.test_noise_only and f.covers == bootstrap.COVERS_EXAMPLES
     for d in f.datasets:
@@ -87,9 +87,9 @@ def test_bold_and_better_follow_the_bootstrap(runs_dir, summary):
     assert bolded == acl.supported
 
 
-def test_per_class_f1_and_confusion(runs_dir, summary):
-    ex = examples.Examples.load(runs_dir, summary)
-    names = examples.label_names(runs_dir, summary)
+def test_per_class_f1_and_confusion(store, summary):
+    ex = examples.Examples.load(store, summary)
+    names = examples.label_names(store, summary)
     assert names["acl_sup"][0] == "Background" and len(names["acl_sup"]) == 6
     table = examples.per_class_f1(ex.frame, names)
     cell = ex.frame.query("dataset == 'acl_sup' and method == 'full' "
@@ -106,16 +106,16 @@ def test_per_class_f1_and_confusion(runs_dir, summary):
     assert np.isnan(m[~present]).all()
 
 
-def test_metrics_json_records_label_names(runs_dir, summary):
+def test_metrics_json_records_label_names(store, summary):
     run = summary["run_id"].iloc[0]
-    assert json.loads((runs_dir / run / "metrics.json").read_text())["label_names"]
+    assert json.loads((store.path(run) / "metrics.json").read_text())["label_names"]
 
 
-def test_per_class_sentence_names_the_classes_below_the_mean(runs_dir, summary):
+def test_per_class_sentence_names_the_classes_below_the_mean(store, summary):
     from helpers.report import prose
 
-    ex = examples.Examples.load(runs_dir, summary)
-    per_class = examples.per_class_f1(ex.frame, examples.label_names(runs_dir, summary))
+    ex = examples.Examples.load(store, summary)
+    per_class = examples.per_class_f1(ex.frame, examples.label_names(store, summary))
     f = examples.class_losses(per_class, "roberta-base")
     acl = next(d for d in f.datasets if d.dataset == "acl_sup")
     rows = per_class.query("model == 'roberta-base' and method == 'full' "
@@ -130,10 +130,10 @@ def test_per_class_sentence_names_the_classes_below_the_mean(runs_dir, summary):
     assert len(table) == len(per_class.drop_duplicates(["dataset", "class_id"]))
 
 
-def test_what_trains_states_counts_and_the_pooler(runs_dir, summary):
+def test_what_trains_states_counts_and_the_pooler(store, summary):
     from helpers.report import prose
 
-    configs = load.load_configs(runs_dir)
+    configs = load.load_configs(store)
     f = examples.what_trains(summary, configs, "roberta-base")
     assert [t.method for t in f.methods] == ["full", "adapter", "lora"]
     assert f.methods[2].trainable == synthetic.PARAMETERS["lora"][1]
@@ -157,15 +157,16 @@ def test_appendix_shows_the_sweep_on_validation_when_its_runs_are_there(tmp_path
     (tmp_path / "g-sweep.yaml").write_text(
         "defaults: {model: minilm}\nmatrix: {dataset: acl_sup, method: full, "
         "learning_rate: [1e-4, 3e-4], seed: [1, 2]}\n")
-    before = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
+    runs = RunStore(tmp_path / "runs")
+    before = sweep.sweep_facts(tmp_path / "g.yaml", runs)
     assert not before.shown and "not in this runs folder" in prose.render("selection", before)
     # only the grid's own runs (make report without make sweep): no table of empty rows
-    synthetic.write_grid_runs(load_grid(tmp_path / "g.yaml"), tmp_path / "runs")
-    partial = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
+    synthetic.write_grid_runs(load_grid(tmp_path / "g.yaml"), runs)
+    partial = sweep.sweep_facts(tmp_path / "g.yaml", runs)
     assert not partial.shown and (partial.complete, partial.planned) == (2, 4)
     assert "only 2 of its 4 runs" in " ".join(prose.render("selection", partial).split())
-    synthetic.write_grid_runs(load_grid(tmp_path / "g-sweep.yaml"), tmp_path / "runs")
-    f = sweep.sweep_facts(tmp_path / "g.yaml", tmp_path / "runs")
+    synthetic.write_grid_runs(load_grid(tmp_path / "g-sweep.yaml"), runs)
+    f = sweep.sweep_facts(tmp_path / "g.yaml", runs)
     assert f.shown and (f.complete, f.planned) == (4, 4)
     assert not any(c.startswith("test") or c in ("accuracy", "macro_f1")
                    for c in f.table.data.columns)

@@ -13,7 +13,7 @@ import yaml
 from helpers.cli import main
 from helpers.grid.spec import load_grid
 from helpers.report import load, narrative
-from helpers.run import store
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 
@@ -25,21 +25,22 @@ def grid_file(path: Path, seeds: list[int]) -> Path:
     return path
 
 
-def fail(runs_dir: Path, run_id: str, evalue: str) -> None:
-    store.record_failure(runs_dir, run_id, {"ename": "RuntimeError", "evalue": evalue,
-                                            "cause": "exception"})
+def fail(store: RunStore, run_id: str, evalue: str) -> None:
+    store.record_failure(run_id, {"ename": "RuntimeError", "evalue": evalue,
+                                  "cause": "exception"})
 
 
 def test_no_complete_run_names_the_failed_ones_and_grid_status(tmp_path):
     runs_dir = tmp_path / "runs"
+    store = RunStore(runs_dir)
     grid = grid_file(tmp_path / "g.yaml", [1, 2, 3, 4, 5])
     ids = load.grid_run_ids(grid)
     for i, rid in enumerate(ids):
-        fail(runs_dir, rid, f"CUDA out of memory number {i}\nsecond line")
-    fail(runs_dir, "another-grid-run", "not of this grid")
-    empty = load.run_summary(runs_dir, ids)
+        fail(store, rid, f"CUDA out of memory number {i}\nsecond line")
+    fail(store, "another-grid-run", "not of this grid")
+    empty = load.run_summary(store, ids)
     with pytest.raises(load.AnalysisError) as err:
-        load.require_runs(empty, runs_dir, ids, grid)
+        load.require_runs(empty, store, ids, grid)
     message = str(err.value)
     assert f"no complete runs of the grid g.yaml in {runs_dir}; 5 failed: " in message, message
     first = sorted(ids)[:3]
@@ -51,26 +52,26 @@ def test_no_complete_run_names_the_failed_ones_and_grid_status(tmp_path):
     assert f"nlpdl-report grid status {grid} --runs-dir {runs_dir}" in message
     # without a grid, every failure record of the folder is the report's
     with pytest.raises(load.AnalysisError, match="6 failed: another-grid-run: RuntimeError"):
-        load.require_runs(load.run_summary(runs_dir), runs_dir)
+        load.require_runs(load.run_summary(store), store)
     # no failure record: the message of before
     with pytest.raises(load.AnalysisError, match="run the grid first"):
-        load.require_runs(empty, tmp_path / "other", ids, grid)
+        load.require_runs(empty, RunStore(tmp_path / "other"), ids, grid)
 
 
 def test_the_banner_names_the_failed_runs_beside_the_complete_ones(tmp_path):
-    runs_dir = tmp_path / "runs"
+    store = RunStore(tmp_path / "runs")
     grid = grid_file(tmp_path / "g.yaml", [1, 2, 3])
-    ids = synthetic.write_grid_runs(load_grid(grid), runs_dir)
-    summary = load.run_summary(runs_dir, ids)
-    assert narrative.banner_facts(summary, grid, runs_dir, ids).failed == {}
-    assert "failed" not in narrative.banner(summary, grid, runs_dir, ids)
-    (runs_dir / ids[1] / "metrics.json").unlink()  # seed 2 is no longer complete
-    fail(runs_dir, ids[1], "Kernel died")
-    fail(runs_dir, "another-grid-run", "not of this grid")
-    summary = load.run_summary(runs_dir, ids)
-    facts = narrative.banner_facts(summary, grid, runs_dir, ids)
+    ids = synthetic.write_grid_runs(load_grid(grid), store)
+    summary = load.run_summary(store, ids)
+    assert narrative.banner_facts(summary, grid, store, ids).failed == {}
+    assert "failed" not in narrative.banner(summary, grid, store, ids)
+    (store.path(ids[1]) / "metrics.json").unlink()  # seed 2 is no longer complete
+    fail(store, ids[1], "Kernel died")
+    fail(store, "another-grid-run", "not of this grid")
+    summary = load.run_summary(store, ids)
+    facts = narrative.banner_facts(summary, grid, store, ids)
     assert facts.failed == {ids[1]: "RuntimeError: Kernel died"}
-    text = " ".join(narrative.banner(summary, grid, runs_dir, ids).split())
+    text = " ".join(narrative.banner(summary, grid, store, ids).split())
     assert f"One run of this grid failed and is not in it: `{ids[1]}` (RuntimeError: Kernel " \
            f"died)" in text, text
     assert "another-grid-run" not in text and "nlpdl-report grid status" in text
@@ -83,7 +84,7 @@ def test_a_report_over_failed_runs_only_says_so(tmp_path, capsys):
     grid = grid_file(tmp_path / "g.yaml", [1, 2])
     ids = load.grid_run_ids(grid)
     for rid in ids:
-        fail(runs_dir, rid, "DeadKernelError: Kernel died")
+        fail(RunStore(runs_dir), rid, "DeadKernelError: Kernel died")
     assert main(["report", "--grid", str(grid), "--runs-dir", str(runs_dir), "--output-dir",
                  str(tmp_path / "build"), "--no-render"]) == 1
     err = capsys.readouterr().err

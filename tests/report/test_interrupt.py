@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from helpers.grid.spec import load_grid
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def contents(folder: Path) -> dict[str, bytes]:
 def report(tmp_path, real_data_dir):
     grid = tmp_path / "g.yaml"
     grid.write_text(GRID)
-    synthetic.write_grid_runs(load_grid(grid), tmp_path / "runs")
+    synthetic.write_grid_runs(load_grid(grid), RunStore(tmp_path / "runs"))
     build = tmp_path / "build"
     before = old_build(build)
     bin_dir = tmp_path / "bin"

@@ -33,6 +33,7 @@ from helpers.report import (
     tables,
 )
 from helpers.run.catalog import MODELS
+from helpers.run.store import RunStore
 from helpers.settings import PROJECT_ROOT
 from helpers.testing import synthetic
 
@@ -70,14 +71,14 @@ def cpu_cells() -> list[tuple[str, str, str]]:
 def builds(tmp_path_factory) -> dict[str, dict]:
     """Three runs folders, as loaded by the analysis notebook: empty, CPU-like, full."""
     root = tmp_path_factory.mktemp("prose")
-    synthetic.write_synthetic_runs(root / "cpu", cpu_cells(), seeds=(1, 2))
-    synthetic.write_synthetic_runs(root / "full", full_cells(), seeds=(1, 2, 3, 4, 5))
+    synthetic.write_synthetic_runs(RunStore(root / "cpu"), cpu_cells(), seeds=(1, 2))
+    synthetic.write_synthetic_runs(RunStore(root / "full"), full_cells(), seeds=(1, 2, 3, 4, 5))
     (root / "empty").mkdir()
     out = {}
     for name in ("empty", "cpu", "full"):
-        runs_dir = root / name
-        out[name] = {"summary": load.run_summary(runs_dir), "history": load.load_runs(runs_dir),
-                     "configs": load.load_configs(runs_dir), "runs_dir": runs_dir}
+        store = RunStore(root / name)
+        out[name] = {"summary": load.run_summary(store), "history": load.load_runs(store),
+                     "configs": load.load_configs(store), "store": store}
     return out
 
 
@@ -101,13 +102,13 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
     s, h, configs = build["summary"], build["history"], build["configs"]
     base = fake_baselines() if base is None else base
     model = load.peft_model(s)
-    ex = examples.Examples.load(build["runs_dir"], s)
+    ex = examples.Examples.load(build["store"], s)
     full_ft = facts.full_ft(s, base, examples=ex)
     peft = facts.peft(s, model, base, examples=ex)
-    per_class = examples.per_class_f1(ex.frame, examples.label_names(build["runs_dir"], s))
+    per_class = examples.per_class_f1(ex.frame, examples.label_names(build["store"], s))
     first = next(iter(load.order_models(s.loc[s["method"] == "full", "model"])), None)
-    banner = narrative.banner_facts(s, "params/full.yaml", build["runs_dir"])
-    cost = error_cost.cost_facts(h, s, configs, s.iloc[0:0], pd.DataFrame(), build["runs_dir"])
+    banner = narrative.banner_facts(s, "params/full.yaml", build["store"])
+    cost = error_cost.cost_facts(h, s, configs, s.iloc[0:0], pd.DataFrame(), build["store"])
     answered = {"full": full_ft, "peft": peft, "mem": memory, "banner": banner,
                 "claims": answers.claims(s, h, base, model), "cost": cost}
     have = s[s["method"] == "full"]
@@ -129,12 +130,12 @@ def contexts(build: dict, orig, memory, base: dict | None = None) -> dict[str, t
         "corrections": (corrections.corrections(s, configs, orig, base), {"mem": memory}),
         "error_cost": (cost, {}),
         "setup": (experiment_setup.setup_facts(s, configs, base, {"learning_rate": "2e-5"},
-                                               build["runs_dir"]), {}),
+                                               build["store"]), {}),
         "conclusion": (None, answered),
         "models": (narrative.model_sources(s), {}),
         "per_class": (examples.class_losses(per_class, first), {}),
         "trains": (examples.what_trains(s, configs, model), {}),
-        "selection": (sweep.sweep_facts("params/cpu.yaml", build["runs_dir"]), {}),
+        "selection": (sweep.sweep_facts("params/cpu.yaml", build["store"]), {}),
     }
 
 
@@ -439,7 +440,7 @@ def test_split_gaps_and_curves_are_means_of_the_runs(builds):
 def test_setup_facts_by_value(builds):
     s, configs = builds["cpu"]["summary"], builds["cpu"]["configs"]
     f = experiment_setup.setup_facts(s, configs, fake_baselines(), {"learning_rate": "2e-5"},
-                                     builds["cpu"]["runs_dir"])
+                                     builds["cpu"]["store"])
     rest, acl, agnews = f.datasets
     assert (rest.dataset, rest.train, rest.test, rest.validation) == ("restaurant_sup", "48",
                                                                        "20", "20")
@@ -546,7 +547,7 @@ def test_task2_reading_by_value(builds):
 
 def test_task3_reading_by_value(builds):
     s = builds["cpu"]["summary"]
-    ex = examples.Examples.load(builds["cpu"]["runs_dir"], s)
+    ex = examples.Examples.load(builds["cpu"]["store"], s)
     p = facts.peft(s, "minilm", fake_baselines(), examples=ex)
     r = p.reading
     rows = [(d.dataset, row) for d in p.datasets for row in d.rows]

@@ -13,6 +13,7 @@ import yaml
 from helpers.grid.spec import load_grid
 from helpers.report import build as reporting
 from helpers.run import methods, sources
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 DATASETS = ("restaurant_sup", "laptop_sup", "acl_sup", "agnews_sup")
@@ -33,9 +34,9 @@ def test_four_datasets_and_four_methods_build(tmp_path):
          "method": "full", "seed": [1, 2, 3]},
         {"model": "roberta-base", "dataset": list(DATASETS), "method": list(METHODS[1:]),
          "seed": [1, 2, 3]}]}))
-    runs_dir = tmp_path / "runs"
-    synthetic.write_grid_runs(load_grid(grid), runs_dir)
-    assert reporting.build(runs_dir, grid, tmp_path / "build", render=False) == 0
+    store = RunStore(tmp_path / "runs")
+    synthetic.write_grid_runs(load_grid(grid), store)
+    assert reporting.build(store, grid, tmp_path / "build", render=False) == 0
 
     nb = nbformat.read(tmp_path / "build" / "analysis.ipynb", as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs

@@ -26,6 +26,7 @@ from conftest import lists_render_as_lists
 from helpers.grid.spec import load_grid
 from helpers.report import bootstrap, formats, load
 from helpers.report import build as reporting
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 ROOT = reporting.PROJECT_ROOT
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    runs_dir = root / "runs"
+    store = RunStore(root / "runs")
     grid = root / "grid.yaml"
     grid.write_text(yaml.safe_dump({
         "description": "synthetic test grid",
@@ -51,8 +52,8 @@ def built(tmp_path_factory):
                     "seed": [1, 2, 3]}]}))
     # the grid's runs but agnews_sup (planned, not run), and a run of another grid
     synthetic.write_grid_runs(load_grid(grid).select(["dataset=restaurant_sup",
-                                                      "dataset=acl_sup"]), runs_dir)
-    synthetic.write_synthetic_runs(runs_dir, [("roberta-base", "acl_sup", "adapter")],
+                                                      "dataset=acl_sup"]), store)
+    synthetic.write_synthetic_runs(store, [("roberta-base", "acl_sup", "adapter")],
                                   seeds=(1,))
     stale = root / "build" / "tables" / "table9_gone.csv"  # of an older build: must go
     stale.parent.mkdir(parents=True)
@@ -60,12 +61,12 @@ def built(tmp_path_factory):
     (root / "build" / "analysis.ipynb").write_text("{}")
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = reporting.build(runs_dir, grid, root / "build", render=True)
+        code = reporting.build(store, grid, root / "build", render=True)
     assert code == 0
     assert not stale.exists()
     assert sorted(p.name for p in root.iterdir()) == ["build", "grid.yaml", "runs"]
     executed = root / "build" / "analysis.ipynb"
-    return {"root": root, "runs": runs_dir, "nb": nbformat.read(executed, as_version=4),
+    return {"root": root, "runs": store.root, "nb": nbformat.read(executed, as_version=4),
             "executed": executed, "stderr": err.getvalue()}
 
 

@@ -26,6 +26,7 @@ from helpers.report import (
     tables,
 )
 from helpers.run import baselines
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +44,12 @@ def orig():
 
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory):
-    runs_dir = tmp_path_factory.mktemp("content") / "runs"
+    store = RunStore(tmp_path_factory.mktemp("content") / "runs")
     cells = [(m, d, "full") for m in ("roberta-base", "allenai/scibert_scivocab_uncased")
              for d in ("restaurant_sup", "acl_sup")]
     cells += [("roberta-base", "acl_sup", meth) for meth in ("adapter", "lora")]
-    synthetic.write_synthetic_runs(runs_dir, cells, seeds=(1, 2, 3))
-    return load.run_summary(runs_dir)
+    synthetic.write_synthetic_runs(store, cells, seeds=(1, 2, 3))
+    return load.run_summary(store)
 
 
 # ----------------------------------------------------------------------------- original

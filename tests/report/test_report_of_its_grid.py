@@ -17,7 +17,8 @@ from helpers.grid.runner import run_grid
 from helpers.grid.spec import load_grid
 from helpers.report import formats, load, narrative, tables
 from helpers.run import provenance
-from helpers.run import store as runs
+from helpers.run.records import read_json, write_json
+from helpers.run.store import RunStore
 from helpers.testing import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,54 +34,54 @@ def grid_file(path: Path, learning_rate: float, **defaults) -> Path:
 
 
 @pytest.fixture
-def two_grids(tmp_path) -> tuple[Path, Path, Path]:
+def two_grids(tmp_path) -> tuple[Path, Path, RunStore]:
     """Two grids that differ in the learning rate only, run into one folder."""
-    runs_dir = tmp_path / "runs"
+    store = RunStore(tmp_path / "runs")
     first = grid_file(tmp_path / "first.yaml", 2e-5)
     second = grid_file(tmp_path / "second.yaml", 1e-4)
     for path in (first, second):
-        synthetic.write_grid_runs(load_grid(path), runs_dir)
-    return first, second, runs_dir
+        synthetic.write_grid_runs(load_grid(path), store)
+    return first, second, store
 
 
 def test_a_grid_reads_its_runs_only_and_names_the_others(two_grids):
-    first, second, runs_dir = two_grids
+    first, second, store = two_grids
     ids = load.grid_run_ids(first)
-    summary = load.run_summary(runs_dir, ids)
+    summary = load.run_summary(store, ids)
     assert sorted(summary["run_id"]) == sorted(ids) and set(summary["learning_rate"]) == {2e-5}
-    load.require_runs(summary, runs_dir)
+    load.require_runs(summary, store)
     table = tables.results_table(summary, "restaurant_sup")
     assert table.display["n"].tolist() == [3]
-    assert len(load.load_runs(runs_dir, ids)["run_id"].unique()) == 3
-    assert len(load.load_configs(runs_dir, ids)) == 3
+    assert len(load.load_runs(store, ids)["run_id"].unique()) == 3
+    assert len(load.load_configs(store, ids)) == 3
     others = sorted(load.grid_run_ids(second))
-    assert sorted(narrative.banner_facts(summary, first, runs_dir).other_runs) == others
-    banner = narrative.banner(summary, first, runs_dir)
+    assert sorted(narrative.banner_facts(summary, first, store).other_runs) == others
+    banner = narrative.banner(summary, first, store)
     assert "left out" in banner and all(f"`{r}`" in banner for r in others)
-    assert load.runs_left_out(load.run_summary(runs_dir), runs_dir) == []  # no grid: all read
+    assert load.runs_left_out(load.run_summary(store), store) == []  # no grid: all read
 
 
 def test_a_partial_build_says_how_many_of_its_grids_configs_have_no_run(tmp_path):
-    runs_dir = tmp_path / "runs"
+    store = RunStore(tmp_path / "runs")
     grid = grid_file(tmp_path / "g.yaml", 2e-5)
-    ids = synthetic.write_grid_runs(load_grid(grid), runs_dir)
-    summary = load.run_summary(runs_dir, ids)
-    assert "partial build" not in narrative.banner(summary, grid, runs_dir, ids)
-    (runs_dir / ids[1] / "metrics.json").unlink()  # seed 2 no longer complete
-    summary = load.run_summary(runs_dir, ids)
-    facts = narrative.banner_facts(summary, grid, runs_dir, ids)
+    ids = synthetic.write_grid_runs(load_grid(grid), store)
+    summary = load.run_summary(store, ids)
+    assert "partial build" not in narrative.banner(summary, grid, store, ids)
+    (store.path(ids[1]) / "metrics.json").unlink()  # seed 2 no longer complete
+    summary = load.run_summary(store, ids)
+    facts = narrative.banner_facts(summary, grid, store, ids)
     assert (facts.runs, facts.planned, facts.not_run) == (2, 3, 1)
     assert "partial build: 1 of its 3 configurations have no complete run yet" in \
-        " ".join(narrative.banner(summary, grid, runs_dir, ids).split())
+        " ".join(narrative.banner(summary, grid, store, ids).split())
 
 
 def test_without_a_grid_two_learning_rates_are_refused_not_averaged(two_grids):
     """Tables group by (model, dataset, method): the two learning rates made one row, n=6."""
-    first, second, runs_dir = two_grids
-    summary = load.run_summary(runs_dir)
+    first, second, store = two_grids
+    summary = load.run_summary(store)
     assert len(summary) == 6
     with pytest.raises(load.AnalysisError) as err:
-        load.require_runs(summary, runs_dir)
+        load.require_runs(summary, store)
     message = str(err.value)
     assert "roberta-base / restaurant_sup / full holds runs of 2 configurations" in message
     assert "learning_rate=2e-05 (3 runs:" in message and "learning_rate=0.0001 (3 runs:" in message
@@ -88,17 +89,17 @@ def test_without_a_grid_two_learning_rates_are_refused_not_averaged(two_grids):
         assert rid in message
     assert "report --grid" in message
     # one configuration per cell: the tables of today, whatever the folder's other cells
-    one = load.run_summary(runs_dir, load.grid_run_ids(second))
-    load.require_runs(one, runs_dir)
-    assert "left out" in narrative.banner(one, second, runs_dir)
+    one = load.run_summary(store, load.grid_run_ids(second))
+    load.require_runs(one, store)
+    assert "left out" in narrative.banner(one, second, store)
 
 
 def test_a_grid_with_no_runs_here_says_where_the_runs_are(two_grids, tmp_path):
-    first, _, runs_dir = two_grids
+    first, _, store = two_grids
     third = grid_file(tmp_path / "third.yaml", 3e-5)
-    empty = load.run_summary(runs_dir, load.grid_run_ids(third))
+    empty = load.run_summary(store, load.grid_run_ids(third))
     with pytest.raises(load.AnalysisError, match="no complete runs of this grid.*6 other"):
-        load.require_runs(empty, runs_dir)
+        load.require_runs(empty, store)
     with pytest.raises(load.AnalysisError, match="does not exist"):
         load.grid_run_ids(tmp_path / "missing.yaml")
     assert load.grid_run_ids(None) is None
@@ -110,38 +111,38 @@ def test_a_grid_with_no_runs_here_says_where_the_runs_are(two_grids, tmp_path):
 def test_runs_of_one_config_on_different_data_are_refused_naming_them(tmp_path):
     """Seed 1 trained on the old train.json, seeds 2-3 on the edited one, all averaged."""
     grid = load_grid(grid_file(tmp_path / "g.yaml", 2e-5))
-    runs_dir = tmp_path / "runs"
-    ids = synthetic.write_grid_runs(grid, runs_dir)
+    store = RunStore(tmp_path / "runs")
+    ids = synthetic.write_grid_runs(grid, store)
     for rid, digest in zip(ids, ("a" * 64, "b" * 64, "b" * 64), strict=True):
-        env = runs.read_json(runs_dir / rid / "env.json")
+        env = read_json(store.path(rid) / "env.json")
         env[provenance.KEY] = {"data_dir": "/data", "model_dir": None, "model_files": {},
                                "data_files": {"SemEval14-res/train.json": digest,
                                               "SemEval14-res/test.json": "c" * 64}}
-        runs.write_json(runs_dir / rid / "env.json", env)
-    summary = load.run_summary(runs_dir, ids)
+        write_json(store.path(rid) / "env.json", env)
+    summary = load.run_summary(store, ids)
     with pytest.raises(load.AnalysisError) as err:
-        load.require_runs(summary, runs_dir)
+        load.require_runs(summary, store)
     message = str(err.value)
     assert "trained on different data or model files" in message
     assert f"{ids[0]} (SemEval14-res/train.json aaaaaaaaaaaa)" in message
     assert f"{ids[1]} (SemEval14-res/train.json bbbbbbbbbbbb)" in message
     assert "test.json" not in message and "--rerun-stale" in message
     # a run from before provenance (no record) is unknown, not a conflict
-    env = runs.read_json(runs_dir / ids[0] / "env.json")
+    env = read_json(store.path(ids[0]) / "env.json")
     del env[provenance.KEY]
-    runs.write_json(runs_dir / ids[0] / "env.json", env)
-    load.require_runs(load.run_summary(runs_dir, ids), runs_dir)
+    write_json(store.path(ids[0]) / "env.json", env)
+    load.require_runs(load.run_summary(store, ids), store)
 
 
 def test_a_synthetic_build_of_the_full_grid_fills_every_table(tmp_path):
     """Synthetic runs of exactly params/full.yaml's 75 configs (write_grid_runs): every cell
     of Tables 1-3 has its 5 seeds once the report reads the grid's runs only."""
     grid = load_grid(FULL)
-    runs_dir = tmp_path / "runs"
-    ids = synthetic.write_grid_runs(grid, runs_dir, device="cuda")
+    store = RunStore(tmp_path / "runs")
+    ids = synthetic.write_grid_runs(grid, store, device="cuda")
     assert ids == [r.run_id for r in grid.runs]
-    summary = load.run_summary(runs_dir, load.grid_run_ids(FULL))
-    load.require_runs(summary, runs_dir)
+    summary = load.run_summary(store, load.grid_run_ids(FULL))
+    load.require_runs(summary, store)
     assert len(summary) == 75
     for dataset in ("restaurant_sup", "acl_sup", "agnews_sup"):
         shown = tables.results_table(summary, dataset).display
@@ -149,7 +150,7 @@ def test_a_synthetic_build_of_the_full_grid_fills_every_table(tmp_path):
         assert not (shown == formats.MISSING).any().any()
     peft = tables.peft_table(summary).display
     assert peft["n"].tolist() == [5] * 9 and not (peft == formats.MISSING).any().any()
-    assert "left out" not in narrative.banner(summary, FULL, runs_dir)
+    assert "left out" not in narrative.banner(summary, FULL, store)
 
 
 # ---------------------------------------------------------------------------------- the issue
@@ -175,7 +176,7 @@ def test_issue_case_1_a_second_learning_rate_in_the_same_folder(tmp_path, real_d
         assert run_grid(load_grid(path, runs_dir=runs_dir), workers=2, progress=False,
                         out=io.StringIO()).ok
         paths.append(path)
-    assert len(runs.complete_runs(runs_dir)) == 4
+    assert len(RunStore(runs_dir).complete_runs()) == 4
     build = tmp_path / "build"
     assert main(["report", "--grid", str(paths[0]), "--runs-dir", str(runs_dir),
                  "--output-dir", str(build), "--no-render"]) == 0, capsys.readouterr().err

@@ -15,8 +15,9 @@ from helpers.cli import main
 from helpers.grid import execution, workers
 from helpers.grid import runner as gridrun
 from helpers.grid.spec import GridError, load_grid
-from helpers.run import store as runs
 from helpers.run.models import load_model_config
+from helpers.run.records import read_json
+from helpers.run.store import RunStore
 from helpers.testing.hub import HUB_MODELS, MARKER, hub_cache_dir, repo_folder
 from helpers.testing.tiny import TINY_SIZES
 
@@ -126,9 +127,9 @@ def test_full_grid_runs_offline_from_the_rehearsal_cache(tiny_hub, real_data_dir
     # in a log (not a terminal) each finished run's line counts the runs still in flight
     assert "[1/2, running=gpu0:1]" in log and "[2/2, running=gpu0:0]" in log
     for r in grid.runs:
-        folder = runs.run_path(tmp_path, r.run_id)
-        config = runs.read_json(folder / "config.json")
-        metrics = runs.read_json(folder / "metrics.json")
+        folder = RunStore(tmp_path).path(r.run_id)
+        config = read_json(folder / "config.json")
+        metrics = read_json(folder / "metrics.json")
         assert config["model"] == r.config.model
         expected = _tiny_parameters(r.config.model, 6)  # ACL-ARC has 6 classes
         assert metrics["parameters"]["total"] == expected  # the cached tiny weights were used

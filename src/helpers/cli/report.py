@@ -44,19 +44,21 @@ def _build(args: argparse.Namespace) -> int:
     from helpers.grid.spec import GridError, check_fields, parse_overrides
     from helpers.report.build import BuildError, build
     from helpers.report.load import AnalysisError
+    from helpers.run.store import RunStore
 
     try:
-        runs_dir, grid = cli_path(args.runs_dir), cli_path(args.grid) if args.grid else None
-        if project_path(runs_dir).is_file():
-            raise FileNotFoundError(f"Runs folder {project_path(runs_dir)} is a file, not a "
+        store = RunStore.at(cli_path(args.runs_dir))
+        grid = cli_path(args.grid) if args.grid else None
+        if store.root.is_file():
+            raise FileNotFoundError(f"Runs folder {store} is a file, not a "
                                     f"folder; pass the folder the runs are in (--runs-dir).")
-        if not project_path(runs_dir).is_dir():
+        if not store.root.is_dir():
             raise FileNotFoundError(not_found("Runs folder", args.runs_dir))
         if grid is not None and not project_path(grid).is_file():
             raise FileNotFoundError(not_found("Grid file", args.grid))
         grid_set = check_fields("--set", parse_overrides(args.overrides))
         ablations = _ablations(args.ablations, grid)
-        return build(runs_dir, grid, cli_path(args.output_dir), args.kernel,
+        return build(store, grid, cli_path(args.output_dir), args.kernel,
                      render=not args.no_render, grid_set=grid_set, ablations=ablations)
     except (AnalysisError, BuildError, FileNotFoundError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,15 +20,13 @@ a run without them gives the effect on its recorded scores and no interval.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
 
-from helpers.run import predictions as run_predictions
 from helpers.run.config import config_family
-from helpers.settings import project_path
+from helpers.run.store import RunStore
 
 from . import load
 from .bootstrap import Interval, paired_difference
@@ -177,15 +175,6 @@ def _value(key: str, value) -> str:
 
 
 # ----------------------------------------------------------------------- predictions
-def read_predictions(runs_dir: str | os.PathLike, run_ids: Iterable[str]) -> pd.DataFrame:
-    """The predictions of those of ``run_ids`` that are complete runs (every complete run has
-    them): :func:`helpers.report.load.predictions`, restricted to the ids asked for."""
-    root = project_path(runs_dir)
-    if root is None or not root.is_dir():
-        return pd.DataFrame(columns=["run_id", *run_predictions.COLUMNS])
-    return load.predictions(root, list(dict.fromkeys(run_ids)))
-
-
 def _at(predictions: pd.DataFrame, picks: pd.DataFrame) -> pd.DataFrame | None:
     """Test predictions at each pick's epoch, ``seed`` set to the pick's unit; None when a
     pick has none (no interval then). ``picks``: run_id, epoch, unit."""
@@ -288,13 +277,13 @@ ORDER = ("selection", "oracle", "input_format", "num_labels", "learning_rate")
 
 def effects(history: pd.DataFrame, summary: pd.DataFrame, main_configs: pd.DataFrame,
             ablation_summary: pd.DataFrame, ablation_configs: pd.DataFrame,
-            runs_dir: str | os.PathLike) -> list[Effect]:
+            store: RunStore) -> list[Effect]:
     """Every row of the table, in :data:`ORDER` then the report's dataset order."""
     pairs = pair_runs(main_configs, ablation_configs)
     both = pd.concat([summary, ablation_summary], ignore_index=True) \
         if len(ablation_summary) else summary
     ids = list(summary["run_id"]) + list(pairs["treatment"])
-    predictions = read_predictions(runs_dir, ids)
+    predictions = load.predictions(store, ids)
     rows = selection_effects(selected_epochs(history), summary, predictions) \
         + ablation_effects(pairs, both, predictions)
     rank = {d: i for i, d in enumerate(order_datasets(e.dataset for e in rows))}

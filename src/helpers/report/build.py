@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from helpers.run import liveness
+from helpers.run.store import RunStore
 from helpers.settings import (
     ANALYSIS_NOTEBOOK,
     KERNEL_NAME,
@@ -74,7 +75,7 @@ class BuildInterrupted(KeyboardInterrupt):
     build is unchanged and where the stopped one is. The kernel and quarto are ended by then."""
 
 
-def execute_analysis(runs_dir: str | os.PathLike = "runs",
+def execute_analysis(store: RunStore,
                      grid: str | os.PathLike | None = "params/cpu.yaml",
                      output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
                      progress: bool = True, grid_set: dict | None = None,
@@ -87,7 +88,7 @@ def execute_analysis(runs_dir: str | os.PathLike = "runs",
     out = project_path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     executed = out / "analysis.ipynb"
-    params = {"runs_dir": str(project_path(runs_dir)), "output_dir": str(out),
+    params = {"runs_dir": str(store.root), "output_dir": str(out),
               "grid": str(project_path(grid)) if grid else None, "grid_set": grid_set or {},
               "ablations": str(project_path(ablations)) if ablations else None}
     papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params,
@@ -159,14 +160,14 @@ def _run_quarto(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         raise subprocess.CalledProcessError(returncode, cmd)
 
 
-def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None = None,
+def build(store: RunStore, grid: str | os.PathLike | None = None,
           output_dir: str | os.PathLike = "build", kernel: str = KERNEL,
           render: bool = True, grid_set: dict | None = None,
           ablations: str | os.PathLike | None = None) -> int:
     """Steps 1-3 of the module docstring, into a folder swapped in on success; returns a
     process exit code."""
     final = project_path(output_dir)
-    check_output_dir(final, project_path(runs_dir))
+    check_output_dir(final, store)
     stage = final.with_name(f".{final.name}.building-{os.getpid()}")
     failed = final.with_name(f"{final.name}.failed")
     _remove_debris(final)
@@ -175,7 +176,7 @@ def build(runs_dir: str | os.PathLike = "runs", grid: str | os.PathLike | None =
     step = "executing the analysis notebook"
     with quiet_interrupt():
         try:
-            executed = execute_analysis(runs_dir, grid, stage, kernel, grid_set=grid_set,
+            executed = execute_analysis(store, grid, stage, kernel, grid_set=grid_set,
                                         ablations=ablations)
             step = "writing the notebook's HTML"
             _rename_paths(executed, stage, final)
@@ -233,15 +234,15 @@ def quiet_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGINT, before)
 
 
-def check_output_dir(final: Path, runs_dir: Path | None) -> None:
+def check_output_dir(final: Path, store: RunStore | None) -> None:
     """A BuildError unless ``final`` may be replaced by a build: new, empty, or a build."""
     resolved = final.resolve()
     if resolved == PROJECT_ROOT.resolve() or resolved in PROJECT_ROOT.resolve().parents:
         raise BuildError(f"--output-dir {final} holds the project; choose a folder of its "
                          f"own (default build).")
-    if runs_dir is not None and (resolved == runs_dir.resolve()
-                                 or resolved in runs_dir.resolve().parents):
-        raise BuildError(f"--output-dir {final} holds the runs folder {runs_dir}; a build "
+    if store is not None and (resolved == store.root.resolve()
+                              or resolved in store.root.resolve().parents):
+        raise BuildError(f"--output-dir {final} holds the runs folder {store}; a build "
                          f"replaces its folder whole: choose another.")
     if final.exists() and not final.is_dir():
         raise BuildError(f"--output-dir {final} is a file, not a folder.")

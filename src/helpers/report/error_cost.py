@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from helpers.run.store import RunStore
 
 from .ablations import ERRORS, NO_PREDICTIONS, Effect, RuleSummary, effects, rule_summary
 from .ablations import selected_epochs as _selected_epochs
@@ -78,11 +79,11 @@ class CostFacts:
 
 def cost_facts(history: pd.DataFrame, summary: pd.DataFrame, main_configs: pd.DataFrame,
                ablation_summary: pd.DataFrame, ablation_configs: pd.DataFrame,
-               runs_dir: str | os.PathLike, ablation_grid: str | None = None) -> CostFacts:
+               store: RunStore, ablation_grid: str | None = None) -> CostFacts:
     """The section's facts from both grids' runs (the ablation frames may be empty)."""
     rows = [Row(e, verdict(e.macro_f1), verdict(e.accuracy))
             for e in effects(history, summary, main_configs, ablation_summary,
-                             ablation_configs, runs_dir)]
+                             ablation_configs, store)]
     epochs = _selected_epochs(history) if len(history) else None
     facts = CostFacts(rows, ablation_grid=ablation_grid, ablation_runs=len(ablation_summary))
     if epochs is not None and len(epochs):

@@ -9,16 +9,15 @@ The reported epoch is the one metrics.json reports: the best validation macro-F1
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from helpers.run import store
 from helpers.run.methods import METHODS
-from helpers.settings import project_path
+from helpers.run.records import read_json
+from helpers.run.store import RunStore
 
 from . import bootstrap
 from .load import HISTORY_ID_COLUMNS, display_model, order_datasets, predictions
@@ -48,8 +47,8 @@ class Examples:
     _memo: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, runs_dir: str | os.PathLike, summary: pd.DataFrame) -> Examples:
-        return cls(reported(predictions(runs_dir, summary["run_id"]), summary))
+    def load(cls, store: RunStore, summary: pd.DataFrame) -> Examples:
+        return cls(reported(predictions(store, summary["run_id"]), summary))
 
     def runs(self, run_ids: Iterable[str]) -> pd.DataFrame:
         return self.frame[self.frame["run_id"].isin(set(run_ids))]
@@ -110,13 +109,12 @@ def confusion(frame: pd.DataFrame, classes: int) -> np.ndarray:
         return counts / counts.sum(axis=1, keepdims=True)
 
 
-def label_names(runs_dir: str | os.PathLike, summary: pd.DataFrame) -> dict[str, list[str]]:
+def label_names(store: RunStore, summary: pd.DataFrame) -> dict[str, list[str]]:
     """Per dataset, its class names as the runs' heads number them (metrics.json's
     ``label_names``); a dataset whose runs do not record them is left out."""
     out: dict[str, list[str]] = {}
     for dataset, runs in summary.groupby("dataset", sort=False):
-        path = project_path(runs_dir) / runs["run_id"].iloc[0] / "metrics.json"
-        names = store.read_json(path).get("label_names")
+        names = read_json(store.path(runs["run_id"].iloc[0]) / "metrics.json").get("label_names")
         if names:
             out[dataset] = list(names)
     return out

@@ -6,14 +6,13 @@ baselines computed on the rows they evaluated."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from helpers.run.methods import METHODS
 from helpers.run.sources import SOURCES
-from helpers.settings import project_path
+from helpers.run.store import RunStore
 
 from .formats import fmt_lr
 from .load import display_model, order_datasets
@@ -130,12 +129,11 @@ def deviations(summary: pd.DataFrame, configs: pd.DataFrame,
     return out
 
 
-def _packages(runs_dir: str | os.PathLike, run_ids: list[str]) -> list[tuple[str, str]]:
+def _packages(store: RunStore, run_ids: list[str]) -> list[tuple[str, str]]:
     found: dict[str, set[str]] = {}
-    root = project_path(runs_dir)
     for rid in run_ids:
         try:
-            env = json.loads((root / rid / "env.json").read_text())
+            env = json.loads((store.path(rid) / "env.json").read_text())
         except (OSError, json.JSONDecodeError):
             continue
         for name, version in (env.get("packages") or {}).items():
@@ -145,7 +143,7 @@ def _packages(runs_dir: str | os.PathLike, run_ids: list[str]) -> list[tuple[str
 
 
 def setup_facts(summary: pd.DataFrame, configs: pd.DataFrame, baselines: dict[str, dict],
-                appendix: dict[str, str], runs_dir: str | os.PathLike,
+                appendix: dict[str, str], store: RunStore,
                 extra: pd.DataFrame | None = None) -> SetupFacts:
     """``extra``: other runs of the build (the ablation grid's), counted in the compute."""
     if summary.empty:
@@ -157,4 +155,4 @@ def setup_facts(summary: pd.DataFrame, configs: pd.DataFrame, baselines: dict[st
                .itertuples(index=False)]
     return SetupFacts(datasets(summary, baselines), deviations(summary, configs, appendix),
                       len(every), float(pd.to_numeric(every["wall_time_s"]).sum()) / 3600,
-                      devices, _packages(runs_dir, list(every["run_id"])))
+                      devices, _packages(store, list(every["run_id"])))

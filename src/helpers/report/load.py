@@ -30,11 +30,13 @@ import pandas as pd
 
 from helpers.grid.spec import GridError, load_grid
 from helpers.run import predictions as run_predictions
-from helpers.run import provenance, sources, store
+from helpers.run import provenance, sources
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.config import NON_IDENTITY_FIELDS, config_family, short_model_name
 from helpers.run.legacy import legacy_note
 from helpers.run.methods import METHODS
+from helpers.run.records import HISTORY_COLUMNS
+from helpers.run.store import RunStore
 from helpers.settings import project_path
 
 SCORES = ("accuracy", "macro_f1", "micro_f1")
@@ -113,15 +115,13 @@ def order_datasets(datasets: Iterable[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- loading
-def _run_folders(runs_dir: str | os.PathLike,
-                 run_ids: Iterable[str] | None = None) -> list[Path]:
-    root = project_path(runs_dir)
-    if root is None or not root.is_dir():
+def _run_folders(store: RunStore, run_ids: Iterable[str] | None = None) -> list[Path]:
+    if not store.root.is_dir():
         raise AnalysisError(
-            f"runs folder {root} does not exist: run a grid first "
+            f"runs folder {store} does not exist: run a grid first "
             f"(`make report`, or `python -m helpers grid run params/cpu.yaml`), or pass the "
             f"folder that holds the runs as runs_dir.")
-    folders = store.complete_runs(root)
+    folders = store.complete_runs()
     if run_ids is None:
         return folders
     wanted = set(run_ids)
@@ -174,7 +174,7 @@ def _identity(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
 HISTORY_ID_COLUMNS = ("run_id", "model", "dataset", "method", "seed")
 
 
-def load_runs(runs_dir: str | os.PathLike,
+def load_runs(store: RunStore,
               run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Every history row of every complete run (of ``run_ids``, when given): one row per run
     x step x split x metric.
@@ -183,27 +183,27 @@ def load_runs(runs_dir: str | os.PathLike,
     metric, value (history.csv). Runs in progress or failed are not read (see helpers.run.store).
     """
     frames = []
-    for folder in _run_folders(runs_dir, run_ids):
+    for folder in _run_folders(store, run_ids):
         ident = _identity(folder, _read(folder, "config.json"))
         hist = pd.read_csv(folder / "history.csv")
-        missing = [c for c in store.HISTORY_COLUMNS if c not in hist.columns]
+        missing = [c for c in HISTORY_COLUMNS if c not in hist.columns]
         if missing:
             raise AnalysisError(f"{folder / 'history.csv'} lacks columns {missing}.")
         for key, value in ident.items():
             hist[key] = value
-        frames.append(hist[[*HISTORY_ID_COLUMNS, *store.HISTORY_COLUMNS]])
+        frames.append(hist[[*HISTORY_ID_COLUMNS, *HISTORY_COLUMNS]])
     if not frames:
-        return pd.DataFrame(columns=[*HISTORY_ID_COLUMNS, *store.HISTORY_COLUMNS])
+        return pd.DataFrame(columns=[*HISTORY_ID_COLUMNS, *HISTORY_COLUMNS])
     return pd.concat(frames, ignore_index=True)
 
 
-def predictions(runs_dir: str | os.PathLike,
+def predictions(store: RunStore,
                 run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Per-example predictions (helpers.run.predictions) of every complete run (of ``run_ids``):
     run_id, split, epoch, example, label, prediction; :mod:`.examples` picks the epoch."""
     columns = ["run_id", *run_predictions.COLUMNS]
     frames = [pd.read_csv(f / run_predictions.FILE, usecols=columns[1:]).assign(run_id=f.name)
-              for f in _run_folders(runs_dir, run_ids)]
+              for f in _run_folders(store, run_ids)]
     return (pd.concat(frames, ignore_index=True) if frames
             else pd.DataFrame(columns=columns))[columns]
 
@@ -213,7 +213,7 @@ SUMMARY_CONFIG_FIELDS = ("learning_rate", "num_train_epochs", "per_device_train_
                          "max_length", "max_train_samples", "max_eval_samples")
 
 
-def run_summary(runs_dir: str | os.PathLike,
+def run_summary(store: RunStore,
                 run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per complete run (of ``run_ids``, when given): best-epoch test (and
     validation) metrics and run facts.
@@ -226,7 +226,7 @@ def run_summary(runs_dir: str | os.PathLike,
     peak_cuda_reserved_bytes, peak_rss_bytes, and :data:`SUMMARY_CONFIG_FIELDS`.
     """
     rows = []
-    for folder in _run_folders(runs_dir, run_ids):
+    for folder in _run_folders(store, run_ids):
         config = _read(folder, "config.json")
         metrics = _read(folder, "metrics.json")
         memory = _read(folder, "memory.json")
@@ -271,32 +271,32 @@ def run_summary(runs_dir: str | os.PathLike,
     return df
 
 
-def load_configs(runs_dir: str | os.PathLike,
+def load_configs(store: RunStore,
                  run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Every run's config.json as one row (the values a run actually used)."""
-    rows = [_read(folder, "config.json") for folder in _run_folders(runs_dir, run_ids)]
+    rows = [_read(folder, "config.json") for folder in _run_folders(store, run_ids)]
     return pd.DataFrame(rows)
 
 
-def runs_left_out(summary: pd.DataFrame, runs_dir: str | os.PathLike) -> list[str]:
+def runs_left_out(summary: pd.DataFrame, store: RunStore) -> list[str]:
     """The folder's complete runs not in ``summary`` (not of the grid): named, never averaged."""
     ours = set(summary["run_id"])
-    return [f.name for f in store.complete_runs(project_path(runs_dir)) if f.name not in ours]
+    return [f.name for f in store.complete_runs() if f.name not in ours]
 
 
-def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike,
+def require_runs(summary: pd.DataFrame, store: RunStore,
                  run_ids: Sequence[str] | None = None,
                  grid: str | os.PathLike | None = None) -> None:
     """Stop the notebook early, with the fix, when there is nothing to analyse (naming the
     failed runs of ``run_ids``), when a (model, dataset, method) cell holds several
     configurations, or runs of one configuration trained on different data (module docstring)."""
-    root, name = project_path(runs_dir), f"the grid {Path(grid).name}" if grid else "this grid"
-    if summary.empty and (failed := store.failures_note(root, run_ids)):
+    root, name = store.root, f"the grid {Path(grid).name}" if grid else "this grid"
+    if summary.empty and (failed := store.failures_note(run_ids)):
         raise AnalysisError(f"no complete runs of {name} in {root}; {failed}. See `nlpdl-report "
                             f"grid status {grid or 'GRID'} --runs-dir {root}`; fix the cause, "
                             f"then run the grid again.")
     if summary.empty:
-        others = runs_left_out(summary, runs_dir)
+        others = runs_left_out(summary, store)
         raise AnalysisError(
             f"no complete runs of {name} in {root}"
             + (f" ({len(others)} other complete runs there are of other configurations, "
@@ -305,7 +305,7 @@ def require_runs(summary: pd.DataFrame, runs_dir: str | os.PathLike,
             + ": run the grid first (`make report` runs params/cpu.yaml; `python -m helpers "
               "grid run GRID` runs one), then re-run this notebook."
             + (f" {note}" if (note := legacy_note(root)) else ""))
-    folders = [root / rid for rid in summary["run_id"]]
+    folders = [store.path(rid) for rid in summary["run_id"]]
     configs = {f.name: _read(f, "config.json") for f in folders}
     _one_config_per_cell(configs)
     _one_data_per_config(configs, {f.name: provenance.read(f) for f in folders})

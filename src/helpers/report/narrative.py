@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from helpers.run import sources, store
+from helpers.run import sources
 from helpers.run.catalog import REPORT_MODELS, lookup
 from helpers.run.legacy import legacy_note
 from helpers.run.methods import LABELS as METHOD_LABELS
 from helpers.run.methods import METHODS
+from helpers.run.store import RunStore
 from helpers.settings import PROJECT_ROOT, project_path
 
 from . import original as orig
@@ -125,21 +126,19 @@ def rel(path: str | os.PathLike | None) -> str:
 
 
 def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = None,
-                 runs_dir: str | os.PathLike | None = None,
+                 store: RunStore | None = None,
                  run_ids: Sequence[str] | None = None) -> BannerFacts:
     """``run_ids``: the grid's run ids (``load.grid_run_ids``), to count the configs not run."""
-    others = runs_left_out(summary, runs_dir) if runs_dir is not None else []
-    facts = BannerFacts(len(summary), rel(grid_file) if grid_file else None, rel(runs_dir),
-                        other_runs=others,
-                        legacy=legacy_note(project_path(runs_dir)) if runs_dir is not None
-                        else "")
+    others = runs_left_out(summary, store) if store is not None else []
+    facts = BannerFacts(len(summary), rel(grid_file) if grid_file else None,
+                        rel(store.root) if store is not None else "", other_runs=others,
+                        legacy=legacy_note(store.root) if store is not None else "")
     done = set(summary["run_id"]) if len(summary) else set()
     if run_ids is not None:
         facts.planned = len(set(run_ids))
         facts.not_run = len(set(run_ids) - done)
-    if runs_dir is not None:
-        facts.failed = {rid: error for rid, error in
-                        store.failed_runs(project_path(runs_dir), run_ids).items()
+    if store is not None:
+        facts.failed = {rid: error for rid, error in store.failed_runs(run_ids).items()
                         if rid not in done}
     if summary.empty:
         return facts
@@ -164,10 +163,10 @@ def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = No
 
 
 def banner(summary: pd.DataFrame, grid_file: str | os.PathLike | None = None,
-           runs_dir: str | os.PathLike | None = None,
+           store: RunStore | None = None,
            run_ids: Sequence[str] | None = None) -> str:
     """Where the numbers come from (Markdown): ``report/templates/banner.md.j2``."""
-    return prose.render("banner", banner_facts(summary, grid_file, runs_dir, run_ids))
+    return prose.render("banner", banner_facts(summary, grid_file, store, run_ids))
 
 
 # ----------------------------------------------------------------------------- vs original

@@ -11,6 +11,7 @@ import pandas as pd
 
 from helpers.grid import select
 from helpers.grid.spec import GridError, load_grid
+from helpers.run.store import RunStore
 from helpers.settings import project_path
 
 from .formats import MISSING, bold, fmt, fmt_lr
@@ -41,8 +42,8 @@ def sweep_of(grid_file: str | os.PathLike | None) -> Path | None:
     return sweep if sweep.is_file() else None
 
 
-def sweep_facts(grid_file: str | os.PathLike | None, runs_dir: str | os.PathLike) -> SweepFacts:
-    """The selection rule, and with the sweep's runs in ``runs_dir`` its candidates table
+def sweep_facts(grid_file: str | os.PathLike | None, store: RunStore) -> SweepFacts:
+    """The selection rule, and with the sweep's runs in ``store`` its candidates table
     (validation scores only) and whether the grid uses the choice."""
     sweep = sweep_of(grid_file)
     root = project_path(".")
@@ -51,7 +52,7 @@ def sweep_facts(grid_file: str | os.PathLike | None, runs_dir: str | os.PathLike
     if sweep is None:
         return out
     try:
-        grid = load_grid(sweep, runs_dir=project_path(runs_dir))
+        grid = load_grid(sweep, runs_dir=store.root)
         fields = select.swept_fields(grid)
         scores = select.validation_scores(grid)
     except GridError:

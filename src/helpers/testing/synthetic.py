@@ -8,15 +8,16 @@ same in every run (runs pair by example, as real ones do).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from helpers.grid.spec import Grid
-from helpers.run import predictions, provenance, store
+from helpers.run import predictions, provenance
 from helpers.run.config import TrainConfig
+from helpers.run.records import HISTORY_COLUMNS, write_json
+from helpers.run.store import RunStore
 
 #: (total, trainable) parameters of roberta-base with a 3-class head per method, as the synthetic
 #: runs record them; a method not listed (a test's throwaway one) gets full fine-tuning's.
@@ -44,7 +45,7 @@ def eval_labels(dataset: str, split: str, classes: int) -> np.ndarray:
     return rng.choice(classes, size=EVAL_SAMPLES, p=weights / weights.sum())
 
 
-def write_synthetic_runs(runs_dir: str | os.PathLike,
+def write_synthetic_runs(store: RunStore,
                          cells: Iterable[tuple[str, str, str]],
                          seeds: Sequence[int] = (1, 2, 3), epochs: int = 3,
                          steps_per_epoch: int = 6, logging_steps: int = 2,
@@ -55,30 +56,30 @@ def write_synthetic_runs(runs_dir: str | os.PathLike,
     For tests and for trying the analysis notebook without training anything: each
     ``(model, dataset, method)`` cell gets one run per seed of a config with TrainConfig's
     defaults (so not the run ids of a grid: see :func:`write_grid_runs`), written through
-    :func:`helpers.run.store.staging` exactly as training does. Returns the run ids.
+    :meth:`helpers.run.store.RunStore.staging` exactly as training does. Returns the run ids.
     """
     rng = np.random.default_rng(rng_seed)
     configs = [TrainConfig(model=model, dataset=dataset, method=method, seed=int(seed),
                            num_train_epochs=epochs, logging_steps=logging_steps,
                            max_train_samples=max_train_samples).resolved()
                for model, dataset, method in cells for seed in seeds]
-    return [_write_run(runs_dir, cfg, rng, steps_per_epoch, logging_steps, device)
+    return [_write_run(store, cfg, rng, steps_per_epoch, logging_steps, device)
             for cfg in configs]
 
 
-def write_grid_runs(grid: Grid, runs_dir: str | os.PathLike | None = None,
+def write_grid_runs(grid: Grid, store: RunStore | None = None,
                     steps_per_epoch: int = 6, device: str = "cpu",
                     rng_seed: int = 0) -> list[str]:
     """Synthetic runs of exactly the grid's configs (its run ids: the report reads a grid's
-    runs only), e.g. a 75-run build of params/full.yaml; into ``runs_dir`` (default: the
+    runs only), e.g. a 75-run build of params/full.yaml; into ``store`` (default: the
     grid's). Returns the run ids, in the grid's order."""
     rng = np.random.default_rng(rng_seed)
-    return [_write_run(runs_dir if runs_dir is not None else grid.runs_dir,
+    return [_write_run(store if store is not None else grid.store,
                        r.config.resolved(), rng, steps_per_epoch, 2, device)
             for r in grid.runs]
 
 
-def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Generator,
+def _write_run(store: RunStore, cfg: TrainConfig, rng: np.random.Generator,
                steps_per_epoch: int, logging_steps: int, device: str) -> str:
     """One synthetic run of ``cfg``: ``logging_steps`` is the synthetic history's (train loss
     rows), so that a short synthetic epoch still logs some."""
@@ -112,12 +113,12 @@ def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Gen
     params = {"total": entry[0], "trainable": entry[1]}
     cuda = device == "cuda"
     name = "NVIDIA H100 80GB HBM3" if cuda else "x86_64"
-    with store.staging(runs_dir, run_id) as out:
-        pd.DataFrame(history, columns=list(store.HISTORY_COLUMNS)).to_csv(
+    with store.staging(run_id) as out:
+        pd.DataFrame(history, columns=list(HISTORY_COLUMNS)).to_csv(
             out / "history.csv", index=False)
         predictions.write(out / predictions.FILE, blocks)
-        store.write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
-        store.write_json(out / "metrics.json", {
+        write_json(out / "config.json", {**cfg.to_dict(), "run_id": run_id})
+        write_json(out / "metrics.json", {
             "run_id": run_id, "best_epoch": best, "selection": "validation_macro_f1",
             "validation": scores[best - 1]["validation"], "test": scores[best - 1]["test"],
             "train_loss": float(np.mean(train_losses)),
@@ -126,13 +127,13 @@ def _write_run(runs_dir: str | os.PathLike, cfg: TrainConfig, rng: np.random.Gen
             "train_tokens_per_s": 300.0, "num_train_samples": cfg.max_train_samples or 100,
             "num_eval_samples": {s: EVAL_SAMPLES for s in predictions.SPLITS},
             "num_epochs": epochs, "parameters": params, "label_names": names})
-        store.write_json(out / "memory.json", {
+        write_json(out / "memory.json", {
             "parameters": params, "device": device, "device_name": name,
             "precision": "bf16" if cuda else "fp32",
             "peak_cuda_allocated_bytes": int(rng.uniform(2e9, 6e9)) if cuda else None,
             "peak_cuda_reserved_bytes": int(rng.uniform(6e9, 8e9)) if cuda else None,
             "peak_rss_bytes": int(rng.uniform(1e9, 3e9))})
-        store.write_json(out / "env.json", {
+        write_json(out / "env.json", {
             "python": "3.11", "platform": "synthetic", "packages": {},
             "device": device, "device_name": name, "cuda": None,
             "cuda_device_count": int(cuda), "precision": "bf16" if cuda else "fp32",
