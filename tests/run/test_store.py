@@ -248,7 +248,7 @@ def test_runs_of_the_previous_code_are_incomplete_and_synthetic_runs_complete(tm
     legacy = Path(__file__).parents[1] / "fixtures" / "legacy_runs"
     (run,) = legacy.iterdir()
     assert records.check_records(run) == "missing predictions.csv.gz"
-    ids = synthetic.write_synthetic_runs(tmp_path, [("roberta-base", "acl_sup", "lora")],
+    ids = synthetic.write_synthetic_runs(RunStore(tmp_path), [("roberta-base", "acl_sup", "lora")],
                                         seeds=range(1, 6))
     assert [p.name for p in RunStore(tmp_path).complete_runs()] == sorted(ids)
 

@@ -304,7 +304,7 @@ def require_runs(summary: pd.DataFrame, store: RunStore,
                f"grid run had)" if others else "")
             + ": run the grid first (`make report` runs params/cpu.yaml; `python -m helpers "
               "grid run GRID` runs one), then re-run this notebook."
-            + (f" {note}" if (note := legacy_note(root)) else ""))
+            + (f" {note}" if (note := legacy_note(store)) else ""))
     folders = [store.path(rid) for rid in summary["run_id"]]
     configs = {f.name: _read(f, "config.json") for f in folders}
     _one_config_per_cell(configs)

@@ -132,7 +132,7 @@ def banner_facts(summary: pd.DataFrame, grid_file: str | os.PathLike | None = No
     others = runs_left_out(summary, store) if store is not None else []
     facts = BannerFacts(len(summary), rel(grid_file) if grid_file else None,
                         rel(store.root) if store is not None else "", other_runs=others,
-                        legacy=legacy_note(store.root) if store is not None else "")
+                        legacy=legacy_note(store) if store is not None else "")
     done = set(summary["run_id"]) if len(summary) else set()
     if run_ids is not None:
         facts.planned = len(set(run_ids))
