@@ -43,14 +43,12 @@ Cell = str | Callable[[dict[str, Any]], Any]
 class Table:
     """A report table: ``data`` (the numbers) and how its cells are shown.
 
-    ``cells`` maps each shown column, in order, to its :data:`Cell`; ``bold`` maps a shown
-    column to a boolean column of the row (bold where true); ``italic`` names a boolean column
-    whose rows' cells are in italics (the majority-class floor); ``layout`` turns ``data`` into the
-    page's rows. ``group`` names a shown column shown as row-group headings instead of a
-    column (saves a column on the page); ``widths`` are relative column widths (default: from
-    the content); ``notes`` are printed under the table; ``labels`` print a column under
-    another name (two columns may then share one); ``spanners`` put a heading over several
-    columns.
+    ``cells``: each shown column, in order, and its :data:`Cell`; ``bold``: shown column ->
+    boolean column (bold where true); ``italic``: a boolean column (that row's cells in
+    italics); ``layout``: ``data`` -> the page's rows. ``group`` is a shown column printed as
+    row-group headings; ``widths`` relative column widths (default: from the content);
+    ``notes`` go under the table; ``labels`` rename columns (two may share one); ``spanners``
+    head several columns.
     """
 
     data: pd.DataFrame
