@@ -119,7 +119,7 @@ def test_results_table_values_n_best_and_missing(runs_dir, summary):
     cells = expected_metrics(runs_dir)
     for dataset in DATASETS:
         table = tables.results_table(summary, dataset)
-        shown = table.display.set_index("model")
+        shown = table.shown().set_index("model")
         for model in MODELS:
             name = load.display_model(model)
             got = cells.get((model, dataset, "full"))
@@ -159,25 +159,25 @@ def _paired_low(cells, dataset: str, a: str, b: str) -> float:
 
 def test_single_seed_shows_mean_without_spread(runs_dir, summary):
     table = tables.peft_table(summary, "bert-base-uncased", datasets=["agnews_sup"])
-    lora = table.display[table.display["method"] == "LoRA"].iloc[0]
+    lora = table.shown()[table.shown()["method"] == "LoRA"].iloc[0]
     (m,) = expected_metrics(runs_dir)[("bert-base-uncased", "agnews_sup", "lora")]
     assert lora["n"] == 1
     assert lora["accuracy"].strip("*") == f"{m['test']['accuracy']:.3f}"
-    full = table.display[table.display["method"] == "full"].iloc[0]
+    full = table.shown()[table.shown()["method"] == "full"].iloc[0]
     assert full["n"] == len(SEEDS)
 
 
 def test_peft_table_has_trainable_share(runs_dir, summary):
     assert load.peft_model(summary) == "roberta-base"
     table = tables.peft_table(summary)
-    assert list(table.display["dataset"].unique()) == list(DATASETS)
+    assert list(table.shown()["dataset"].unique()) == list(DATASETS)
     cells = expected_metrics(runs_dir)
-    for _, row in table.display.iterrows():
+    for _, row in table.shown().iterrows():
         method = {"full": "full", "adapter": "adapter", "LoRA": "lora"}[row["method"]]
         p = cells[("roberta-base", row["dataset"], method)][0]["parameters"]
         assert row["trained"] == formats.fmt_share(p["trainable"] / p["total"])
         assert row["n"] == len(SEEDS)
-    assert set(table.display.loc[table.display["method"] == "full", "trained"]) == {"100%"}
+    assert set(table.shown().loc[table.shown()["method"] == "full", "trained"]) == {"100%"}
 
 
 def test_table_headings_are_bold_as_markup_that_typst_keeps(summary):
@@ -208,9 +208,9 @@ def test_paired_comparison_matches_scipy_t_interval(runs_dir, summary):
     low, high = stats.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs),
                                  scale=statistics.stdev(diffs) / math.sqrt(len(diffs)))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    assert "PEFT − full" in {table.label(c) for c in table.display.columns}
-    shown = table.display[(table.display["dataset"] == "acl_sup")
-                          & (table.display["method"] == "LoRA")].iloc[0]
+    assert "PEFT − full" in {table.label(c) for c in table.shown().columns}
+    shown = table.shown()[(table.shown()["dataset"] == "acl_sup")
+                          & (table.shown()["method"] == "LoRA")].iloc[0]
     assert shown["macro_f1/ci"] == f"[{formats.signed(low)}, {formats.signed(high)}]"
 
 
@@ -226,7 +226,7 @@ def test_t_interval_needs_three_values_with_spread():
 def test_two_seeds_show_no_interval_and_say_why(runs_dir, summary):
     two = summary[summary["seed"].isin([1, 2])]
     table = tables.paired_comparison(two, "roberta-base")
-    assert set(table.display["macro_f1/ci"]) == {"none (n < 3)"}
+    assert set(table.shown()["macro_f1/ci"]) == {"none (n < 3)"}
     peft = facts.peft(two)
     assert not peft.can_interval and peft.intervals == 0
     assert not any(r.vs_full.has_interval for d in peft.datasets for r in d.rows)
@@ -258,7 +258,7 @@ def test_banner_names_grid_models_sizes_and_hardware(store, summary):
 def test_hyperparameters_come_from_configs_and_grid(tmp_path, summary, store):
     appendix = original.appendix(original.load_original())
     table = tables.hyperparameter_table(load.load_configs(store), appendix)
-    shown = table.display.set_index("parameter")
+    shown = table.shown().set_index("parameter")
     # bold = departs from the original's appendix (2e-5 for every method)
     assert shown.loc["learning_rate", "adapter"] == "**1e-4**"
     assert shown.loc["learning_rate", "full"] == "2e-5"

@@ -81,7 +81,7 @@ def test_bold_and_better_follow_the_bootstrap(store, summary):
     full = facts.full_ft(summary, examples=ex)
     acl = next(d for d in full.datasets if d.dataset == "acl_sup")
     assert acl.supported == all(v.paired.low > 0 for v in acl.versus)
-    shown = tables.results_table(summary, "acl_sup", examples=ex).display
+    shown = tables.results_table(summary, "acl_sup", examples=ex).shown()
     leader = load.display_model(acl.leader.key)
     bolded = shown.loc[shown["model"] == leader, "macro-F1"].item().startswith("**")
     assert bolded == acl.supported
@@ -125,7 +125,7 @@ def test_per_class_sentence_names_the_classes_below_the_mean(store, summary):
         rows[rows["f1"] < rows["f1"].mean()].sort_values("f1", kind="stable")["class"])
     text = prose.render("per_class", f)
     assert "**acl_sup**" in text and all(c.name in text for c in acl.weak)
-    table = tables.per_class_table(per_class).display
+    table = tables.per_class_table(per_class).shown()
     assert list(table.columns[:3]) == ["dataset", "class", "test rows"]
     assert len(table) == len(per_class.drop_duplicates(["dataset", "class_id"]))
 

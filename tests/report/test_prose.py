@@ -269,7 +269,7 @@ def test_a_clear_lead_is_supported_and_bold_and_nothing_else_is(builds):
     acl = f.datasets[1]
     assert acl.leader.key == SCIBERT and acl.supported
     assert all(v.paired.excludes_zero and v.paired.wins == 5 for v in acl.versus)
-    shown = tables.results_table(s, "acl_sup").display.set_index("model")
+    shown = tables.results_table(s, "acl_sup").shown().set_index("model")
     assert shown.loc["SciBERT", "macro-F1"].startswith("**")
     bold = [(m, c) for m in shown.index for c in shown.columns
             if str(shown.loc[m, c]).startswith("**")]
@@ -288,17 +288,17 @@ def test_no_bold_where_the_rule_does_not_support_a_lead(builds):
             runs = s[(s["method"] == "full") & (s["dataset"] == dataset)]
             table = tables.results_table(s, dataset)
             for metric, column in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
-                bold = {m for m, c in zip(table.display["model"], table.display[column],
+                bold = {m for m, c in zip(table.shown()["model"], table.shown()[column],
                                           strict=True) if str(c).startswith("**")}
                 r = stats.rank(runs, "model", metric)
                 assert bold == ({load.display_model(r.leader)} if r.supported else set())
         peft = tables.peft_table(s)
-        for _, row in peft.display.iterrows():
+        for _, row in peft.shown().iterrows():
             assert not str(row["train loss"]).startswith("**")
     two = builds["full"]["summary"]
     two = two[two["seed"] <= 2].copy()
     two.loc[two["model"] == SCIBERT, "macro_f1"] += 0.5  # huge lead, but n = 2: no ranking
-    assert "**" not in "".join(tables.results_table(two, "acl_sup").display["macro-F1"])
+    assert "**" not in "".join(tables.results_table(two, "acl_sup").shown()["macro-F1"])
     assert not facts.full_ft(two).datasets[1].supported
 
 
@@ -395,11 +395,11 @@ def test_published_references_beside_ours(builds):
     assert f.agnews is not None and f.agnews.comparable == "no"
     assert {r.method for r in f.glue} == {"full", "adapter", "lora"}
     table = published.reference_table(f)
-    assert len(table.display) == len(f.rows) and "Gururangan" in table.notes[0]
-    assert "BERT-base (BERT-SPC: sentence pair)" in set(table.display["model"])
+    assert len(table.shown()) == len(f.rows) and "Gururangan" in table.notes[0]
+    assert "BERT-base (BERT-SPC: sentence pair)" in set(table.shown()["model"])
     assert [r.value for r in f.like_for_like] == [0.7317, 0.7698]
     cpu = published.published(builds["cpu"]["summary"], refs)
-    assert not cpu.compared and set(published.reference_table(cpu).display["ours"]) == {
+    assert not cpu.compared and set(published.reference_table(cpu).shown()["ours"]) == {
         "not run"}
 
 

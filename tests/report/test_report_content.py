@@ -80,7 +80,7 @@ def test_comparison_shows_the_originals_values_and_our_differences(orig, summary
     assert row["ours_mean"] == pytest.approx(runs.mean()) and row["n"] == 3
     assert row["difference"] == pytest.approx(runs.mean() - 0.5187)
     # compact on the page: a row per dataset x metric, the runs as column groups
-    shown = table.display
+    shown = table.shown()
     assert len(shown) == 9 and set(shown["dataset"]) == set(original.datasets(orig))
     acl = shown[(shown["dataset"] == "acl_sup") & (shown["metric"] == "macro-F1")].iloc[0]
     assert acl["roberta-base/full/original"] == "0.5187"
@@ -122,7 +122,7 @@ def test_one_model_build_shows_its_value_once_and_counts_each_original_value_onc
     minilm = summary[summary["model"] == "roberta-base"].assign(model="minilm")
     table = original.comparison(minilm, orig)
     assert original.one_model(table.data) == "minilm"
-    shown = table.display.set_index(["dataset", "metric"])
+    shown = table.shown().set_index(["dataset", "metric"])
     # one "ours" column per method, no per-model copies of it
     assert [c for c in shown.columns if c.endswith("/ours")] == ["ours:full/ours",
                                                                  "ours:adapter/ours"]
@@ -147,7 +147,7 @@ def test_one_model_build_shows_its_value_once_and_counts_each_original_value_onc
     assert f.compared == 14 and f.mean_abs_difference == pytest.approx(mad)
     several = original.comparison(summary, orig)
     assert original.one_model(several.data) == "" and "roberta-base/full/ours" in \
-        several.display.columns
+        several.shown().columns
 
 
 def test_memory_vs_original_answers_70_gb_at_the_originals_settings(orig):
@@ -158,7 +158,7 @@ def test_memory_vs_original_answers_70_gb_at_the_originals_settings(orig):
              "original_adapter": ({**fake, "predicted_peak_bytes": 2 * 2**30}, 2.1),
              "report_adapter": (fake, 1.0)}
     table = gpu_memory.memory_vs_original(orig, peaks)
-    rows = table.display.set_index("component")
+    rows = table.shown().set_index("component")
     assert rows.loc["peak, full fine-tuning", "original"] == "70 GB = 65.2 GiB"
     assert rows.loc["peak, full fine-tuning", "predicted_o"] == "16.00"
     assert rows.loc["peak, full fine-tuning", "gpu_o"] == "16.50"
@@ -166,7 +166,7 @@ def test_memory_vs_original_answers_70_gb_at_the_originals_settings(orig):
     assert rows.loc["peak, adapters", "original"].startswith("13.17 GB")
     assert rows.loc["peak, adapters", "gpu_o"] == "2.10"
     assert rows.loc["weights + AdamW states", "original"].startswith("36 GB")
-    assert set(table.data["method"]) == {"full", "adapter"}
+    assert set(table.csv_frame()["method"]) == {"full", "adapter"}
 
 
 def test_memory_vs_original_reads_the_benchmark_at_the_originals_settings(orig):
@@ -193,10 +193,10 @@ def test_results_tables_carry_the_baseline_row(summary):
     base = {"accuracy": 0.5, "macro_f1": 0.11, "micro_f1": 0.5, "label": "Background",
             "num_test_samples": 20}
     table = tables.results_table(summary, "acl_sup", baseline=base)
-    last = table.display.iloc[-1]
+    last = table.shown().iloc[-1]
     assert last["model"] == tables.BASELINE_LABEL and last["macro-F1"] == "*0.110*"
     peft = tables.peft_table(summary, "roberta-base", baselines={"acl_sup": base})
-    assert (peft.display["method"] == tables.BASELINE_LABEL).sum() == 1
+    assert (peft.shown()["method"] == tables.BASELINE_LABEL).sum() == 1
     acl = next(d for d in facts.full_ft(summary, {"acl_sup": base}).datasets
                if d.dataset == "acl_sup")
     assert acl.floor == facts.Floor("Background", 0.11, 0.5, 20)
@@ -268,19 +268,19 @@ def test_every_report_table_sets_column_widths(orig, summary):
     for table in built:
         html = table.html()
         widths = col_widths(html)
-        shown = [c for c in table.display.columns if c != table.group]
-        assert len(widths) == len(shown), table.display.columns
+        shown = [c for c in table.shown().columns if c != table.group]
+        assert len(widths) == len(shown), table.shown().columns
         assert math.isclose(sum(widths), 100, abs_tol=0.5)
         assert re.search(r"width:\s*100%", html)
         assert "font-family" not in html  # the page's / document's font, no web-font list
         # every body cell names its column, so a phone can stack a row (report/styles.css)
         body = html[html.index("<tbody"):html.index("</tbody>")]
         cells = re.findall(r"<td([^>]*)>", body)
-        assert cells and all("data-label=" in c for c in cells), table.display.columns
+        assert cells and all("data-label=" in c for c in cells), table.shown().columns
         spanned = {c: n for n, cols in (table.spanners or {}).items() for c in cols}
         assert set(re.findall(r'data-label="([^"]*)"', body)) <= {
             escape(f"{spanned[c]} {table.label(c)}" if c in spanned else table.label(c))
-            for c in table.display.columns}
+            for c in table.shown().columns}
 
 
 def test_null_caps_read_all_in_the_hyperparameter_table(summary):
@@ -288,7 +288,7 @@ def test_null_caps_read_all_in_the_hyperparameter_table(summary):
 
     configs = pd.DataFrame([{"method": "full", "max_train_samples": None, "seed": 1,
                              "model": "roberta-base"}])
-    shown = tables.hyperparameter_table(configs).display.set_index("parameter")
+    shown = tables.hyperparameter_table(configs).shown().set_index("parameter")
     assert shown.loc["max_train_samples", "full"] == "all"
 
 

@@ -51,7 +51,7 @@ def test_a_grid_reads_its_runs_only_and_names_the_others(two_grids):
     assert sorted(summary["run_id"]) == sorted(ids) and set(summary["learning_rate"]) == {2e-5}
     load.require_runs(summary, store)
     table = tables.results_table(summary, "restaurant_sup")
-    assert table.display["n"].tolist() == [3]
+    assert table.shown()["n"].tolist() == [3]
     assert len(load.load_runs(store, ids)["run_id"].unique()) == 3
     assert len(load.load_configs(store, ids)) == 3
     others = sorted(load.grid_run_ids(second))
@@ -145,10 +145,10 @@ def test_a_synthetic_build_of_the_full_grid_fills_every_table(tmp_path):
     load.require_runs(summary, store)
     assert len(summary) == 75
     for dataset in ("restaurant_sup", "acl_sup", "agnews_sup"):
-        shown = tables.results_table(summary, dataset).display
+        shown = tables.results_table(summary, dataset).shown()
         assert shown["n"].tolist() == [5, 5, 5]
         assert not (shown == formats.MISSING).any().any()
-    peft = tables.peft_table(summary).display
+    peft = tables.peft_table(summary).shown()
     assert peft["n"].tolist() == [5] * 9 and not (peft == formats.MISSING).any().any()
     assert "left out" not in narrative.banner(summary, FULL, store)
 

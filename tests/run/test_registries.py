@@ -49,7 +49,7 @@ def test_registered_method_trains_without_editing_other_modules(bitfit, tiny_ber
 
     # the report code lists it with its label (the build's methods only: it alone ran)
     summary = load.run_summary(tmp_path / "runs")
-    table = tables.peft_table(summary, model=str(tiny_bert)).display
+    table = tables.peft_table(summary, model=str(tiny_bert)).shown()
     assert list(table["method"]) == ["BitFit"] and table["n"].iloc[-1] == 1
 
 

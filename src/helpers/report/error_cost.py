@@ -15,7 +15,7 @@ from .ablations import selected_epochs as _selected_epochs
 from .bootstrap import COVERS_BOTH, COVERS_EXAMPLES, MIN_SEEDS_TO_RESAMPLE, Interval
 from .formats import signed
 from .load import display_model
-from .table import Table
+from .table import Cell, Table
 
 
 def verdict(cell: Interval) -> str:
@@ -96,52 +96,49 @@ def cost_facts(history: pd.DataFrame, summary: pd.DataFrame, main_configs: pd.Da
     return facts
 
 
-def _cell(i: Interval) -> str:
-    if math.isnan(i.estimate):
-        return "—"
-    if math.isnan(i.low):
-        return signed(i.estimate)
-    return f"{signed(i.estimate)} [{signed(i.low)}, {signed(i.high)}]"
+def _cell(m: str) -> Cell:
+    """``−0.012 [−0.030, +0.004]``: the estimate and its interval (the estimate alone
+    without one)."""
+    def text(r: dict) -> str:
+        estimate, low, high = (r[f"{m}_{k}"] for k in ("estimate", "low", "high"))
+        if math.isnan(estimate):
+            return "—"
+        if math.isnan(low):
+            return signed(estimate)
+        return f"{signed(estimate)} [{signed(low)}, {signed(high)}]"
+    return text
 
 
-def _n(e: Effect) -> str:
-    return f"{e.runs} × {e.macro_f1.n_examples}"
-
-
-def _covers(i: Interval) -> str:
+def _covers(covers: str) -> str:
     """Column-sized: "seeds, examples" or "examples" (the table's note says what they are)."""
     return {NO_PREDICTIONS: "none", COVERS_BOTH: "seeds, examples",
-            COVERS_EXAMPLES: "examples"}.get(i.covers, i.covers)
+            COVERS_EXAMPLES: "examples"}.get(covers, covers)
 
 
 def cost_table(facts: CostFacts) -> Table:
     """One row per error and dataset: the original's choice, ours, the original minus ours in
     test macro-F1 and accuracy with the 95% bootstrap interval, and n; what the intervals cover
     is a note when every row's is the same (a column otherwise), so the table fits a page."""
-    data, shown = [], []
-    for r in facts.rows:
-        e = r.effect
-        data.append({"error": e.key, "dataset": e.dataset, "original": e.original,
-                     "ours": e.ours, "runs": e.runs, "changed": e.changed,
-                     **{f"{m}_{k}": getattr(getattr(e, m), k) for m in ("macro_f1", "accuracy")
-                        for k in ("estimate", "low", "high", "n_seeds", "n_examples")},
-                     "covers": e.macro_f1.covers})
-        shown.append({"error": ERRORS[e.key].error, "dataset": e.dataset,
-                      "original": e.original, "ours": e.ours,
-                      "macro_f1": _cell(e.macro_f1), "accuracy": _cell(e.accuracy),
-                      "covers": _covers(e.macro_f1), "n": _n(e)})
-    columns = ["error", "dataset", "original", "ours", "macro_f1", "accuracy", "covers", "n"]
-    display = pd.DataFrame(shown, columns=columns)
-    data = pd.DataFrame(data)
-    covers = set(display["covers"])
+    data = pd.DataFrame([
+        {"error": e.key, "dataset": e.dataset, "original": e.original, "ours": e.ours,
+         "runs": e.runs, "changed": e.changed,
+         **{f"{m}_{k}": getattr(getattr(e, m), k) for m in ("macro_f1", "accuracy")
+            for k in ("estimate", "low", "high", "n_seeds", "n_examples")},
+         "covers": e.macro_f1.covers} for e in (r.effect for r in facts.rows)])
+    cells: dict[str, Cell] = {
+        "error": lambda r: ERRORS[r["error"]].error, "dataset": "dataset",
+        "original": "original", "ours": "ours", "macro_f1": _cell("macro_f1"),
+        "accuracy": _cell("accuracy"), "covers": lambda r: _covers(r["covers"]),
+        "n": lambda r: f"{r['runs']} × {r['macro_f1_n_examples']}"}
+    covers = {_covers(c) for c in data["covers"]} if len(data) else set()
     notes = ["n: runs (selection rules) or seeds (ablations) × test examples."]
     if len(covers) == 1:
-        display = display.drop(columns="covers")
+        del cells["covers"]
         notes.insert(0, f"Every interval covers {data['covers'].iloc[0]}.")
     else:  # the column's short words, said once in full
         notes.insert(0, f"covers: what an interval resamples ({COVERS_BOTH} from "
                         f"{MIN_SEEDS_TO_RESAMPLE} seeds on, {COVERS_EXAMPLES} with fewer).")
-    return Table(data=data, display=display, group="error", notes=notes,
+    return Table(data=data, cells=cells, group="error", notes=notes,
                  labels={"original": "the original", "macro_f1": "Δ macro-F1 [95% CI]",
                          "accuracy": "Δ accuracy [95% CI]", "covers": "covers"},
                  widths={"dataset": 15, "original": 15, "ours": 15, "macro_f1": 21,

@@ -20,9 +20,9 @@ from helpers.run.methods import METHODS
 from helpers.settings import PROJECT_ROOT
 
 from . import original as orig
-from .formats import MISSING, fmt, fmt_count, fmt_gib
+from .formats import fmt, fmt_count, fmt_gib
 from .load import METHOD_SHORT, display_model
-from .table import Table
+from .table import Cell, Table
 
 #: The GPU memory benchmark's results (benchmarks/memory.py writes it).
 DEFAULT_RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "memory_cuda.json"
@@ -114,18 +114,17 @@ def memory_overview(summary: pd.DataFrame) -> Table:
         rank = {m: i for i, m in enumerate(METHODS)}
         data = data.assign(_m=data["method"].map(rank)).sort_values(["model", "_m"]) \
             .drop(columns="_m").reset_index(drop=True)
-    shown = pd.DataFrame({
-        "model": [display_model(m) for m in data["model"]],
-        "method": [METHOD_SHORT.get(m, m) for m in data["method"]],
-        "device": [str(d).upper() if d == "cuda" else str(d) for d in data["device"]],
-        "trainable": [fmt_count(v) for v in data["params_trainable"]],
-        "peak CUDA allocated (GiB)": [fmt_gib(v) for v in data["peak_cuda_allocated_bytes"]],
-        "peak RSS (GiB)": [fmt_gib(v) for v in data["peak_rss_bytes"]],
-        "n": data["n"],
-    })
     names = sorted({n for n in data["device_name"] if n})
     notes = [f"Devices: {'; '.join(names)}."] if names else []
-    return Table(data=data, display=shown, notes=notes,
+    return Table(data=data, notes=notes,
+                 cells={"model": lambda r: display_model(r["model"]),
+                        "method": lambda r: METHOD_SHORT.get(r["method"], r["method"]),
+                        "device": lambda r: str(r["device"]).upper() if r["device"] == "cuda"
+                        else str(r["device"]),
+                        "trainable": lambda r: fmt_count(r["params_trainable"]),
+                        "peak CUDA allocated (GiB)":
+                            lambda r: fmt_gib(r["peak_cuda_allocated_bytes"]),
+                        "peak RSS (GiB)": lambda r: fmt_gib(r["peak_rss_bytes"]), "n": "n"},
                  widths={"model": 12, "method": 8, "device": 6, "trainable": 8,
                          "peak CUDA allocated (GiB)": 12, "peak RSS (GiB)": 10, "n": 3})
 
@@ -136,19 +135,18 @@ def memory_table(mem: pd.DataFrame, peak_label: str) -> Table:
     ``peak_label`` names the GPU column: "measured" for raw benchmark rows, "corrected" when
     the benchmark file's peaks were corrected (see helpers.memory.results_status).
     """
-    shown = pd.DataFrame({
-        "model": [display_model(m) for m in mem["model"]],
-        "method": [METHOD_SHORT.get(m, m) for m in mem["method"]],
-        "trained": [f"{v:.2f}%" if v < 99.95 else "100%" for v in mem["trainable share (%)"]],
-        "weights": [f"{v:.2f}" for v in mem["weights"]],
-        "grads": [f"{v:.2f}" for v in mem["gradients"]],
-        "AdamW": [f"{v:.2f}" for v in mem["optimizer states"]],
-        "activ.": [f"{v:.2f}" for v in mem["activations"]],
-        "other": [f"{v:.2f}" for v in mem["other"]],
-        "predicted peak": [f"{v:.2f}" for v in mem["predicted peak"]],
-        f"GPU peak ({peak_label})": [fmt(v, 2) for v in mem["measured peak"]],
-    })
-    return Table(data=mem, display=shown, group="model",
+    def gib(column: str) -> Cell:
+        return lambda r: f"{r[column]:.2f}"
+
+    share = "trainable share (%)"
+    return Table(data=mem, group="model",
+                 cells={"model": lambda r: display_model(r["model"]),
+                        "method": lambda r: METHOD_SHORT.get(r["method"], r["method"]),
+                        "trained": lambda r: f"{r[share]:.2f}%" if r[share] < 99.95 else "100%",
+                        "weights": gib("weights"), "grads": gib("gradients"),
+                        "AdamW": gib("optimizer states"), "activ.": gib("activations"),
+                        "other": gib("other"), "predicted peak": gib("predicted peak"),
+                        f"GPU peak ({peak_label})": lambda r: fmt(r["measured peak"], 2)},
                  widths={"method": 9, "trained": 8, "weights": 8, "grads": 7, "AdamW": 7,
                          "activ.": 7, "other": 6, "predicted peak": 9,
                          f"GPU peak ({peak_label})": 11})
@@ -220,43 +218,50 @@ def settings_peaks(results: str | Path | list | None) -> dict[str, tuple[dict, f
 def memory_vs_original(original: pd.DataFrame, peaks: dict[str, tuple[dict, float]]) -> Table:
     """The original's 70 GB sum part by part, and its 13.17 GB for adapters, beside our
     predicted and measured peaks (:func:`settings_peaks`) at its settings and at ours."""
-    a, a_gpu = peaks["original_full"]
-    b, b_gpu = peaks["report_full"]
-
-    def gb(name: str, method: str = "full") -> str:
-        v = orig.claim(original, name, method)
-        return f"{v:g} GB = {v * 1e9 / GIB:.1f} GiB"
-
-    def gib(n_bytes: float) -> str:
-        return f"{n_bytes / GIB:.2f}"
-
-    def g(v: float) -> str:
-        return MISSING if math.isnan(v) else f"{v:.2f}"
-
-    parts = [("parameters", f"{orig.claim(original, 'parameters_total') / 1e9:.1f}B",
-              fmt_count(a["parameters"]), MISSING, fmt_count(b["parameters"]), MISSING)]
+    a, b = peaks["original_full"][0], peaks["report_full"][0]
+    numbers = ("predicted_original_settings_gib", "gpu_original_settings_gib",
+               "predicted_report_settings_gib", "gpu_report_settings_gib")
+    # the parts of the original's sum: on the page only (the CSV has the two peaks)
+    rows = [{"_component": "parameters", "original_gb": orig.claim(original, "parameters_total"),
+             **dict(zip(numbers, (a["parameters"], math.nan, b["parameters"], math.nan),
+                        strict=True)), "_count": True}]
     for name, claim, key in (("weights", "weights_gb", ("weights",)),
                              ("weights + AdamW states", "weights_and_adam_gb",
                               ("weights", "optimizer")),
                              ("gradients", "gradients_gb", ("gradients",)),
                              ("activations", "activations_gb", ("activations",))):
-        parts.append((name, gb(claim), gib(sum(a[f"{k}_bytes"] for k in key)), MISSING,
-                      gib(sum(b[f"{k}_bytes"] for k in key)), MISSING))
-    data = []
+        rows.append({"_component": name, "original_gb": orig.claim(original, claim),
+                     **dict(zip(numbers, (sum(a[f"{k}_bytes"] for k in key) / GIB, math.nan,
+                                          sum(b[f"{k}_bytes"] for k in key) / GIB, math.nan),
+                                strict=True))})
     for method, name in (("full", "peak, full fine-tuning"), ("adapter", "peak, adapters")):
         (p, p_gpu), (q, q_gpu) = peaks[f"original_{method}"], peaks[f"report_{method}"]
-        claimed = orig.claim(original, "peak_memory_gb", method)
-        parts.append((name, gb("peak_memory_gb", method)
-                      + ("" if method == "full" else ", settings not stated"),
-                      gib(p["predicted_peak_bytes"]), g(p_gpu),
-                      gib(q["predicted_peak_bytes"]), g(q_gpu)))
-        data.append({"method": method, "original_gb": claimed,
-                     "predicted_original_settings_gib": p["predicted_peak_bytes"] / GIB,
-                     "gpu_original_settings_gib": p_gpu,
-                     "predicted_report_settings_gib": q["predicted_peak_bytes"] / GIB,
-                     "gpu_report_settings_gib": q_gpu})
-    ids = ["component", "original", "predicted_o", "gpu_o", "predicted_r", "gpu_r"]
-    return Table(data=pd.DataFrame(data), display=pd.DataFrame(parts, columns=ids),
+        rows.append({"_component": name, "method": method,
+                     "original_gb": orig.claim(original, "peak_memory_gb", method),
+                     **dict(zip(numbers, (p["predicted_peak_bytes"] / GIB, p_gpu,
+                                          q["predicted_peak_bytes"] / GIB, q_gpu), strict=True)),
+                     "_shown_only": False})
+    data = pd.DataFrame(rows, columns=["method", "original_gb", *numbers, "_component",
+                                       "_count", "_shown_only"])
+    data["_shown_only"] = data["_shown_only"].ne(False)
+    data["_count"] = data["_count"].eq(True)
+
+    def said(r: dict) -> str:
+        v = r["original_gb"]
+        if r["_count"]:
+            return f"{v / 1e9:.1f}B"
+        return f"{v:g} GB = {v * 1e9 / GIB:.1f} GiB" \
+            + (", settings not stated" if r["method"] == "adapter" else "")
+
+    def predicted(column: str) -> Cell:
+        return lambda r: fmt_count(r[column]) if r["_count"] else f"{r[column]:.2f}"
+
+    return Table(data=data,
+                 cells={"component": "_component", "original": said,
+                        "predicted_o": predicted(numbers[0]),
+                        "gpu_o": lambda r: fmt(r[numbers[1]], 2),
+                        "predicted_r": predicted(numbers[2]),
+                        "gpu_r": lambda r: fmt(r[numbers[3]], 2)},
                  widths={"component": 24, "original": 26, "predicted_o": 10, "gpu_o": 10,
                          "predicted_r": 10, "gpu_r": 10},
                  labels={"original": "original (as printed)", "predicted_o": "predicted",

@@ -21,7 +21,7 @@ from helpers.memory import GIB
 from helpers.run.config import short_model_name
 from helpers.settings import PROJECT_ROOT, project_path
 
-from .formats import MISSING, fmt, signed
+from .formats import MISSING, fmt, is_missing, signed
 from .load import (
     LABELS,
     METHOD_SHORT,
@@ -31,7 +31,7 @@ from .load import (
     read_csv_rows,
 )
 from .stats import aggregate
-from .table import Table
+from .table import Cell, Table
 
 ORIGINAL_COLUMNS = ("table", "model", "dataset", "method", "metric", "value", "unit", "note")
 DEFAULT_ORIGINAL_CSV = PROJECT_ROOT / "report" / "original_report.csv"
@@ -187,7 +187,9 @@ def comparison(summary: pd.DataFrame, original: pd.DataFrame) -> Table:
                 + (" (ours)" if meth.startswith("ours:") else ""): _columns(m, meth, one)
                 for m, meth in runs}
     names = {"original": "orig.", "ours": "ours", "diff": "diff."}
-    return Table(data=data, display=_compact(data, one), group="dataset",
+    return Table(data=data, layout=lambda d: _compact(d, one), group="dataset",
+                 cells={"dataset": "dataset", "metric": lambda r: LABELS[r["metric"]],
+                        **{c: _compared(c) for cols in spanners.values() for c in cols}},
                  notes=_comparison_notes(data, swaps),
                  widths={"metric": 11, **{c: 7.4 for cols in spanners.values() for c in cols}},
                  labels={c: "mean" if c.startswith("ours:") else names[c.rsplit("/", 1)[1]]
@@ -217,34 +219,51 @@ def _run_label(model: str, method: str) -> str:
 
 
 def _compact(data: pd.DataFrame, one: str = "") -> pd.DataFrame:
-    """One row per dataset x metric, three columns (original, ours, ours - original) per run,
-    or with :func:`one_model` our value once per method and two columns per run; Table 3's
-    full fine-tuning rows are Table 1's runs, so they are not repeated."""
+    """One row per dataset x metric; per run of the original (:func:`_columns`) its value,
+    ours, ours - original and our n (none where the original has no such value), or with
+    :func:`one_model` our value once per method; Table 3's full fine-tuning rows are Table 1's
+    runs, so they are not repeated."""
     shown = []
     data = data[~((data["table"] == "Table 3") & (data["method"] == "full"))] \
         if not data.empty else data
     for dataset in order_datasets(data["dataset"]) if not data.empty else []:
         for metric in COMPARED_METRICS:
-            row = {"dataset": dataset, "metric": LABELS[metric]}
+            row = {"dataset": dataset, "metric": metric}
             for method in dict.fromkeys(m for _, m in COMPARED_RUNS):
                 cell = data[(data["dataset"] == dataset) & (data["metric"] == metric)
                             & (data["method"] == method)]
                 if one:
                     ran = cell[cell["n"] > 0]
                     row[_columns(one, f"ours:{method}")[0]] = \
-                        fmt(ran["ours_mean"].iloc[0]) if len(ran) else "not run"
+                        ran["ours_mean"].iloc[0] if len(ran) else None
                 for model in (m for m, x in COMPARED_RUNS if x == method):
                     hit = cell[cell["model"] == model]
-                    h = hit.iloc[0] if len(hit) else None
-                    values = ([MISSING] * 3 if h is None else
-                              [f"{h['original']:.4f}",
-                               fmt(h["ours_mean"]) if h["n"] else "not run",
-                               signed(h["difference"])])
-                    if one:
-                        del values[1]
-                    row.update(zip(_columns(model, method, one), values, strict=True))
+                    if len(hit):
+                        key = _columns(model, method)[0].rsplit("/", 1)[0]
+                        h = hit.iloc[0]
+                        row.update({f"{key}/original": h["original"],
+                                    f"{key}/ours": h["ours_mean"],
+                                    f"{key}/diff": h["difference"], f"{key}/n": h["n"]})
             shown.append(row)
     return pd.DataFrame(shown)
+
+
+def _compared(column: str) -> Cell:
+    """A comparison cell: the original's value (4 decimals, as printed), ours ("not run"
+    without runs) or the difference; "—" where the original has no such value."""
+    key, part = column.rsplit("/", 1)
+    if key.startswith("ours:"):
+        return lambda r: "not run" if is_missing(r.get(column)) else fmt(r[column])
+
+    def text(r: dict) -> str:
+        if is_missing(r.get(f"{key}/n")):
+            return MISSING
+        if part == "original":
+            return f"{r[column]:.4f}"
+        if part == "ours":
+            return fmt(r[column]) if r[f"{key}/n"] else "not run"
+        return signed(r[column])
+    return text
 
 
 def _comparison_notes(data: pd.DataFrame, swaps: pd.DataFrame) -> list[str]:

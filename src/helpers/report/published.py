@@ -169,27 +169,34 @@ def published(summary: pd.DataFrame, references: list[Reference] | None = None,
 
 def reference_table(facts: PublishedFacts) -> Table:
     """Published test results on the same splits beside ours (mean ± std, n seeds)."""
-    shown, data = [], []
+    data = []
     for b in facts.rows:
         r = b.ref
-        # the method column names a variant of full fine-tuning (BERT-SPC: a sentence pair)
-        variant = r.method.split(", ", 1)[1] if ", " in r.method else ""
-        model = display_model(r.model) + (" (post-trained)" if r.comparable == "upper" else "") \
-            + (f" ({variant})" if variant else "")
-        shown.append({
-            "dataset": r.dataset, "model": model, "metric": LABELS.get(r.metric, r.metric),
-            "published": fmt_mean_std(r.value, r.std, 2 if not math.isnan(r.std) else 1),
-            "source": r.source,
-            "ours": fmt_mean_std(b.ours.mean, b.ours.std, b.ours.n) if b.ours.n else "not run",
-            "n": b.ours.n, "ours − published": signed(b.difference)})
         data.append({"dataset": r.dataset, "model": r.model, "metric": r.metric,
                      "published": r.value, "published_std": r.std, "paper": r.paper,
                      "table": r.table, "arxiv": r.arxiv, "checked": r.checked,
                      "comparable": r.comparable, "ours_mean": b.ours.mean,
-                     "ours_std": b.ours.std, "n": b.ours.n, "difference": b.difference})
+                     "ours_std": b.ours.std, "n": b.ours.n, "difference": b.difference,
+                     "_method": r.method, "_source": r.source})
+
+    def model(r: dict) -> str:
+        # the method column names a variant of full fine-tuning (BERT-SPC: a sentence pair)
+        variant = r["_method"].split(", ", 1)[1] if ", " in r["_method"] else ""
+        return display_model(r["model"]) \
+            + (" (post-trained)" if r["comparable"] == "upper" else "") \
+            + (f" ({variant})" if variant else "")
+
     notes = ["Sources: " + "; ".join(r.paper + (f" (arXiv:{r.arxiv})" if r.arxiv else "")
                                      for r in facts.papers) + "."]
-    return Table(data=pd.DataFrame(data), display=pd.DataFrame(shown), group="dataset",
-                 notes=notes,
+    return Table(data=pd.DataFrame(data), group="dataset", notes=notes,
+                 cells={"dataset": "dataset", "model": model,
+                        "metric": lambda r: LABELS.get(r["metric"], r["metric"]),
+                        "published": lambda r: fmt_mean_std(
+                            r["published"], r["published_std"],
+                            2 if not math.isnan(r["published_std"]) else 1),
+                        "source": "_source",
+                        "ours": lambda r: fmt_mean_std(r["ours_mean"], r["ours_std"], r["n"])
+                        if r["n"] else "not run",
+                        "n": "n", "ours − published": lambda r: signed(r["difference"])},
                  widths={"model": 15, "metric": 10, "published": 12, "source": 27, "ours": 12,
                          "n": 3, "ours − published": 10})

@@ -14,7 +14,7 @@ from helpers.grid.spec import GridError, load_grid
 from helpers.run.store import RunStore
 from helpers.settings import project_path
 
-from .formats import MISSING, bold, fmt, fmt_lr
+from .formats import MISSING, fmt, fmt_lr
 from .load import METHOD_SHORT, display_model
 from .table import Table
 
@@ -69,17 +69,14 @@ def sweep_facts(grid_file: str | os.PathLike | None, store: RunStore) -> SweepFa
 
 
 def _table(table: pd.DataFrame, fields: list[str]) -> Table:
-    rows = []
-    for _, r in table.iterrows():
-        row = {"model": display_model(r["model"]), "dataset": r["dataset"],
-               "method": METHOD_SHORT.get(r["method"], r["method"])}
-        for f in fields:
-            row[f] = fmt_lr(float(r[f])) if f == "learning_rate" else str(r[f])
-        score = fmt(r["val_macro_f1"]) if r["seeds"] else MISSING
-        row["validation macro-F1"] = bold(score) if r["chosen"] else score
-        row["seeds"] = f"{r['seeds']}/{r['planned']}"
-        rows.append(row)
-    shown = pd.DataFrame(rows)
-    return Table(data=table, display=shown, group="dataset",
+    return Table(data=table, group="dataset",
+                 cells={"model": lambda r: display_model(r["model"]), "dataset": "dataset",
+                        "method": lambda r: METHOD_SHORT.get(r["method"], r["method"]),
+                        **{f: (lambda r, f=f: fmt_lr(float(r[f])) if f == "learning_rate"
+                               else str(r[f])) for f in fields},
+                        "validation macro-F1": lambda r: fmt(r["val_macro_f1"]) if r["seeds"]
+                        else MISSING,
+                        "seeds": lambda r: f"{r['seeds']}/{r['planned']}"},
+                 bold={"validation macro-F1": "chosen"},
                  widths={"model": 10, "method": 8, **{f: 9 for f in fields},
                          "validation macro-F1": 12, "seeds": 5})

@@ -5,7 +5,7 @@ the appendix)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,6 @@ from helpers.run.methods import METHODS
 
 from .formats import (
     MISSING,
-    bold,
     fmt,
     fmt_lr,
     fmt_mean_std,
@@ -37,7 +36,7 @@ from .load import (
     peft_model,
 )
 from .stats import MIN_SEEDS_FOR_INTERVAL, aggregate, paired_stats, supported_best
-from .table import Table
+from .table import Cell, Table
 
 if TYPE_CHECKING:
     from .examples import Examples
@@ -60,26 +59,33 @@ def bold_cells(runs: pd.DataFrame, column: str, metrics: Sequence[str] = SCORES,
             for m in metrics if m in SCORES}
 
 
-def _stat_cells(stats: pd.DataFrame, metrics: Sequence[str],
-                bolded: dict[str, set[Any]]) -> pd.DataFrame:
-    """Formatted ``mean ± std`` columns; ``bolded`` (per metric) the rows printed in bold."""
-    out = pd.DataFrame(index=stats.index)
-    for m in metrics:
-        cells = [fmt_mean_std(r[f"{m}_mean"], r[f"{m}_std"], r["n"]) for _, r in stats.iterrows()]
-        best = bolded.get(m, set())
-        out[LABELS.get(m, m)] = [bold(c) if i in best else c
-                                 for i, c in zip(stats.index, cells, strict=True)]
-    return out
+def _metric_cells(metrics: Sequence[str]) -> dict[str, Cell]:
+    """``mean ± std`` per metric; the majority-class floor's score alone (it has no seeds)."""
+    def cell(m: str) -> Cell:
+        def text(r: dict[str, Any]) -> str:
+            if r["_floor"]:
+                return fmt(r[f"{m}_mean"]) if m in SCORES else MISSING
+            return fmt_mean_std(r[f"{m}_mean"], r[f"{m}_std"], r["n"])
+        return text
+    return {LABELS.get(m, m): cell(m) for m in metrics}
 
 
-def _baseline_row(baseline: dict[str, Any] | None, metrics: Sequence[str],
-                  first: str) -> dict[str, Any] | None:
-    if not baseline:
-        return None
-    row: dict[str, Any] = {first: BASELINE_LABEL}
-    for m in metrics:
-        row[LABELS.get(m, m)] = MISSING if m not in SCORES else f"*{fmt(baseline[m])}*"
-    return row
+def _with_best(stats: pd.DataFrame, metrics: Sequence[str],
+               bolded: dict[str, set[Any]]) -> pd.DataFrame:
+    """``_best_<metric>``: the rows printed in bold (``bolded``, per metric, by index)."""
+    return stats.assign(**{f"_best_{m}": stats.index.isin(list(bolded.get(m, ())))
+                           for m in metrics}, _floor=False)
+
+
+def _floor_row(baseline: dict[str, Any], metrics: Sequence[str],
+               **keys: Any) -> dict[str, Any]:
+    """The majority-class floor as a row of numbers (in italics on the page)."""
+    return {**keys, "n": 0, **{f"{m}_mean": baseline[m] for m in metrics if m in SCORES},
+            **{f"_best_{m}": False for m in metrics}, "_floor": True}
+
+
+def _floor_label(name: Callable[[str], str], column: str) -> Cell:
+    return lambda r: "majority class" if r["_floor"] else name(r[column])
 
 
 def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
@@ -101,22 +107,19 @@ def results_table(summary: pd.DataFrame, dataset: str, method: str = "full",
     stats = aggregate(runs, ["model"], metrics).set_index("model")
     stats = stats.reindex(models)
     stats["n"] = stats["n"].fillna(0).astype(int)
-    shown = _stat_cells(stats, metrics, bold_cells(runs, "model", metrics, examples))
-    shown.insert(0, "model", [display_model(m) for m in models])
-    shown["n"] = stats["n"].to_numpy()
-    shown = shown.reset_index(drop=True)
-    extra = _baseline_row(baseline, metrics, "model")
-    if extra:
-        shown = pd.concat([shown, pd.DataFrame([{**extra, "n": ""}])], ignore_index=True)
+    stats = _with_best(stats, metrics, bold_cells(runs, "model", metrics, examples))
     data = stats.reset_index().rename(columns={"index": "model"})
     data.insert(0, "dataset", dataset)
     data.insert(2, "method", method)
     if baseline:
-        data = pd.concat([data, pd.DataFrame([{
-            "dataset": dataset, "model": "majority class", "method": "baseline", "n": 0,
-            **{f"{m}_mean": baseline[m] for m in metrics if m in SCORES}}])],
+        data = pd.concat([data, pd.DataFrame([_floor_row(
+            baseline, metrics, dataset=dataset, model="majority class", method="baseline")])],
             ignore_index=True)
-    return Table(data=data, display=shown,
+    return Table(data=data, italic="_floor",
+                 cells={"model": _floor_label(display_model, "model"),
+                        **_metric_cells(metrics),
+                        "n": lambda r: "" if r["_floor"] else r["n"]},
+                 bold={LABELS.get(m, m): f"_best_{m}" for m in metrics},
                  widths={"model": 13, "n": 3, **{LABELS[m]: 14 for m in metrics}})
 
 
@@ -132,8 +135,8 @@ class DatasetTable:
     @property
     def has_floor(self) -> bool:
         """The last row is the majority-class floor (the build has baselines)."""
-        d = self.table.display
-        return not d.empty and d.iloc[-1, 0] == BASELINE_LABEL
+        d = self.table.data
+        return not d.empty and bool(d["_floor"].iloc[-1])
 
     @property
     def id(self) -> str:
@@ -184,7 +187,7 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
     methods = [m for m in METHODS if m in set(summary["method"])]
     if datasets is None:
         datasets = order_datasets(sub.loc[sub["method"] != "full", "dataset"])
-    data_parts, shown_parts = [], []
+    parts = []
     for dataset in datasets:
         cell = sub[sub["dataset"] == dataset]
         stats = aggregate(cell, ["method"], metrics).set_index("method").reindex(methods)
@@ -194,28 +197,27 @@ def peft_table(summary: pd.DataFrame, model: str | None = None,
         stats["params_trainable"] = params["params_trainable"]
         stats["params_total"] = params["params_total"]
         stats["trainable_share"] = params["params_trainable"] / params["params_total"]
-        shown = _stat_cells(stats, metrics, bold_cells(cell, "method", metrics, examples))
-        shown.insert(0, "method", [METHOD_SHORT[m] for m in methods])
-        shown.insert(0, "dataset", dataset)
-        shown["trained"] = [fmt_share(v) for v in stats["trainable_share"]]
-        shown["n"] = stats["n"].to_numpy()
-        shown = shown.reset_index(drop=True)
-        extra = _baseline_row((baselines or {}).get(dataset), metrics, "method")
-        if extra:
-            shown = pd.concat([shown, pd.DataFrame([{**extra, "dataset": dataset,
-                                                     "trained": "", "n": ""}])],
-                              ignore_index=True)
+        stats = _with_best(stats, metrics, bold_cells(cell, "method", metrics, examples))
         data = stats.reset_index().rename(columns={"index": "method"})
         data.insert(0, "dataset", dataset)
-        data_parts.append(data)
-        shown_parts.append(shown)
-    data = pd.concat(data_parts, ignore_index=True) if data_parts else pd.DataFrame()
+        baseline = (baselines or {}).get(dataset)
+        if baseline:  # on the page under the dataset's methods, not in the CSV
+            data = pd.concat([data, pd.DataFrame([_floor_row(
+                baseline, metrics, dataset=dataset, method="baseline")])], ignore_index=True)
+        parts.append(data.assign(_shown_only=data["_floor"]))
+    data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not data.empty:
         data.insert(0, "model", model)
-    shown = pd.concat(shown_parts, ignore_index=True) if shown_parts else pd.DataFrame()
     # the caption cannot know whether the build has baselines: the note says it where it does
-    floors = not shown.empty and (shown["method"] == BASELINE_LABEL).any()
-    return Table(data=data, display=shown, group="dataset" if not shown.empty else None,
+    floors = not data.empty and bool(data["_floor"].any())
+    return Table(data=data, group="dataset" if not data.empty else None, italic="_floor",
+                 cells={"dataset": "dataset",
+                        "method": _floor_label(METHOD_SHORT.__getitem__, "method"),
+                        **_metric_cells(metrics),
+                        "trained": lambda r: "" if r["_floor"] else fmt_share(
+                            r["trainable_share"]),
+                        "n": lambda r: "" if r["_floor"] else r["n"]},
+                 bold={LABELS.get(m, m): f"_best_{m}" for m in metrics},
                  notes=[FLOOR_NOTE.format(rows="Last row of each dataset")] if floors else [],
                  widths={"method": 13, "n": 3, "trained": 7,
                          **{LABELS[m]: 14 for m in metrics}})
@@ -234,32 +236,44 @@ def paired_comparison(summary: pd.DataFrame, model: str | None = None,
     """
     data = paired_stats(summary, model, metrics, confidence, examples)
     pct = f"{confidence:.0%}"
+    keys = ("mean_difference", "std_difference", "ci_low", "ci_high", "n")
 
-    def interval(r: pd.Series) -> str:
-        if not math.isnan(r["ci_low"]):
-            return f"[{signed(r['ci_low'])}, {signed(r['ci_high'])}]"
-        if r["n"] < MIN_SEEDS_FOR_INTERVAL:
-            return f"none (n < {MIN_SEEDS_FOR_INTERVAL})"
-        return "none (no spread)"
+    def by_method(long: pd.DataFrame) -> pd.DataFrame:
+        """One row per dataset and method, the metrics side by side (``<metric>/<key>``)."""
+        rows = []
+        for (dataset, method), g in long.groupby(["dataset", "method"], sort=False):
+            row = {"dataset": dataset, "method": method, "n": int(g["n"].max())}
+            for r in g.to_dict("records"):
+                row.update({f"{r['metric']}/{k}": r[k] for k in keys})
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["dataset", "method", "n",
+                                           *(f"{m}/{k}" for m in metrics for k in keys)])
 
-    rows = []
-    for (dataset, method), g in data.groupby(["dataset", "method"], sort=False):
-        row = {"dataset": dataset, "method": METHOD_SHORT.get(method, method)}
-        for _, r in g.iterrows():
-            m = r["metric"]
-            row.update({f"{m}/diff": signed(r["mean_difference"]),
-                        f"{m}/std": fmt(r["std_difference"]), f"{m}/ci": interval(r)})
-        row["n"] = int(g["n"].max())
-        rows.append(row)
-    columns = ["dataset", "method", *(f"{m}/{k}" for m in metrics for k in ("diff", "std", "ci")),
-               "n"]
-    shown = pd.DataFrame(rows, columns=columns)
+    def interval(m: str) -> Cell:
+        def text(r: dict[str, Any]) -> str | None:
+            if is_missing(r[f"{m}/n"]):
+                return None
+            if not math.isnan(r[f"{m}/ci_low"]):
+                return f"[{signed(r[f'{m}/ci_low'])}, {signed(r[f'{m}/ci_high'])}]"
+            if r[f"{m}/n"] < MIN_SEEDS_FOR_INTERVAL:
+                return f"none (n < {MIN_SEEDS_FOR_INTERVAL})"
+            return "none (no spread)"
+        return text
+
+    cells: dict[str, Cell] = {"dataset": "dataset",
+                              "method": lambda r: METHOD_SHORT.get(r["method"], r["method"])}
+    for m in metrics:
+        cells[f"{m}/diff"] = lambda r, m=m: signed(r[f"{m}/mean_difference"])
+        cells[f"{m}/std"] = lambda r, m=m: fmt(r[f"{m}/std_difference"])
+        cells[f"{m}/ci"] = interval(m)
+    cells["n"] = "n"
     labels = {f"{m}/{k}": name for m in metrics
               for k, name in (("diff", "PEFT − full"), ("std", "std"), ("ci", f"{pct} CI"))}
     covers = sorted(set(data.loc[data["ci_low"].notna(), "covers"])) if len(data) else []
     notes = [f"{pct} interval over {', and over '.join(covers)} (paired bootstrap)"
              if covers and covers != ["seeds"] else f"{pct} Student-t interval over seeds"]
-    return Table(data=data, display=shown, group="dataset", labels=labels, notes=notes,
+    return Table(data=data, cells=cells, layout=by_method, group="dataset", labels=labels,
+                 notes=notes,
                  spanners={LABELS.get(m, m): [f"{m}/{k}" for k in ("diff", "std", "ci")]
                            for m in metrics},
                  widths={"method": 8, "n": 3, **{f"{m}/diff": 9 for m in metrics},
@@ -287,13 +301,16 @@ def hyperparameter_table(configs: pd.DataFrame,
     original = original or {}
     methods = [m for m in METHODS if not configs.empty and m in set(configs["method"])]
     params = [c for c in configs.columns if c not in NOT_HYPERPARAMETERS]
-    rows, data_rows = [], []
+    rows = []
     owned = {f for m in METHODS.values() for f in m.fields}
     for p in params:
-        row = {"parameter": p, "original": original.get(p, MISSING)}
+        if not methods:  # the parameter's row on the page, with no values
+            rows.append({"parameter": p, "original": original.get(p), "_shown_only": True})
         for method in methods:
             if p in owned and p not in METHODS[method].fields:
-                row[method] = "n/a"
+                rows.append({"parameter": p, "method": method, "value": "n/a",
+                             "original": original.get(p), "departs": False,
+                             "_shown_only": True})
                 continue
             values = configs.loc[configs["method"] == method, p].tolist()
             if p == "model":
@@ -302,21 +319,34 @@ def hyperparameter_table(configs: pd.DataFrame,
                 values = [fmt_lr(float(v)) for v in values]
             distinct = sorted({"all" if p in NULL_MEANS_ALL and is_missing(v) else fmt_value(v)
                                for v in values}, key=_natural)
-            text = ", ".join(distinct)
             departs = p in original and not _same(original[p], distinct)
-            row[method] = bold(text) if departs else text
-            data_rows += [{"parameter": p, "method": method, "value": v,
-                           "original": original.get(p), "departs": departs} for v in distinct]
-        rows.append(row)
+            rows += [{"parameter": p, "method": method, "value": v,
+                      "original": original.get(p), "departs": departs, "_shown_only": False}
+                     for v in distinct]
     for p, ours in ORIGINAL_ONLY.items():
         if p in original:
-            rows.append({"parameter": p, "original": original[p],
-                         **{m: bold(ours) for m in methods}})
-    shown = pd.DataFrame(rows, columns=["parameter", "original", *methods])
-    shown = shown.rename(columns={m: METHOD_SHORT[m] for m in methods})
-    data = pd.DataFrame(data_rows, columns=["parameter", "method", "value", "original",
-                                            "departs"])
-    return Table(data=data, display=shown,
+            rows += [{"parameter": p, "method": m, "value": ours, "original": original[p],
+                      "departs": True, "_shown_only": True} for m in methods]
+    data = pd.DataFrame(rows, columns=["parameter", "method", "value", "original", "departs",
+                                       "_shown_only"])
+
+    def by_parameter(long: pd.DataFrame) -> pd.DataFrame:
+        """One row per parameter: each method's values in one cell."""
+        wide = []
+        for p, g in long.groupby("parameter", sort=False):
+            said = g["original"].iloc[0]
+            row = {"parameter": p, "original": MISSING if is_missing(said) else said}
+            for method, values in g.dropna(subset="method").groupby("method", sort=False):
+                row[method] = ", ".join(values["value"])
+                row[f"_departs_{method}"] = bool(values["departs"].iloc[0])
+            wide.append(row)
+        return pd.DataFrame(wide, columns=["parameter", "original", *methods,
+                                           *(f"_departs_{m}" for m in methods)])
+
+    return Table(data=data, layout=by_parameter,
+                 cells={"parameter": "parameter", "original": "original",
+                        **{METHOD_SHORT[m]: m for m in methods}},
+                 bold={METHOD_SHORT[m]: f"_departs_{m}" for m in methods},
                  widths={"parameter": 24, "original": 11,
                          **{METHOD_SHORT[m]: 20 for m in methods}})
 
@@ -341,20 +371,26 @@ def per_class_table(per_class: pd.DataFrame) -> Table:
     of the grid (columns), mean over seeds: where a macro-F1 is lost
     (:func:`helpers.report.examples.per_class_f1`)."""
     if per_class.empty:
-        return Table(data=per_class, display=pd.DataFrame(columns=["dataset", "class"]))
+        return Table(data=per_class, cells={"dataset": "dataset", "class": "class"})
     combos = [(m, meth) for m in order_models(per_class["model"]) for meth in METHODS
               if ((per_class["model"] == m) & (per_class["method"] == meth)).any()]
     names = {c: f"{display_model(c[0]).split('-')[0]} {METHOD_SHORT[c[1]]}" for c in combos}
-    rows = []
-    for dataset in order_datasets(per_class["dataset"]):
-        d = per_class[per_class["dataset"] == dataset]
-        for _, g in d.groupby("class_id", sort=True):
-            row = {"dataset": dataset, "class": g["class"].iloc[0],
-                   "test rows": int(g["support"].max())}
-            for c in combos:
-                v = g.loc[(g["model"] == c[0]) & (g["method"] == c[1]), "f1"]
-                row[names[c]] = fmt(v.iloc[0]) if len(v) else MISSING
-            rows.append(row)
-    shown = pd.DataFrame(rows, columns=["dataset", "class", "test rows", *names.values()])
-    return Table(data=per_class, display=shown, group="dataset",
+
+    def by_class(long: pd.DataFrame) -> pd.DataFrame:
+        """One row per dataset and class: each model and method's F1 side by side."""
+        rows = []
+        for dataset in order_datasets(long["dataset"]):
+            d = long[long["dataset"] == dataset]
+            for _, g in d.groupby("class_id", sort=True):
+                row = {"dataset": dataset, "class": g["class"].iloc[0],
+                       "test rows": int(g["support"].max())}
+                for c in combos:
+                    v = g.loc[(g["model"] == c[0]) & (g["method"] == c[1]), "f1"]
+                    row[names[c]] = v.iloc[0] if len(v) else None
+                rows.append(row)
+        return pd.DataFrame(rows, columns=["dataset", "class", "test rows", *names.values()])
+
+    return Table(data=per_class, layout=by_class, group="dataset",
+                 cells={"dataset": "dataset", "class": "class", "test rows": "test rows",
+                        **{n: lambda r, n=n: fmt(r[n]) for n in names.values()}},
                  widths={"class": 16, "test rows": 6, **{n: 10 for n in names.values()}})
