@@ -18,6 +18,7 @@ Layout under the store's ``root`` (default ``runs/``)::
     .claims/<run_id>.lock     who is running it now (helpers.grid.claims)
     .corrupt/<run_id>-<time>/ a run folder whose records did not validate, set aside
     .cache/                   tokenized datasets (``token_cache``), compiled kernels
+    .submitit/<job id>/       submitit's job files (a grid run with a submitit executor)
 
 A folder ``<run_id>/`` is complete when its records parse and validate
 (:func:`helpers.run.records.check_records`, also run before publishing): a truncated file, a
@@ -54,6 +55,7 @@ LOGS_DIR = ".logs"
 CLAIMS_DIR = ".claims"
 CORRUPT_DIR = ".corrupt"
 CACHE_DIR = ".cache"
+SUBMITIT_DIR = ".submitit"
 _ATTEMPT = re.compile(r"\d{8}T\d{6}-\d+\.log")
 _counter = itertools.count()
 
@@ -111,6 +113,11 @@ class RunStore(FailureRecords):
     def token_cache(self) -> Path:
         """helpers.run.batches' tokenized datasets; :meth:`clean_stale` sweeps its debris."""
         return self.cache_dir / "tokenized"
+
+    @property
+    def submitit_dir(self) -> Path:
+        """submitit's job files (helpers.grid.slurm): stdout, stderr, pickled tasks."""
+        return self.root / SUBMITIT_DIR
 
     def claim_path(self, run_id: str) -> Path:
         return self.claims_dir / f"{run_id}.lock"
