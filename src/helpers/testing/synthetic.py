@@ -73,7 +73,7 @@ def write_grid_runs(grid: Grid, runs_dir: str | os.PathLike | None = None,
     runs only), e.g. a 75-run build of params/full.yaml; into ``runs_dir`` (default: the
     grid's). Returns the run ids, in the grid's order."""
     rng = np.random.default_rng(rng_seed)
-    return [_write_run(runs_dir if runs_dir is not None else grid.runs_dir,
+    return [_write_run(runs_dir if runs_dir is not None else grid.store.root,
                        r.config.resolved(), rng, steps_per_epoch, 2, device)
             for r in grid.runs]
 
