@@ -28,16 +28,17 @@ from typing import Any
 
 from helpers.grid.spec import load_grid
 from helpers.grid.status import run_state
-from helpers.run import store as runs
+from helpers.run.records import read_json
+from helpers.run.store import RunStore
 
 
-def run_rows(runs_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
+def run_rows(store: RunStore, run_ids: list[str]) -> list[dict[str, Any]]:
     """One row per run of the grid: state, identity, papermill wall time, own timings."""
     rows = []
     for run_id in run_ids:
-        folder = runs.run_path(runs_dir, run_id)
-        row: dict[str, Any] = {"run_id": run_id, "state": run_state(runs_dir, run_id)}
-        logs = runs.attempt_logs(runs_dir, run_id)  # the latest attempt's papermill log
+        folder = store.path(run_id)
+        row: dict[str, Any] = {"run_id": run_id, "state": run_state(store, run_id)}
+        logs = store.attempt_logs(run_id)  # the latest attempt's papermill log
         row["attempts"] = len(logs)
         if logs:
             text = logs[-1].read_text(errors="replace")
@@ -46,9 +47,9 @@ def run_rows(runs_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
             m = re.search(r"# (?:complete|FAILED) after ([\d.]+)s", text)
             row["papermill_s"] = float(m.group(1)) if m else None
         if row["state"] == "complete":
-            config = runs.read_json(folder / "config.json")
-            metrics = runs.read_json(folder / "metrics.json")
-            env = runs.read_json(folder / "env.json")
+            config = read_json(folder / "config.json")
+            metrics = read_json(folder / "metrics.json")
+            env = read_json(folder / "env.json")
             row.update({k: config.get(k) for k in ("model", "dataset", "method", "seed",
                                                    "pad_to_multiple_of", "torch_compile")})
             row.update(precision=env.get("precision"), device_name=env.get("device_name"),
@@ -64,7 +65,7 @@ def run_rows(runs_dir: Path, run_ids: list[str]) -> list[dict[str, Any]]:
                 "test_macro_f1": (metrics.get("test") or {}).get("macro_f1"),
             })
         elif row["state"] == "failed":
-            failure = runs.read_failure(runs_dir, run_id) or {}
+            failure = store.read_failure(run_id) or {}
             row["error"] = f"{failure.get('ename')}: {str(failure.get('evalue'))[:300]}"
         rows.append(row)
     return rows
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = dict((k, parse_value(v)) for k, v in (o.split("=", 1) for o in args.overrides))
     grid = load_grid(args.grid, overrides=overrides, runs_dir=args.runs_dir).select(args.filter)
-    rows = run_rows(Path(args.runs_dir), [r.run_id for r in grid.runs])
+    rows = run_rows(grid.store, [r.run_id for r in grid.runs])
     done = [r for r in rows if r["state"] == "complete"]
     samples = sum(r.get("train_samples") or 0 for r in done)
     per_run = [r["papermill_s"] for r in done if r.get("papermill_s")]

@@ -91,7 +91,7 @@ def test_grid_runs_ignore_the_notebooks_defaults(grid_file, tmp_path):
     changed = other_defaults(tmp_path / "other_defaults.ipynb")
     grid = load_grid(PROJECT_ROOT / grid_file, runs_dir=tmp_path)
     for r in grid.runs:
-        task = execution.make_task(r, tmp_path, TRAIN, KERNEL, threads=1)
+        task = execution.make_task(r, grid.store, TRAIN, KERNEL, threads=1)
         assert set(task["params"]) == set(FIELDS)
         for notebook in (TRAIN, changed):
             cfg = notebook_config(notebook, task["params"])

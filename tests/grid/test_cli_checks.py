@@ -11,7 +11,7 @@ import pytest
 from helpers.cli import main
 from helpers.grid.runner import run_grid
 from helpers.grid.spec import GridError, load_grid
-from helpers.run import store
+from helpers.run.store import NotWritableError, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = ROOT / "params" / "cpu.yaml"
@@ -128,5 +128,5 @@ def test_a_runs_dir_that_is_a_file_is_said_to_be_one(tmp_path, capsys):
     below = file / "runs"  # a file above the folder: the same
     assert main(["grid", "run", str(SMOKE), "--runs-dir", str(below)]) == 2
     assert f"{file} is a file, not a folder" in capsys.readouterr().err
-    with pytest.raises(store.NotWritableError, match="is a file, not a folder"):
-        store.check_writable(below)
+    with pytest.raises(NotWritableError, match="is a file, not a folder"):
+        RunStore(below).check_writable()

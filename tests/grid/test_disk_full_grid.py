@@ -19,11 +19,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.grid import claims
 from helpers.grid.execution import execute_run, make_task
 from helpers.grid.runner import run_grid
 from helpers.grid.spec import GridError, load_grid
-from helpers.run import disk, store
+from helpers.run import disk
+from helpers.run.store import RunStore
 from helpers.testing.synthetic import write_synthetic_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,36 +36,37 @@ matrix: {model: roberta-base, dataset: restaurant_sup, method: full, seed: [1, 2
 @pytest.fixture
 def synthetic(tmp_path):
     """Three complete synthetic runs in ``source/`` and their grid over ``runs/``."""
-    ids = write_synthetic_runs(tmp_path / "source", [("roberta-base", "restaurant_sup",
+    ids = write_synthetic_runs(RunStore(tmp_path / "source"), [("roberta-base", "restaurant_sup",
                                                       "full")])
     path = tmp_path / "grid.yaml"
     path.write_text(SYNTHETIC_GRID)
     grid = load_grid(path, runs_dir=tmp_path / "runs")
     assert [r.run_id for r in grid.runs] == ids
-    return {"grid": grid, "ids": ids, "source": tmp_path / "source", "runs": tmp_path / "runs"}
+    return {"grid": grid, "ids": ids, "source": tmp_path / "source", "runs": tmp_path / "runs",
+            "store": grid.store}
 
 
-def no_debris(runs_dir: Path) -> list[Path]:
-    return [p for p in runs_dir.rglob("*") if p.parent.name == store.TMP_DIR
-            or (p.name.endswith(".tmp") and p.name != store.TMP_DIR)]
+def no_debris(store: RunStore) -> list[Path]:
+    tmp = store.tmp_dir.name
+    return [p for p in store.root.rglob("*") if p.parent.name == tmp
+            or (p.name.endswith(".tmp") and p.name != tmp)]
 
 
 def test_a_failure_record_on_a_full_disk_does_not_kill_the_worker(synthetic, tmp_path,
                                                                    disk_full):
     """The worker crashed inside record_failure with a raw OSError; the runner then recorded
     `WorkerDied` with an empty traceback."""
-    runs_dir = synthetic["runs"]
-    (runs_dir / store.FAILED_DIR).mkdir(parents=True)
-    disk_full(runs_dir / store.FAILED_DIR)
+    store = synthetic["store"]
+    store.failed_dir.mkdir(parents=True)
+    disk_full(store.failed_dir)
     run = synthetic["grid"].runs[0]
-    result = execute_run(make_task(run, runs_dir, tmp_path / "missing.ipynb", "nlpdl-report",
-                                   1))
+    result = execute_run(make_task(run, store, tmp_path / "missing.ipynb", "nlpdl-report", 1))
     assert not result["ok"] and result["disk_full"]
-    assert f"disk full: could not write {runs_dir / store.FAILED_DIR}" in result["error"]
+    assert f"disk full: could not write {store.failed_dir}" in result["error"]
     assert "free there" in result["error"]
     assert "missing.ipynb" in result["error"]  # and what failed in the first place
-    assert not no_debris(runs_dir)
-    assert not list((runs_dir / claims.CLAIMS_DIR).iterdir())
+    assert not no_debris(store)
+    assert not list(store.claims_dir.iterdir())
 
 
 def publishing_notebook(path: Path, then: str = "") -> Path:
@@ -91,23 +92,23 @@ def test_a_run_published_before_the_disk_filled_is_complete_not_failed(
         synthetic, tmp_path, disk_full, monkeypatch):
     """With ~90 KB free the grid printed FAILED for a run it had published (status complete,
     no train.ipynb) and left a failure record that outlived the next success."""
-    runs_dir, run = synthetic["runs"], synthetic["grid"].runs[0]
-    (runs_dir / store.TMP_DIR).mkdir(parents=True)
-    store.record_failure(runs_dir, run.run_id, {"ename": "OlderFailure"})  # a stale one
+    runs_dir, store, run = synthetic["runs"], synthetic["store"], synthetic["grid"].runs[0]
+    store.tmp_dir.mkdir(parents=True)
+    store.record_failure(run.run_id, {"ename": "OlderFailure"})  # a stale one
     for key, value in (("STUB_SOURCE", synthetic["source"]), ("STUB_RUNS", runs_dir),
                        ("STUB_RUN_ID", run.run_id)):
         monkeypatch.setenv(key, str(value))
-    published = runs_dir / run.run_id
+    published = store.path(run.run_id)
     # the disk fills once the run is published: papermill can't save the executed notebook
     disk_full(lambda p: p.suffix == ".ipynb" and published.exists())
-    result = execute_run(make_task(run, runs_dir, publishing_notebook(tmp_path / "nb.ipynb"),
+    result = execute_run(make_task(run, store, publishing_notebook(tmp_path / "nb.ipynb"),
                                    "nlpdl-report", 1))
     assert result["ok"], result
     assert "executed notebook was not saved" in result["warning"], result
     assert "disk full" in result["warning"], result
-    assert store.is_complete(published)
-    assert store.read_failure(runs_dir, run.run_id) is None
-    assert not no_debris(runs_dir)
+    assert store.is_complete(run.run_id)
+    assert store.read_failure(run.run_id) is None
+    assert not no_debris(store)
 
 
 @pytest.mark.slow
@@ -115,26 +116,26 @@ def test_a_published_run_whose_later_cell_fails_is_complete(synthetic, tmp_path,
                                                             monkeypatch):
     """The folder is the truth: `grid status` says complete, so the runner must not say
     FAILED; the failing cell is named in a warning and kept in train.ipynb."""
-    runs_dir, run = synthetic["runs"], synthetic["grid"].runs[0]
-    (runs_dir / store.TMP_DIR).mkdir(parents=True)
+    runs_dir, store, run = synthetic["runs"], synthetic["store"], synthetic["grid"].runs[0]
+    store.tmp_dir.mkdir(parents=True)
     for key, value in (("STUB_SOURCE", synthetic["source"]), ("STUB_RUNS", runs_dir),
                        ("STUB_RUN_ID", run.run_id)):
         monkeypatch.setenv(key, str(value))
     notebook = publishing_notebook(tmp_path / "nb.ipynb", "raise ValueError('a late plot')")
-    result = execute_run(make_task(run, runs_dir, notebook, "nlpdl-report", 1))
+    result = execute_run(make_task(run, store, notebook, "nlpdl-report", 1))
     assert result["ok"] and "later cell failed: ValueError: a late plot" in result["warning"]
-    assert "a late plot" in (runs_dir / run.run_id / "train.ipynb").read_text()
-    assert store.read_failure(runs_dir, run.run_id) is None
+    assert "a late plot" in (store.path(run.run_id) / "train.ipynb").read_text()
+    assert store.read_failure(run.run_id) is None
 
 
 def test_a_complete_run_clears_its_stale_failure_record(synthetic, capsys):
-    runs_dir = synthetic["runs"]
-    shutil.copytree(synthetic["source"], runs_dir)
+    store = synthetic["store"]
+    shutil.copytree(synthetic["source"], store.root)
     rid = synthetic["ids"][0]
-    store.record_failure(runs_dir, rid, {"ename": "OlderFailure"})
+    store.record_failure(rid, {"ename": "OlderFailure"})
     summary = run_grid(synthetic["grid"], progress=False)
     assert summary.ok and sorted(summary.skipped) == sorted(synthetic["ids"])
-    assert store.read_failure(runs_dir, rid) is None
+    assert store.read_failure(rid) is None
 
 
 def test_too_little_free_space_is_one_error_before_any_run(synthetic, monkeypatch):
@@ -146,7 +147,7 @@ def test_too_little_free_space_is_one_error_before_any_run(synthetic, monkeypatc
     message = str(e.value)
     assert f"runs folder {runs_dir} has 90.0 KB free" in message, message
     assert "a run needs about" in message and "none was started" in message, message
-    assert not (runs_dir / store.LOGS_DIR).exists()
+    assert not synthetic["store"].logs_dir.exists()
 
 
 TINY_GRID = """
@@ -171,14 +172,15 @@ import json, os, sys
 from pathlib import Path
 from helpers.grid.spec import load_grid
 from helpers.grid.status import run_state
-from helpers.run import store
-runs = Path(os.environ["RUNS"])
-grid = load_grid(os.environ["GRID"], runs_dir=runs)
-debris = [str(p) for p in runs.rglob("*") if p.parent.name == store.TMP_DIR
-          or (p.name.endswith(".tmp") and p.name != store.TMP_DIR)]
-print(json.dumps({"runs": {r.run_id: [run_state(runs, r.run_id),
-                                      store.failure_path(runs, r.run_id).is_file(),
-                                      (runs / r.run_id / "train.ipynb").is_file()]
+from helpers.run.store import RunStore
+store = RunStore(Path(os.environ["RUNS"]))
+grid = load_grid(os.environ["GRID"], runs_dir=store)
+tmp = store.tmp_dir.name
+debris = [str(p) for p in store.root.rglob("*") if p.parent.name == tmp
+          or (p.name.endswith(".tmp") and p.name != tmp)]
+print(json.dumps({"runs": {r.run_id: [run_state(store, r.run_id),
+                                      store.failure_path(r.run_id).is_file(),
+                                      (store.path(r.run_id) / "train.ipynb").is_file()]
                            for r in grid.runs}, "debris": debris}))
 """
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import main
-from helpers.grid import claims
 from helpers.grid.runner import run_grid
 from helpers.grid.slurm import make_submitit_executor
 from helpers.grid.spec import GridError, load_grid
 from helpers.grid.status import plan_rows, run_state, status_rows
 from helpers.grid.workers import cpu_count, worker_envs
-from helpers.run import store as runs
 from helpers.run.config import TrainConfig
+from helpers.run.records import REQUIRED_FILES, read_json, write_json
+from helpers.run.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "params" / "full.yaml"
@@ -41,16 +41,16 @@ def run_folders(runs_dir: Path) -> list[str]:
     return sorted(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
 
 
-def assert_all_complete(runs_dir: Path, ids: list[str]) -> None:
+def assert_all_complete(store: RunStore, ids: list[str]) -> None:
     """Exactly these runs, each complete with its executed notebook; no debris in .tmp."""
-    assert run_folders(runs_dir) == sorted(ids)
+    assert run_folders(store.root) == sorted(ids)
     for rid in ids:
-        folder = runs_dir / rid
-        assert runs.is_complete(folder)
+        folder = store.path(rid)
+        assert store.is_complete(rid)
         assert (folder / "train.ipynb").is_file()
-        assert runs.read_json(folder / "config.json")["run_id"] == rid
-        assert runs.read_json(folder / "metrics.json")["run_id"] == rid
-    assert not list((runs_dir / runs.TMP_DIR).glob("*"))
+        assert read_json(folder / "config.json")["run_id"] == rid
+        assert read_json(folder / "metrics.json")["run_id"] == rid
+    assert not list(store.tmp_dir.glob("*"))
 
 
 # ---------------------------------------------------------------------------------- grids
@@ -208,9 +208,9 @@ def test_smoke_grid_end_to_end_twice(tmp_path, data_env, capsys):
     ids = [r.run_id for r in grid.runs]
     first = run_grid(grid, workers=2, progress=False)
     assert first.ok and sorted(first.completed) == sorted(ids) and not first.skipped
-    assert_all_complete(tmp_path, ids)
+    assert_all_complete(grid.store, ids)
     for rid in ids:
-        (log,) = runs.attempt_logs(tmp_path, rid)  # one attempt each
+        (log,) = grid.store.attempt_logs(rid)  # one attempt each
         assert log.read_text().rstrip().endswith(str(tmp_path / rid))
         # kernels get CurveZMQ keys (helpers.settings.kernel_options): no TCP warning
         assert "without encryption" not in log.read_text()
@@ -240,15 +240,15 @@ def test_kill_and_resume(tmp_path, data_env):
     try:
         # Kill once one run is complete and the next one is being written (.tmp exists).
         while time.time() < deadline and proc.poll() is None:
-            done = [rid for rid in ids if runs.is_complete(tmp_path / rid)]
-            staging = list((tmp_path / runs.TMP_DIR).glob("*"))
+            done = [rid for rid in ids if grid.store.is_complete(rid)]
+            staging = list(grid.store.tmp_dir.glob("*"))
             if done and staging:
                 break
             time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    before = [rid for rid in ids if runs.is_complete(tmp_path / rid)]
+    before = [rid for rid in ids if grid.store.is_complete(rid)]
     assert 1 <= len(before) < len(ids), "the batch was not killed mid-run"
     assert run_folders(tmp_path) == sorted(before)  # no partial run folder
 
@@ -256,7 +256,7 @@ def test_kill_and_resume(tmp_path, data_env):
     assert summary.ok
     assert sorted(summary.completed) == sorted(set(ids) - set(before))
     assert sorted(summary.skipped) == sorted(before)
-    assert_all_complete(tmp_path, ids)
+    assert_all_complete(grid.store, ids)
 
 
 @pytest.mark.slow
@@ -278,14 +278,14 @@ matrix:
     assert main(["grid", "run", str(path), "--runs-dir", str(runs_dir), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert f"FAILED {bad}" in err and "1 completed, 1 failed" in err
-    assert_all_complete(runs_dir, [good])
-    failure = runs.read_failure(runs_dir, bad)
+    assert_all_complete(grid.store, [good])
+    failure = grid.store.read_failure(bad)
     assert failure["ename"] == "SafetensorError" and "header" in failure["evalue"]
     assert isinstance(failure["cell_index"], int)
     assert "training.run(cfg)" in failure["cell_source"]
     assert any("SafetensorError" in line for line in failure["traceback"])
     assert "SafetensorError" in Path(failure["log"]).read_text()
-    assert run_state(runs_dir, bad) == "failed"
+    assert run_state(grid.store, bad) == "failed"
     assert [r["state"] for r in plan_rows(grid)] == ["complete", "failed"]
 
     again = run_grid(grid, progress=False)  # the next run retries the failed one only
@@ -308,7 +308,7 @@ matrix:
     err = capsys.readouterr().err
     assert f"Missing data file {empty}" in err and "2 pending run(s) read acl_sup" in err
     assert "none was started" in err
-    assert not (runs_dir / runs.LOGS_DIR).exists()
+    assert not RunStore(runs_dir).logs_dir.exists()
     bad = tmp_path / "bad_data"  # the real files, one byte of the train file not UTF-8
     shutil.copytree(data_env / "acl_sup", bad / "acl_sup")
     train = bad / "acl_sup" / "train.json"
@@ -327,8 +327,8 @@ def test_submitit_local_executor(tmp_path, data_env):
     grid = load_grid(SMOKE, runs_dir=tmp_path).select(["method=full"])
     summary = run_grid(grid, executor="local-submitit", progress=False)
     assert summary.ok and summary.completed == [grid.runs[0].run_id]
-    assert_all_complete(tmp_path, [grid.runs[0].run_id])
-    assert list((tmp_path / ".submitit").rglob("*_result.pkl"))
+    assert_all_complete(grid.store, [grid.runs[0].run_id])
+    assert list(grid.store.submitit_dir.rglob("*_result.pkl"))
 
 
 # ---------------------------------------------------------------------------------- issue 12
@@ -343,7 +343,7 @@ def test_corrupt_records_are_reported_not_crashing(tmp_path, capsys):
     from helpers.testing.synthetic import write_synthetic_runs
 
     runs_dir = tmp_path / "runs"
-    ids = write_synthetic_runs(runs_dir, [("roberta-base", "restaurant_sup", "full")])
+    ids = write_synthetic_runs(RunStore(runs_dir), [("roberta-base", "restaurant_sup", "full")])
     path = write(tmp_path, SYNTHETIC_GRID)
     assert [r.run_id for r in load_grid(path, runs_dir=runs_dir).runs] == ids
     truncated, listed = runs_dir / ids[0] / "metrics.json", runs_dir / ids[1] / "metrics.json"
@@ -356,7 +356,8 @@ def test_corrupt_records_are_reported_not_crashing(tmp_path, capsys):
     assert f"{runs_dir / ids[1]}: metrics.json: expected a JSON object, got list" in out
     assert main(["grid", "plan", str(path), "--runs-dir", str(runs_dir)]) == 0
     assert "2 corrupt" in capsys.readouterr().out
-    assert [run_state(runs_dir, rid) for rid in ids] == ["corrupt", "corrupt", "complete"]
+    assert [run_state(RunStore(runs_dir), rid) for rid in ids] == ["corrupt", "corrupt",
+                                                                    "complete"]
 
 
 def test_force_does_not_retrain_what_another_runner_completed_meanwhile(tmp_path):
@@ -366,19 +367,20 @@ def test_force_does_not_retrain_what_another_runner_completed_meanwhile(tmp_path
     from helpers.testing.synthetic import write_synthetic_runs
 
     runs_dir = tmp_path / "runs"
-    write_synthetic_runs(runs_dir, [("roberta-base", "restaurant_sup", "full")])
+    write_synthetic_runs(RunStore(runs_dir), [("roberta-base", "restaurant_sup", "full")])
     run = load_grid(write(tmp_path, SYNTHETIC_GRID), runs_dir=runs_dir).runs[0]
     notebook = tmp_path / "missing.ipynb"  # any attempt to train fails fast, and says so
     now = time.time()
-    during = execute_run(make_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
+    store = RunStore(runs_dir)
+    during = execute_run(make_task(run, store, notebook, "nlpdl-report", 1, force=True,
                                since=now - 3600))  # batch began before the run was written
     assert during["ok"] and during["skipped"] == "completed by another runner meanwhile"
-    assert not runs.attempt_logs(runs_dir, run.run_id)
-    before = execute_run(make_task(run, runs_dir, notebook, "nlpdl-report", 1, force=True,
+    assert not store.attempt_logs(run.run_id)
+    before = execute_run(make_task(run, store, notebook, "nlpdl-report", 1, force=True,
                                since=now + 1))  # complete before the batch: --force reruns
     assert not before["ok"] and "missing.ipynb" in before["error"]
-    assert len(runs.attempt_logs(runs_dir, run.run_id)) == 1
-    assert runs.is_complete(runs_dir / run.run_id)  # a failed rerun leaves the old result
+    assert len(store.attempt_logs(run.run_id)) == 1
+    assert store.is_complete(run.run_id)  # a failed rerun leaves the old result
 
 
 def test_read_only_runs_folder_fails_in_one_line(tmp_path):
@@ -420,12 +422,12 @@ matrix: {{seed: 1}}
     (rid,) = [r.run_id for r in grid.runs]
     bad = runs_dir / rid
     bad.mkdir(parents=True)
-    for name in runs.REQUIRED_FILES:  # every file there, one of them cut short
+    for name in REQUIRED_FILES:  # every file there, one of them cut short
         (bad / name).write_text('{"run_id": "' if name == "metrics.json" else "{}")
     summary = run_grid(grid, progress=False)
     assert summary.ok and summary.completed == [rid] and summary.corrupt == [rid]
-    assert_all_complete(runs_dir, [rid])
-    (kept,) = [p for p in (runs_dir / runs.CORRUPT_DIR).iterdir() if p.is_dir()]
+    assert_all_complete(grid.store, [rid])
+    (kept,) = [p for p in grid.store.corrupt_dir.iterdir() if p.is_dir()]
     assert kept.name.startswith(f"{rid}-")
     assert (kept / "metrics.json").read_text() == '{"run_id": "'  # nothing deleted
     assert "metrics.json" in kept.with_name(kept.name + ".txt").read_text()
@@ -463,11 +465,12 @@ def test_two_runners_train_each_run_once(tmp_path, data_env, tiny_bert):
         for rid in re.findall(r"skipped (\S+): claimed by pid \d+", err):
             assert rid in ids
     assert sum(done) == len(ids), outputs  # the runners shared the work
-    assert_all_complete(runs_dir, ids)
+    store = RunStore(runs_dir)
+    assert_all_complete(store, ids)
     for rid in ids:  # one attempt, one executed notebook per run
-        assert len(runs.attempt_logs(runs_dir, rid)) == 1, rid
-        assert len(list((runs_dir / runs.LOGS_DIR).glob(f"{rid}.*.ipynb"))) == 1
-    assert not list((runs_dir / claims.CLAIMS_DIR).glob("*"))  # all released
+        assert len(store.attempt_logs(rid)) == 1, rid
+        assert len(list(store.logs_dir.glob(f"{rid}.*.ipynb"))) == 1
+    assert not list(store.claims_dir.glob("*"))  # all released
 
 
 def test_status_formats_for_other_tools(tmp_path, capsys):
@@ -481,7 +484,7 @@ def test_status_formats_for_other_tools(tmp_path, capsys):
     from helpers.testing.synthetic import write_synthetic_runs
 
     runs_dir = tmp_path / "runs"
-    ids = write_synthetic_runs(runs_dir, [("roberta-base", "restaurant_sup", "full")],
+    ids = write_synthetic_runs(RunStore(runs_dir), [("roberta-base", "restaurant_sup", "full")],
                                seeds=(1, 2))
     grid_file = tmp_path / "g.yaml"
     grid_file.write_text(yaml.safe_dump({
@@ -555,7 +558,7 @@ def test_runs_from_before_provenance_are_complete_and_said_so_once(tmp_path, cap
 
     runs_dir = tmp_path / "runs"
     grid = load_grid(CPU).select(["dataset=acl_sup", "method=full", "seed=1"])
-    (run_id,) = synthetic.write_grid_runs(grid, runs_dir)
+    (run_id,) = synthetic.write_grid_runs(grid, RunStore(runs_dir))
     env = json.loads((runs_dir / run_id / "env.json").read_text())
     env.pop("provenance")  # as runs written before provenance (tests/fixtures/legacy_runs)
     (runs_dir / run_id / "env.json").write_text(json.dumps(env))
@@ -586,11 +589,11 @@ matrix: {{seed: [1]}}
     (rid,) = [r.run_id for r in load_grid(path, runs_dir=runs_dir).runs]
     old = (runs_dir / rid / "env.json").read_text()
     train = data_dir / "SemEval14-res" / "train.json"
-    examples = runs.read_json(train)
+    examples = read_json(train)
     first = next(iter(examples))
     examples[first]["polarity"] = "negative" if examples[first]["polarity"] != "negative" \
         else "positive"
-    runs.write_json(train, examples)
+    write_json(train, examples)
     capsys.readouterr()
     assert main(["grid", "plan", str(path), "--runs-dir", str(runs_dir)]) == 0
     out = capsys.readouterr().out
@@ -607,8 +610,8 @@ matrix: {{seed: [1]}}
     assert main(["grid", "run", *args, "--rerun-stale"]) == 0
     err = capsys.readouterr().err
     assert "1 to run" in err and "1 completed, 0 failed" in err
-    assert run_state(runs_dir, rid) == "complete"
+    assert run_state(RunStore(runs_dir), rid) == "complete"
     assert [r["state"] for r in plan_rows(load_grid(path, runs_dir=runs_dir))] == ["complete"]
-    rec = runs.read_json(runs_dir / rid / "env.json")["provenance"]
+    rec = read_json(runs_dir / rid / "env.json")["provenance"]
     assert rec["data_files"]["SemEval14-res/train.json"] == hashlib.sha256(
         train.read_bytes()).hexdigest()

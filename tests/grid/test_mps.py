@@ -18,7 +18,6 @@ from helpers.cli import main
 from helpers.grid import mps
 from helpers.grid.runner import run_grid
 from helpers.grid.spec import load_grid
-from helpers.run import store as runs
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "params" / "smoke.yaml"
@@ -145,7 +144,7 @@ def test_grid_runs_connect_to_the_private_daemon(control, stub_gpus, tmp_path, r
     err = capsys.readouterr().err
     (line,) = [x for x in err.splitlines() if x.startswith("MPS: on")]
     pipe = line.split("private daemon, ")[1].split(";")[0]
-    (log,) = runs.attempt_logs(runs_dir, grid.runs[0].run_id)
+    (log,) = grid.store.attempt_logs(grid.runs[0].run_id)
     assert f"{mps.PIPE_ENV}={pipe}" in log.read_text().splitlines()[1]
     assert calls(control) == ["start visible=unset", "get_server_list", "quit"]
     assert not Path(pipe).exists()

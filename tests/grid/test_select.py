@@ -36,7 +36,7 @@ def expected_choice(grid) -> dict[str, float]:
     """Per dataset, the learning rate of the best mean validation macro-F1, from the files."""
     rows = []
     for r in grid.runs:
-        m = json.loads((grid.runs_dir / r.run_id / "metrics.json").read_text())
+        m = json.loads((grid.store.path(r.run_id) / "metrics.json").read_text())
         rows.append({"dataset": r.config.dataset, "lr": r.config.learning_rate,
                      "f1": m["validation"]["macro_f1"]})
     means = pd.DataFrame(rows).groupby(["dataset", "lr"])["f1"].mean()
@@ -68,8 +68,8 @@ def test_selection_reads_no_test_metric(sweep, monkeypatch):
         noisy = scores.assign(macro_f1=test, test_macro_f1=test, accuracy=test)
         assert chosen(select.candidates(noisy, ["learning_rate"])) == want
     # metrics.json as selection reads it, with its test scores removed: the same choice
-    read = select.store.read_json
-    monkeypatch.setattr(select.store, "read_json",
+    read = select.read_json
+    monkeypatch.setattr(select, "read_json",
                         lambda p: {k: v for k, v in read(p).items() if k != "test"})
     assert chosen(select.candidates(select.validation_scores(grid), ["learning_rate"])) == want
 
@@ -81,7 +81,7 @@ def test_check_says_whether_a_grid_uses_the_choice(sweep, tmp_path, capsys):
                        for d, lr in want.items())
     good = tmp_path / "good.yaml"
     good.write_text(f"defaults: {{model: minilm, num_train_epochs: 3}}\nmatrix:\n{blocks}\n")
-    args = ["grid", "select", str(path), "--runs-dir", str(grid.runs_dir)]
+    args = ["grid", "select", str(path), "--runs-dir", str(grid.store.root)]
     assert main([*args, "--check", str(good)]) == 0
     out = capsys.readouterr().out
     assert "uses the chosen values" in out and "<- chosen" in out
@@ -93,7 +93,7 @@ def test_check_says_whether_a_grid_uses_the_choice(sweep, tmp_path, capsys):
     assert main([*args, "--check", str(bad)]) == 1
     assert "the sweep chose" in capsys.readouterr().out
     # a grid with nothing to select is refused with the fix
-    assert main(["grid", "select", str(good), "--runs-dir", str(grid.runs_dir)]) == 2
+    assert main(["grid", "select", str(good), "--runs-dir", str(grid.store.root)]) == 2
 
 
 def test_the_cpu_sweep_holds_the_cpu_grid():

@@ -20,9 +20,9 @@ import nbformat
 import psutil
 import pytest
 
-from helpers.grid import claims, runner, stopping
+from helpers.grid import runner, stopping
 from helpers.grid.spec import load_grid
-from helpers.run import store
+from helpers.run.store import RunStore
 from helpers.testing.synthetic import write_grid_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,8 @@ def setup(tmp_path, real_data_dir):
     beats = tmp_path / "beats"
     beats.mkdir()
     env = {**os.environ, "NLPDL_DATA_DIR": str(real_data_dir), "STUB_BEAT_DIR": str(beats)}
-    s = {"grid": grid, "runs": tmp_path / "runs", "beats": beats, "env": env,
+    s = {"grid": grid, "runs": tmp_path / "runs", "store": RunStore(tmp_path / "runs"),
+         "beats": beats, "env": env,
          "notebook": beating_notebook(tmp_path / "beating.ipynb"), "log": tmp_path / "out.log",
          "started": []}
     yield s
@@ -143,12 +144,12 @@ def test_a_signal_to_the_runner_stops_everything_it_started(setup, executor, sig
     assert stopped[0].startswith(f"stopped by {name}: ") and "resumable" in stopped[0], err
     assert ids[0] in stopped[0], err  # the run it stopped, by name
     assert "Traceback" not in err, err
-    assert not list((setup["runs"] / claims.CLAIMS_DIR).glob("*"))  # claims released
+    assert not list(setup["store"].claims_dir.glob("*"))  # claims released
     before = footprint(setup)
     time.sleep(3)  # a kernel still running would write a beat every 0.1 s
     assert footprint(setup) == before
     assert not [p for p in setup["runs"].iterdir() if not p.name.startswith(".")]
-    assert not store.read_failure(setup["runs"], ids[0])  # stopped is not failed
+    assert not setup["store"].read_failure(ids[0])  # stopped is not failed
 
 
 @pytest.mark.slow
@@ -203,9 +204,10 @@ def test_a_run_published_at_the_signal_is_complete_not_resumable(tmp_path, real_
     grid = load_grid(tmp_path / "grid.yaml", runs_dir=tmp_path / "runs")
     first = grid.runs[0]
 
-    def published_then_interrupted(tasks, executor, workers, devices, slurm, runs_dir, summary,
+    def published_then_interrupted(tasks, executor, workers, devices, slurm, store, summary,
                                    bar, env):
-        write_grid_runs(grid.select({"run_id": first.run_id}), runs_dir)  # the worker's rename
+        assert store == grid.store
+        write_grid_runs(grid.select({"run_id": first.run_id}))  # the worker's rename
         summary.stopped = [first.run_id]  # what the runner saw running at the signal
         summary.interrupted, summary.signal = True, signal.SIGINT
 

@@ -167,7 +167,7 @@ def test_longest_runs_go_first(real_data_dir, monkeypatch):
     does not end waiting on a long run that started last."""
     monkeypatch.setenv("NLPDL_DATA_DIR", str(real_data_dir))
     grid = load_grid(FULL)
-    tasks = [execution.make_task(r, Path("runs"), Path("nb"), "k", 1) for r in grid.runs]
+    tasks = [execution.make_task(r, grid.store, Path("nb"), "k", 1) for r in grid.runs]
     order = [(t["params"]["dataset"], t["params"]["method"]) for t in
              gridrun.longest_first(tasks)]
     assert order[:15] == [("agnews_sup", "full")] * 15

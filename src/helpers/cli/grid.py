@@ -14,6 +14,7 @@ from helpers.grid.union import load_grids
 from helpers.grid.watchdog import STALL_S
 from helpers.grid.workers import MAX_RUNS_PER_DEVICE
 from helpers.run import legacy
+from helpers.run.store import RunStore
 from helpers.settings import (
     KERNEL_NAME,
     PARAMS_DIR,
@@ -86,10 +87,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cli(args: argparse.Namespace) -> int:
     try:
         overrides = parse_overrides(args.overrides)
+        store = RunStore.at(cli_path(args.runs_dir)) if args.runs_dir else None
         grid = load_grids([_existing(g, "Grid file") for g in args.grid], overrides=overrides,
-                          runs_dir=cli_path(args.runs_dir) if args.runs_dir else None)
-        if grid.runs_dir.exists() and not grid.runs_dir.is_dir():
-            raise GridError(f"runs folder {grid.runs_dir} is a file, not a folder; choose "
+                          runs_dir=store)
+        if grid.store.root.exists() and not grid.store.root.is_dir():
+            raise GridError(f"runs folder {grid.store} is a file, not a folder; choose "
                             f"another folder (--runs-dir) or move the file.")
         selected = grid.select(args.filter)
         if args.filter and not selected.runs:
@@ -101,7 +103,7 @@ def cli(args: argparse.Namespace) -> int:
             if args.format == "table":  # CSV and JSON stay parseable: no trailing lines
                 c = status.counts(rows)
                 print(f"{len(rows)} configs: " + ", ".join(f"{v} {k}" for k, v in c.items()))
-                for note in (status.provenance_note(grid), legacy.legacy_note(grid.runs_dir)):
+                for note in (status.provenance_note(grid), legacy.legacy_note(grid.store)):
                     if note:
                         print(note)
             return 0
@@ -146,18 +148,18 @@ def add_runs_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def runs_cli(args: argparse.Namespace) -> int:
-    runs_dir = project_path(cli_path(args.runs_dir))
-    if not runs_dir.is_dir():
+    store = RunStore.at(cli_path(args.runs_dir))
+    if not store.root.is_dir():
         print(f"error: {not_found('Runs folder', args.runs_dir)}", file=sys.stderr)
         return 2
     try:
-        renamed = legacy.migrate(runs_dir)
+        renamed = legacy.migrate(store)
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for old, new in renamed.items():
         print(f"{old} -> {new}")
-    print(f"{len(renamed)} run folder(s) renamed to the current run-id scheme in {runs_dir}.")
+    print(f"{len(renamed)} run folder(s) renamed to the current run-id scheme in {store}.")
     return 0
 
 

@@ -1,18 +1,18 @@
 """Claims: each run id is trained by one process at a time, however many runners share a
 runs folder (two terminals, a Slurm array beside a local batch, two ``make report``).
 
-A claim is the file ``runs/.claims/<run_id>.lock``, created atomically (a hard link of a
-written file, else ``O_CREAT | O_EXCL``; both also on NFS): whoever creates it runs the
-config, everyone else skips it. It names its holder (host, pid, the pid's start time, when,
-a random token); while the run goes on, a thread writes the time into its heartbeat file
-(``.<run_id>.lock.<token>.beat``, the holder's own, so a late beat never overwrites another
-holder's claim) every :data:`HEARTBEAT_S` seconds, and both are removed when the run ends.
-A claim is stale, and taken over, when its holder is gone (:mod:`helpers.run.liveness`, by
-content, never by a file's mtime): on the same host when the pid is dead, a zombie or now
-another process; from another host when its last heartbeat is older than
-:data:`STALE_AFTER_S` or dated in the future; and an empty or unparseable claim has no holder.
-Taking over goes through a second ``O_EXCL`` file, so two runners that both find a stale
-claim don't both win.
+A claim is the file ``runs/.claims/<run_id>.lock`` (:meth:`RunStore.claim_path`), created
+atomically (a hard link of a written file, else ``O_CREAT | O_EXCL``; both also on NFS):
+whoever creates it runs the config, everyone else skips it. It names its holder (host, pid, the
+pid's start time, when, a random token); while the run goes on, a thread writes the time into
+its heartbeat file (``.<run_id>.lock.<token>.beat``, the holder's own, so a late beat never
+overwrites another holder's claim) every :data:`HEARTBEAT_S` seconds, and both are removed when
+the run ends. A claim is stale, and taken over, when its holder is gone
+(:mod:`helpers.run.liveness`, by content, never by a file's mtime): on the same host when the
+pid is dead, a zombie or now another process; from another host when its last heartbeat is
+older than :data:`STALE_AFTER_S` or dated in the future; and an empty or unparseable claim has
+no holder. Taking over goes through a second ``O_EXCL`` file, so two runners that both find a
+stale claim don't both win.
 
 Hand-written rather than ``filelock``: a claim must say who holds it (``grid status``, the
 skipped-run message) and must be judged stale from another host, which a ``flock`` cannot.
@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers.run import liveness
+from helpers.run.store import RunStore
 
-CLAIMS_DIR = ".claims"
 HEARTBEAT_S = 30.0
 #: Ten heartbeats: a holder on another host that has not touched its claim for this long is
 #: taken as gone (a paused or partitioned host may then lose its claim; its token check
@@ -46,10 +46,6 @@ HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 #: A takeover in progress whose process died is ignored after this long.
 BREAK_STALE_S = 60.0
-
-
-def claim_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
-    return Path(runs_dir) / CLAIMS_DIR / f"{run_id}.lock"
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -84,20 +80,20 @@ def _live(info: dict[str, Any] | None, path: Path, stale_after: float) -> bool:
     return liveness.heartbeat_fresh(last_beat(info, path), stale_after)
 
 
-def holder(runs_dir: str | os.PathLike, run_id: str,
+def holder(store: RunStore, run_id: str,
            stale_after: float = STALE_AFTER_S) -> dict[str, Any] | None:
     """Who holds the claim on ``run_id`` now (its recorded info), or None (free or stale)."""
-    path = claim_path(runs_dir, run_id)
+    path = store.claim_path(run_id)
     if not path.exists():
         return None
     info = _read(path)
     return info if info is not None and _live(info, path, stale_after) else None
 
 
-def held_by(runs_dir: str | os.PathLike, run_id: str) -> str | None:
+def held_by(store: RunStore, run_id: str) -> str | None:
     """``claimed by pid 12 on host-a since ... (expires ...)`` when ``run_id`` is held now."""
-    who = holder(runs_dir, run_id)
-    return f"claimed by {describe(who, claim_path(runs_dir, run_id))}" if who else None
+    who = holder(store, run_id)
+    return f"claimed by {describe(who, store.claim_path(run_id))}" if who else None
 
 
 def describe(info: dict[str, Any] | None, path: Path | None = None,
@@ -167,10 +163,10 @@ class Claim:
         self.release()
 
 
-def try_claim(runs_dir: str | os.PathLike, run_id: str, *, heartbeat_s: float = HEARTBEAT_S,
+def try_claim(store: RunStore, run_id: str, *, heartbeat_s: float = HEARTBEAT_S,
               stale_after: float = STALE_AFTER_S) -> Claim | None:
     """Claim ``run_id`` for this process (taking over a stale claim); None when it is held."""
-    path = claim_path(runs_dir, run_id)
+    path = store.claim_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
             "pid_started": liveness.process_start(os.getpid()), "started": time.time(),
@@ -186,12 +182,12 @@ def try_claim(runs_dir: str | os.PathLike, run_id: str, *, heartbeat_s: float = 
     return None
 
 
-def discard_stale(runs_dir: str | os.PathLike, run_id: str,
+def discard_stale(store: RunStore, run_id: str,
                   stale_after: float = STALE_AFTER_S) -> bool:
     """Remove ``run_id``'s claim when nobody holds it (its runner was killed after the run
     was published), by the same takeover that :func:`try_claim` uses, without claiming; a
     held claim stays. True when a claim was removed."""
-    path = claim_path(runs_dir, run_id)
+    path = store.claim_path(run_id)
     if not path.exists():
         return False
     seen = _read(path)

@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from helpers.run import disk, store
+from helpers.run import disk
+from helpers.run.failures import FAILURE_OWNER_ENV
+from helpers.run.store import RunStore, new_attempt
 from helpers.settings import kernel_options
 
 from . import claims, mps, stopping
@@ -29,15 +31,15 @@ from .spec import GridRun
 from .watchdog import STALL_S, Watchdog
 
 
-def make_task(r: GridRun, runs_dir: Path, notebook: Path, kernel_name: str,
+def make_task(r: GridRun, store: RunStore, notebook: Path, kernel_name: str,
           threads: int, force: bool = False, since: float | None = None,
           time_limit_s: float | None = None, stall_s: float | None = STALL_S
           ) -> dict[str, Any]:
     params = r.params()
-    params["runs_dir"] = str(runs_dir)
+    params["runs_dir"] = str(store.root)  # the notebook's parameter: the kernel's store
     if params.get("torch_threads") is None:  # not part of the run id: speed only
         params["torch_threads"] = threads
-    return {"run_id": r.run_id, "params": params, "runs_dir": str(runs_dir),
+    return {"run_id": r.run_id, "params": params, "store": store,
             "notebook": str(notebook), "kernel_name": kernel_name, "cwd": os.getcwd(),
             "force": force, "since": since, "time_limit_s": time_limit_s, "stall_s": stall_s}
 
@@ -46,29 +48,27 @@ def execute_run(task: dict[str, Any], env: dict[str, str] | None = None) -> dict
     """Claim the run, then execute the notebook for its config; never raises for a failing
     run (it is recorded).
 
-    ``task``: run_id, params, runs_dir, notebook, kernel_name, cwd, force, since (the batch's
-    start). Returns run_id, ok,
-    seconds, error (``ename: evalue``) on failure, and ``skipped`` (why, e.g. "claimed by pid
-    12 on host-a since 10:01:02") when another runner holds the run or completed it meanwhile.
-    Module-level and picklable, so the local worker processes and submitit jobs run exactly
-    this.
+    ``task``: run_id, params, store (a :class:`RunStore`), notebook, kernel_name, cwd, force,
+    since (the batch's start). Returns run_id, ok, seconds, error (``ename: evalue``) on
+    failure, and ``skipped`` (why, e.g. "claimed by pid 12 on host-a since 10:01:02") when
+    another runner holds the run or completed it meanwhile. Module-level and picklable, so the
+    local worker processes and submitit jobs run exactly this.
     """
     if env:
         os.environ.update(env)
-    run_id, runs_dir = task["run_id"], Path(task["runs_dir"])
-    claim = claims.try_claim(runs_dir, run_id)
+    run_id, store = task["run_id"], task["store"]
+    claim = claims.try_claim(store, run_id)
     if claim is None:
-        return _skipped(run_id, claims.held_by(runs_dir, run_id) or "claimed by another runner",
+        return _skipped(run_id, claims.held_by(store, run_id) or "claimed by another runner",
                         busy=True)
     # a SIGTERM (the runner stopping, scancel) ends the kernel, then releases the claim
     with claim, stopping.runs_end_with_signals():
-        run_dir = store.run_path(runs_dir, run_id)
         # --force reruns what was complete when this batch started, not what another (forced)
         # runner completed since: that would train it twice
-        if store.is_complete(run_dir) and (not task.get("force")
-                                          or _written_since(run_dir, task.get("since"))):
+        if store.is_complete(run_id) and (not task.get("force")
+                                         or _written_since(store.path(run_id), task.get("since"))):
             return _skipped(run_id, "completed by another runner meanwhile", busy=False)
-        return _execute_claimed(task, run_id, runs_dir)
+        return _execute_claimed(task, run_id, store)
 
 
 def _written_since(run_dir: Path, since: float | None) -> bool:
@@ -83,42 +83,42 @@ def _skipped(run_id: str, why: str, busy: bool) -> dict[str, Any]:
             "busy": busy}
 
 
-def _execute_claimed(task: dict[str, Any], run_id: str, runs_dir: Path) -> dict[str, Any]:
+def _execute_claimed(task: dict[str, Any], run_id: str, store: RunStore) -> dict[str, Any]:
     """One attempt at a claimed run; a full disk anywhere in it (the log, the executed
     notebook, the failure record) is one clear error, never a dead worker, and never a
     failure of a run whose folder was published in this attempt."""
     start = time.time()
     try:
-        return _attempt(task, run_id, runs_dir, start)
+        return _attempt(task, run_id, store, start)
     except OSError as e:
         if not disk.is_disk_full(e):
             raise
-        full = disk.disk_full(e, getattr(e, "filename", None) or runs_dir)
-        if _published(store.run_path(runs_dir, run_id), start):
-            return _complete(run_id, runs_dir, time.time() - start,
+        full = disk.disk_full(e, getattr(e, "filename", None) or store.root)
+        if _published(store, run_id, start):
+            return _complete(run_id, store, time.time() - start,
                              f"but its log or executed notebook was not saved: {full}")
         return {"run_id": run_id, "ok": False, "seconds": time.time() - start,
                 "error": str(full), "disk_full": True}
 
 
-def _published(run_dir: Path, start: float) -> bool:
+def _published(store: RunStore, run_id: str, start: float) -> bool:
     """Whether this attempt published the run (its metrics.json was written since ``start``)."""
-    return store.is_complete(run_dir) and _written_since(run_dir, start)
+    return store.is_complete(run_id) and _written_since(store.path(run_id), start)
 
 
-def _complete(run_id: str, runs_dir: Path, seconds: float, warning: str | None = None
+def _complete(run_id: str, store: RunStore, seconds: float, warning: str | None = None
               ) -> dict[str, Any]:
-    store.clear_failure(runs_dir, run_id)
+    store.clear_failure(run_id)
     return {"run_id": run_id, "ok": True, "seconds": seconds, "error": None,
             **({"warning": warning} if warning else {})}
 
 
-def _attempt(task: dict[str, Any], run_id: str, runs_dir: Path, start: float
+def _attempt(task: dict[str, Any], run_id: str, store: RunStore, start: float
              ) -> dict[str, Any]:
-    log = store.log_path(runs_dir, run_id, store.new_attempt())
+    log = store.log_path(run_id, new_attempt())
     log.parent.mkdir(parents=True, exist_ok=True)
     out_nb = log.with_suffix(".ipynb")
-    run_dir = store.run_path(runs_dir, run_id)
+    run_dir = store.path(run_id)
     with open(log, "w", encoding="utf-8") as fh:
         fh.write(f"# run {run_id} on {socket.gethostname()} pid {os.getpid()} at "
                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n# CUDA_VISIBLE_DEVICES="
@@ -128,21 +128,21 @@ def _attempt(task: dict[str, Any], run_id: str, runs_dir: Path, start: float
                     if os.environ.get(mps.PIPE_ENV) else "")
                  + f"\n# notebook {task['notebook']} -> "
                  f"{out_nb}\n")
-        problem = store.check_records(run_dir) if run_dir.exists() else None
+        problem = store.check(run_id) if run_dir.exists() else None
         if problem:  # never published like this by us: a damaged or hand-made folder
             fh.write(f"# {run_dir} is corrupt ({problem}): moved to "
-                     f"{store.set_aside(runs_dir, run_id, problem)}\n")
+                     f"{store.set_aside(run_id, problem)}\n")
         fh.flush()
         info = _papermill(task, out_nb, fh)
         warning, saved = None, True
-        if info is not None and _published(run_dir, start):  # the kernel published the run:
+        if info is not None and _published(store, run_id, start):  # the kernel published the run:
             saved = not _disk_full_text(info)  # what failed came after it: the notebook's
             warning = ("but its executed notebook was not saved: disk full in "  # last save
                        f"{out_nb.parent} ({disk.size(disk.free_bytes(out_nb))} free there)"
                        if not saved else f"but a later cell failed: {info['ename']}: "
                        f"{str(info['evalue']).splitlines()[0][:300] if info['evalue'] else ''}")
             info = None
-        if info is None and not store.is_complete(run_dir):
+        if info is None and not store.is_complete(run_id):
             info = {"ename": "IncompleteRun", "cell_index": None, "traceback": [],
                     "evalue": f"the notebook finished but {run_dir} is not a complete run "
                               f"(its run id differs from the grid's, or it wrote elsewhere)"}
@@ -153,12 +153,12 @@ def _attempt(task: dict[str, Any], run_id: str, runs_dir: Path, start: float
             fh.write(f"\n# complete after {seconds:.1f}s: {run_dir}"
                      + (f" ({warning})" if warning else "") + "\n")
     if info is not None:
-        return _failed(runs_dir, run_id, info, log, out_nb, start, seconds)
+        return _failed(store, run_id, info, log, out_nb, start, seconds)
     problem = copy_notebook(out_nb, run_dir) if saved else None
     if problem:
         warning = (f"{warning}; " if warning else "but ") + \
             f"its executed notebook was not copied into the run folder: {problem}"
-    return _complete(run_id, runs_dir, seconds, warning)
+    return _complete(run_id, store, seconds, warning)
 
 
 def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any] | None:
@@ -170,7 +170,7 @@ def _papermill(task: dict[str, Any], out_nb: Path, fh: TextIO) -> dict[str, Any]
 
     watchdog = Watchdog(task.get("time_limit_s"), task.get("stall_s", STALL_S))
     try:
-        with _output_to(fh), watchdog, _env(store.FAILURE_OWNER_ENV, "helpers.grid.execution"):
+        with _output_to(fh), watchdog, _env(FAILURE_OWNER_ENV, "helpers.grid.execution"):
             papermill.execute_notebook(
                 task["notebook"], str(out_nb), parameters=task["params"],
                 kernel_name=task["kernel_name"], cwd=task["cwd"], progress_bar=False,
@@ -215,32 +215,32 @@ def _disk_full_text(info: dict[str, Any]) -> bool:
             or disk.from_message(str(info["evalue"]), ".") is not None)
 
 
-def _failed(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
+def _failed(store: RunStore, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
             start: float, seconds: float) -> dict[str, Any]:
     """Record the failure; the result names it (a full disk: the folder and the space)."""
     evalue = str(info["evalue"])
     error = (f"{info['ename']}: {evalue.splitlines()[0][:200]}" if evalue else info["ename"])
-    found = disk.from_message(evalue, runs_dir)  # a raw ENOSPC (papermill's save, pandas)
+    found = disk.from_message(evalue, store.root)  # a raw ENOSPC (papermill's save, pandas)
     full = info["ename"] == "DiskFullError" or found is not None
     if full:  # one clear error: the folder, the space
         error = evalue.splitlines()[0] if found is None else str(found)
     try:
-        record_failure(runs_dir, run_id, info, log, out_nb, start, seconds)
+        record_failure(store, run_id, info, log, out_nb, start, seconds)
     except OSError as e:
         if not disk.is_disk_full(e):
             raise
         error = (f"{error} (nor could its failure record be saved)" if full else
                  f"{error}; its failure record was not saved: "
-                 f"{disk.disk_full(e, store.failure_path(runs_dir, run_id))}")
+                 f"{disk.disk_full(e, store.failure_path(run_id))}")
         full = True
     return {"run_id": run_id, "ok": False, "seconds": seconds, "error": error,
             **({"disk_full": True} if full else {})}
 
 
-def last_attempt(runs_dir: str | os.PathLike, run_id: str) -> Path:
+def last_attempt(store: RunStore, run_id: str) -> Path:
     """The newest attempt's log (a placeholder name when no attempt wrote one)."""
-    logs = store.attempt_logs(runs_dir, run_id)
-    return logs[-1] if logs else store.log_path(runs_dir, run_id, "none")
+    logs = store.attempt_logs(run_id)
+    return logs[-1] if logs else store.log_path(run_id, "none")
 
 
 def copy_notebook(executed: Path, run_dir: Path) -> str | None:
@@ -283,12 +283,13 @@ def _output_to(fh: TextIO) -> Iterator[None]:
         log.removeHandler(handler)
 
 
-def record_failure(runs_dir: Path, run_id: str, info: dict[str, Any], log: Path, out_nb: Path,
-            start: float, seconds: float) -> None:
-    """Write .failed/<run_id>.json: the one record of this attempt (the kernel wrote none, see
-    store.FAILURE_OWNER_ENV), with the cell, the log, the host and why the kernel died."""
+def record_failure(store: RunStore, run_id: str, info: dict[str, Any], log: Path,
+                   out_nb: Path, start: float, seconds: float) -> None:
+    """Write .failed/<run_id>.json through :meth:`RunStore.record_failure`: the one record of
+    this attempt (the kernel wrote none, see FAILURE_OWNER_ENV), with the cell, the log, the
+    host and why the kernel died."""
     step = re.search(r"at step (\d+): training diverged", str(info.get("evalue", "")))
-    store.record_failure(runs_dir, run_id, {
+    store.record_failure(run_id, {
         **info, "log": str(log), "notebook": str(out_nb),
         **({"diverged_at_step": int(step.group(1))} if step else {}),
         "note": "cell_index counts the cells of the executed notebook (with papermill's "

@@ -13,29 +13,29 @@ import os
 import queue
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from helpers.run.disk import DiskFullError
+from helpers.run.store import RunStore
 
 from . import stopping
 from .execution import execute_run, last_attempt, record_failure
-from .slurm import SUBMITIT_DIR, make_submitit_executor
+from .slurm import make_submitit_executor
 from .summary import RunSummary
 from .tracker import GridProgress
 from .workers import worker_envs
 
 
 def run_tasks(tasks: list[dict[str, Any]], executor: str, workers: int, devices: list[str],
-              slurm: dict[str, Any], runs_dir: Path, summary: RunSummary, bar: GridProgress,
+              slurm: dict[str, Any], store: RunStore, summary: RunSummary, bar: GridProgress,
               extra_env: dict[str, str]) -> None:
     """Run ``tasks`` to the end (or a signal), collecting each result into ``summary``."""
     try:
         if executor == "local":
             envs = [{**env, **extra_env} for env in worker_envs(workers, devices)]
-            run_local(tasks, envs, runs_dir, summary, bar)
+            run_local(tasks, envs, store, summary, bar)
         else:
-            run_submitit(tasks, executor, workers, slurm, runs_dir, summary, bar)
+            run_submitit(tasks, executor, workers, slurm, store, summary, bar)
     except KeyboardInterrupt as e:  # everything it started is stopped by now
         summary.interrupted = True
         summary.signal = getattr(e, "signum", signal.SIGINT)
@@ -92,7 +92,7 @@ def _stop_feeding(task_q: Any, workers: int) -> int:
     return taken
 
 
-def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], runs_dir: Path,
+def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], store: RunStore,
               summary: RunSummary, bar: GridProgress) -> None:
     """N spawned worker processes fed from a queue.
 
@@ -121,7 +121,7 @@ def run_local(tasks: list[dict[str, Any]], envs: list[dict[str, str]], runs_dir:
         if pending[0]:  # interrupted, or workers died: stop the rest, kernels included
             summary.stopped = sorted(current.values())
             pids = stopping.stop_trees([p.pid for p in procs if p.is_alive()])
-            stopping.release_claims(runs_dir, [t["run_id"] for t in tasks], pids)
+            stopping.release_claims(store, [t["run_id"] for t in tasks], pids)
         for p in procs:
             p.join(timeout=10)
 
@@ -161,22 +161,22 @@ def _worker_died(t: dict[str, Any], p: Any, summary: RunSummary, bar: GridProgre
     info = {"ename": "WorkerDied", "cell_index": None, "traceback": [],
             "evalue": f"worker process {p.pid} exited with code {p.exitcode} while running "
                       f"the notebook"}
-    log = last_attempt(t["runs_dir"], run_id)
+    log = last_attempt(t["store"], run_id)
     with contextlib.suppress(DiskFullError):  # the summary names the failure then
-        record_failure(Path(t["runs_dir"]), run_id, info, log, log.with_suffix(".ipynb"),
+        record_failure(t["store"], run_id, info, log, log.with_suffix(".ipynb"),
                        time.time(), 0.0)
     _collect({"run_id": run_id, "ok": False, "seconds": 0.0, "error": info["evalue"]},
              summary, bar)
 
 
 def run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
-                 slurm: dict[str, Any], runs_dir: Path, summary: RunSummary,
+                 slurm: dict[str, Any], store: RunStore, summary: RunSummary,
                  bar: GridProgress) -> None:
     """Slurm: one job array over the pending configs (``--array-parallelism``, default
     ``workers``, at once). submitit's local executor starts every job it is given at once,
     so locally ``workers`` jobs are submitted and each finished one makes room for the next.
     Each job runs :func:`execute_run`."""
-    ex, cpus = make_submitit_executor(executor, runs_dir / SUBMITIT_DIR, workers, slurm)
+    ex, cpus = make_submitit_executor(executor, store.submitit_dir, workers, slurm)
     env = {"OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus),
            "TOKENIZERS_PARALLELISM": "false"}
     if executor == "slurm":
@@ -185,17 +185,17 @@ def run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
         waiting: list[dict[str, Any]] = []
         first = next(iter(running)).job_id.split("_")[0]
         bar.tqdm.write(f"  submitted job array {first} ({len(tasks)} tasks); submitit files "
-                       f"in {runs_dir / SUBMITIT_DIR}", file=bar.out)
+                       f"in {store.submitit_dir}", file=bar.out)
     else:
         running = {ex.submit(execute_run, t, env): t for t in tasks[:workers]}
         waiting = list(tasks[workers:])
         bar.tqdm.write(f"  submitit local jobs, {workers} at a time; submitit files in "
-                       f"{runs_dir / SUBMITIT_DIR}", file=bar.out)
+                       f"{store.submitit_dir}", file=bar.out)
     try:
         while running:
             done = [j for j in running if j.done()]
             for job in done:
-                _collect(_job_result(job, running.pop(job), runs_dir), summary, bar)
+                _collect(_job_result(job, running.pop(job), store), summary, bar)
                 if summary.disk_full:
                     waiting.clear()  # each would fail the same way
                 if waiting:
@@ -207,12 +207,12 @@ def run_submitit(tasks: list[dict[str, Any]], executor: str, workers: int,
         if running and executor != "slurm":  # interrupted: stop the local jobs, kernels too
             summary.stopped = sorted(t["run_id"] for t in running.values())
             pids = stopping.stop_trees([j._process.pid for j in running if j._process])
-            stopping.release_claims(runs_dir, [t["run_id"] for t in tasks], pids)
+            stopping.release_claims(store, [t["run_id"] for t in tasks], pids)
         elif running:
             summary.detached = sorted(t["run_id"] for t in running.values())
 
 
-def _job_result(job: Any, t: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+def _job_result(job: Any, t: dict[str, Any], store: RunStore) -> dict[str, Any]:
     try:
         return job.result()
     except Exception as e:  # the job itself died: timeout, preemption, node failure
@@ -220,9 +220,9 @@ def _job_result(job: Any, t: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
                 "evalue": f"{str(e).splitlines()[0][:300] if str(e) else ''} "
                           f"(job {job.job_id}, stderr {job.paths.stderr})",
                 "traceback": str(e).splitlines()}
-        log = last_attempt(runs_dir, t["run_id"])
+        log = last_attempt(store, t["run_id"])
         with contextlib.suppress(DiskFullError):  # the summary names the failure then
-            record_failure(runs_dir, t["run_id"], info, log, log.with_suffix(".ipynb"),
+            record_failure(store, t["run_id"], info, log, log.with_suffix(".ipynb"),
                            time.time(), 0)
         return {"run_id": t["run_id"], "ok": False, "seconds": 0.0,
                 "error": f"{info['ename']}: {info['evalue']}"}

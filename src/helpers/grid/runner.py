@@ -1,7 +1,8 @@
 """Executing a grid: one papermill run of ``notebooks/train.ipynb`` per pending config.
 
-* Resumable: the complete run folder is the truth (:mod:`helpers.run.store`), so complete runs are
-  skipped and a killed batch leaves only ``.tmp`` debris, removed by ``store.clean_stale``. A
+* Resumable: the complete run folder is the truth (:class:`helpers.run.store.RunStore`), so
+  complete runs are skipped and a killed batch leaves only ``.tmp`` debris, removed by
+  ``RunStore.clean_stale``. A
   run folder whose records don't validate is set aside to ``.corrupt/`` and rerun.
 * Shared: a run is claimed before it starts (:mod:`helpers.grid.claims`), so runners sharing a
   runs folder never train the same config twice; each skips, and names, what another holds.
@@ -32,18 +33,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from helpers.run import store
 from helpers.run.config import local_model_folder
 from helpers.run.errors import ModelError
 from helpers.run.model_files import check_model_folder
-from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK, project_path
+from helpers.run.store import NotWritableError, RunStore
+from helpers.settings import KERNEL_NAME, TRAIN_NOTEBOOK
 
 from . import claims, mps, space, stopping
 from .execution import copy_notebook, last_attempt, make_task
 from .pool import run_tasks
 from .slurm import job_cpus
 from .spec import Grid, GridError, GridRun
-from .status import run_state, staging_alive, stale_files
+from .status import run_state, stale_files
 from .summary import RunSummary, busy_lines, format_summary
 from .tracker import GridProgress
 from .watchdog import STALL_S
@@ -108,23 +109,23 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
     problem = check_devices(devices) if devices else None
     if problem:
         raise GridError(problem)
-    runs_dir = project_path(grid.runs_dir)
+    store = grid.store
     try:
-        store.check_writable(runs_dir)
-    except store.NotWritableError as e:
+        store.check_writable()
+    except NotWritableError as e:
         raise GridError(str(e)) from None
-    store.clean_stale(runs_dir)
+    store.clean_stale()
     _wait_for_orphans(grid)
 
-    summary, todo = _sort_runs(grid, runs_dir, opts.force, opts.rerun_stale)
-    problem = space.check_space(runs_dir, min(workers, len(todo))) if todo else None
+    summary, todo = _sort_runs(grid, store, opts.force, opts.rerun_stale)
+    problem = space.check_space(store, min(workers, len(todo))) if todo else None
     if problem:
         raise GridError(problem)
     _check_models(todo)
     _check_data(todo)
     threads = job_cpus(opts.executor, workers, opts.slurm)
     rerun = set(summary.stale) if opts.rerun_stale else set()
-    tasks = [make_task(r, runs_dir, notebook, opts.kernel_name, threads,
+    tasks = [make_task(r, store, notebook, opts.kernel_name, threads,
                        opts.force or r.run_id in rerun, started, opts.time_limit_s, opts.stall_s)
              for r in todo]
     if opts.executor == "local" and 1 < workers < len(tasks):
@@ -136,27 +137,27 @@ def _run(grid: Grid, opts: RunOptions, out: TextIO) -> RunSummary:
         try:
             with mps.for_grid(mps_plan, devices,
                               say=lambda line: print(line, file=out)) as mps_env:
-                run_tasks(tasks, opts.executor, workers, devices, opts.slurm, runs_dir, summary,
+                run_tasks(tasks, opts.executor, workers, devices, opts.slurm, store, summary,
                           GridProgress(len(tasks), opts.progress, out), mps_env)
                 done = set(summary.executed) | set(summary.busy) | set(summary.skipped)
-                done |= _published_meanwhile(summary, tasks, runs_dir, done)
+                done |= _published_meanwhile(summary, tasks, store, done)
                 summary.not_run = [t["run_id"] for t in tasks if t["run_id"] not in done]
                 if summary.not_run:  # before MPS stops: it waits for its clients
                     _wait_for_orphans(grid)  # terminated workers' kernels exit within ~1 s
         except mps.MpsError as e:
             raise GridError(str(e)) from None
-        store.clean_stale(runs_dir)
+        store.clean_stale()
     summary.seconds = time.time() - started
     print(format_summary(summary, grid), file=out)
     return summary
 
 
-def _published_meanwhile(summary: RunSummary, tasks: list[dict[str, Any]], runs_dir: Path,
+def _published_meanwhile(summary: RunSummary, tasks: list[dict[str, Any]], store: RunStore,
                          done: set[str]) -> set[str]:
     """Runs published at the instant of a signal, before their result was read: complete,
     so counted completed, never "stopped" or resumable. Returns their ids."""
     published = {t["run_id"] for t in tasks if t["run_id"] not in done
-                 and store.is_complete(store.run_path(runs_dir, t["run_id"]))}
+                 and store.is_complete(t["run_id"])}
     summary.completed += sorted(published)
     summary.stopped = [r for r in summary.stopped if r not in published]
     return published
@@ -194,7 +195,7 @@ def _check_options(opts: RunOptions) -> tuple[Path, list[str], int]:
     return notebook, devices, workers
 
 
-def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
+def _sort_runs(grid: Grid, store: RunStore, force: bool,
                rerun_stale: bool = False) -> tuple[RunSummary, list[GridRun]]:
     """Which runs to execute; the others are counted in the summary (complete, claimed).
     A stale run (complete, its data changed since) is in ``summary.stale``, and rerun only
@@ -202,23 +203,23 @@ def _sort_runs(grid: Grid, runs_dir: Path, force: bool,
     summary = RunSummary()
     todo: list[GridRun] = []
     for r in grid.runs:
-        state = run_state(runs_dir, r.run_id)
-        if state == "complete" and not force and stale_files(runs_dir, r):
+        state = run_state(store, r.run_id)
+        if state == "complete" and not force and stale_files(store, r):
             summary.stale.append(r.run_id)
             if rerun_stale:
                 todo.append(r)
                 continue
         if state == "running":
             summary.busy.append(r.run_id)
-            summary.busy_why[r.run_id] = (claims.held_by(runs_dir, r.run_id)
+            summary.busy_why[r.run_id] = (claims.held_by(store, r.run_id)
                                           or "being written by a live process")
         elif state == "complete" and not force:
             summary.skipped.append(r.run_id)
-            store.clear_failure(runs_dir, r.run_id)  # the folder is the truth: it succeeded
-            claims.discard_stale(runs_dir, r.run_id)  # left by a runner killed after publishing
+            store.clear_failure(r.run_id)  # the folder is the truth: it succeeded
+            claims.discard_stale(store, r.run_id)  # left by a runner killed after publishing
             # A batch killed between a run's completion and the copy of its notebook.
-            executed = last_attempt(runs_dir, r.run_id).with_suffix(".ipynb")
-            run_dir = store.run_path(runs_dir, r.run_id)
+            executed = last_attempt(store, r.run_id).with_suffix(".ipynb")
+            run_dir = store.path(r.run_id)
             if not (run_dir / "train.ipynb").is_file() and executed.is_file():
                 copy_notebook(executed, run_dir)
         else:
@@ -232,8 +233,8 @@ def _banner(grid: Grid, summary: RunSummary, tasks: list[dict[str, Any]], execut
             workers: int, devices: list[str]) -> str:
     return (f"grid {grid.path}: {len(grid.runs)} configs, {len(summary.skipped)} complete, "
             f"{len(tasks)} to run"
-            + (f" ({len(summary.corrupt)} corrupt: set aside in {store.CORRUPT_DIR}/ and rerun)"
-               if summary.corrupt else "")
+            + (f" ({len(summary.corrupt)} corrupt: set aside in "
+               f"{grid.store.corrupt_dir.name}/ and rerun)" if summary.corrupt else "")
             + (f", {len(summary.busy)} claimed by another runner (skipped)"
                if summary.busy else "")
             + (f", {len(summary.stale)} stale (trained on data files that changed since; "
@@ -326,8 +327,8 @@ def _wait_for_orphans(grid: Grid, timeout: float = 5.0) -> None:
     """
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if not any(staging_alive(grid.runs_dir, r.run_id)
-                   and claims.holder(grid.runs_dir, r.run_id) is None for r in grid.runs):
+        if not any(grid.store.staging_alive(r.run_id)
+                   and claims.holder(grid.store, r.run_id) is None for r in grid.runs):
             return
         time.sleep(0.5)
-    store.clean_stale(grid.runs_dir)
+    grid.store.clean_stale()

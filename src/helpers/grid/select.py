@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from helpers.run import store
 from helpers.run.config import NON_IDENTITY_FIELDS
+from helpers.run.records import read_json
 
 from .spec import Grid
 
@@ -43,20 +42,18 @@ def swept_fields(grid: Grid) -> list[str]:
     return sorted(fields)
 
 
-def validation_scores(grid: Grid, runs_dir: str | Path | None = None) -> pd.DataFrame:
-    """One row per run of ``grid``: cell, seed, swept fields, ``complete`` and the validation
-    scores ``val_<metric>`` of complete runs (NaN otherwise). Reads metrics.json's
-    ``validation`` object and nothing else of it."""
-    root = Path(runs_dir if runs_dir is not None else grid.runs_dir)
+def validation_scores(grid: Grid) -> pd.DataFrame:
+    """One row per run of ``grid`` (in its store): cell, seed, swept fields, ``complete`` and
+    the validation scores ``val_<metric>`` of complete runs (NaN otherwise). Reads
+    metrics.json's ``validation`` object and nothing else of it."""
     fields = swept_fields(grid)
     rows = []
     for order, r in enumerate(grid.runs):
         d = r.config.resolved().to_dict()
         row = {**{k: d[k] for k in (*CELL, "seed", *fields)}, "run_id": r.run_id,
                "order": order}
-        folder = store.run_path(root, r.run_id)
-        row["complete"] = store.is_complete(folder)
-        validation = store.read_json(folder / "metrics.json")["validation"] \
+        row["complete"] = grid.store.is_complete(r.run_id)
+        validation = read_json(grid.store.path(r.run_id) / "metrics.json")["validation"] \
             if row["complete"] else {}
         row.update({f"val_{m}": validation.get(m, math.nan) for m in SHOWN})
         rows.append(row)

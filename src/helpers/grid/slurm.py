@@ -8,9 +8,6 @@ from typing import Any
 from .spec import GridError
 from .workers import cpu_count
 
-#: Where submitit keeps its job files, inside the runs folder.
-SUBMITIT_DIR = ".submitit"
-
 
 def job_cpus(executor: str, workers: int, slurm: dict[str, Any]) -> int:
     """CPU threads per run: this machine's cores split between workers; on Slurm what each

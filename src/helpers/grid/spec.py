@@ -36,6 +36,7 @@ import yaml
 
 from helpers.run.config import METHODS, ConfigError, TrainConfig, check_type, field_help
 from helpers.run.errors import did_you_mean
+from helpers.run.store import RunStore
 from helpers.settings import PARAMS_DIR, PROJECT_ROOT, project_path
 
 from . import yamlread
@@ -101,7 +102,8 @@ class Grid:
     path: Path
     runs: list[GridRun]
     description: str = ""
-    runs_dir: Path = field(default_factory=lambda: Path("runs"))
+    #: where its runs go (a grid file's ``runs_dir``, or ``--runs-dir``)
+    store: RunStore = field(default_factory=lambda: RunStore.at(TrainConfig.runs_dir))
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -133,12 +135,13 @@ class Grid:
 
 # ---------------------------------------------------------------------------------- loading
 def load_grid(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
-              runs_dir: str | os.PathLike | None = None) -> Grid:
+              runs_dir: str | os.PathLike | RunStore | None = None) -> Grid:
     """Read, validate and expand a grid file; raise :class:`GridError` on the first problem.
 
     ``overrides`` set fields on every row (``--set model=/path/to/model``): tests point the
-    smoke grid at a tiny model this way. ``runs_dir`` (default: the grid's ``runs_dir``
-    field, i.e. ``runs``) is where results go; it is not part of a run id.
+    smoke grid at a tiny model this way. ``runs_dir`` (a folder or a store; default: the grid's
+    ``runs_dir`` field, i.e. ``runs``) is where results go, the grid's :class:`RunStore`; it
+    is not part of a run id.
     """
     path = Path(path)
     where = str(path)
@@ -155,18 +158,18 @@ def load_grid(path: str | os.PathLike, overrides: Mapping[str, Any] | None = Non
                             f"add an exclude.")
         seen[rid] = label
     # Overrides come last and may collapse rows (``--set seed=1``): keep each run once.
-    runs_root = project_path(runs_dir if runs_dir is not None
-                             else {**defaults, **extra}.get("runs_dir", TrainConfig.runs_dir))
+    store = RunStore.at(runs_dir if runs_dir is not None
+                        else {**defaults, **extra}.get("runs_dir", TrainConfig.runs_dir))
     result: list[GridRun] = []
     ids: set[str] = set()
     for label, row in rows:
-        cfg = _build(where, label, {**row, **extra, "runs_dir": str(runs_root)})
+        cfg = _build(where, label, {**row, **extra, "runs_dir": str(store.root)})
         rid = cfg.run_id()
         if rid not in ids:
             ids.add(rid)
             result.append(GridRun(cfg, rid, label))
     return Grid(path=path, runs=result, description=str(doc.get("description") or "").strip(),
-                runs_dir=runs_root)
+                store=store)
 
 
 def _read(path: Path) -> dict[str, Any]:

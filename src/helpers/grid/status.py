@@ -1,10 +1,10 @@
 """What a grid's runs are now: complete, running, corrupt, failed or pending, and the rows
 ``grid plan`` / ``grid status`` print.
 
-The runs folder is the truth (:mod:`helpers.run.store`); a claim (:mod:`helpers.grid.claims`)
-or a live ``.tmp`` writer makes a run ``running``. A complete run whose recorded data files
-(:mod:`helpers.run.provenance`) have different content now is ``stale``: still a result,
-rerun only by ``grid run --rerun-stale``.
+The runs folder is the truth (:class:`helpers.run.store.RunStore`); a claim
+(:mod:`helpers.grid.claims`) or a live ``.tmp`` writer makes a run ``running``. A complete run
+whose recorded data files (:mod:`helpers.run.provenance`) have different content now is
+``stale``: still a result, rerun only by ``grid run --rerun-stale``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
-from helpers.run import liveness, provenance, store
+from helpers.run import provenance
+from helpers.run.records import read_json
+from helpers.run.store import RunStore
 
 from . import claims
 from .spec import FIELD_NAMES, Grid, GridRun
@@ -28,37 +27,24 @@ from .spec import FIELD_NAMES, Grid, GridRun
 STATES = ("complete", "running", "corrupt", "failed", "pending", "stale")
 
 
-def run_state(runs_dir: str | os.PathLike, run_id: str) -> str:
+def run_state(store: RunStore, run_id: str) -> str:
     """``complete`` (the folder is the truth), ``running`` (claimed, or being written),
     ``corrupt`` (a folder whose records don't validate), ``failed`` or ``pending``."""
-    runs_dir = Path(runs_dir)
-    folder = store.run_path(runs_dir, run_id)
-    if store.is_complete(folder):
+    if store.is_complete(run_id):
         return "complete"
-    if claims.holder(runs_dir, run_id) is not None or staging_alive(runs_dir, run_id):
+    if claims.holder(store, run_id) is not None or store.staging_alive(run_id):
         return "running"
-    if folder.exists():
+    if store.path(run_id).exists():
         return "corrupt"
-    if store.failure_path(runs_dir, run_id).is_file():
+    if store.failure_path(run_id).is_file():
         return "failed"
     return "pending"
 
 
-def staging_alive(runs_dir: str | os.PathLike, run_id: str) -> bool:
-    """Whether a live process is writing ``run_id`` in ``.tmp`` (a kernel, maybe orphaned)."""
-    tmp = Path(runs_dir) / store.TMP_DIR
-    if tmp.is_dir():
-        for d in tmp.glob(f"{glob_escape(run_id)}.*"):
-            pid = d.name[len(run_id) + 1:].split(".")[0]
-            if pid.isdigit() and liveness.pid_alive(int(pid)):
-                return True
-    return False
-
-
-def stale_files(runs_dir: str | os.PathLike, run: GridRun) -> list[str]:
+def stale_files(store: RunStore, run: GridRun) -> list[str]:
     """The data files a complete run recorded whose content is different now (empty when
     they match, or when the run recorded none: written before provenance was recorded)."""
-    rec = provenance.read(store.run_path(runs_dir, run.run_id))
+    rec = provenance.read(store.path(run.run_id))
     if rec is None:
         return []
     return provenance.changed_files(rec, run.config.data_dir)
@@ -66,9 +52,8 @@ def stale_files(runs_dir: str | os.PathLike, run: GridRun) -> list[str]:
 
 def unknown_provenance(grid: Grid) -> list[str]:
     """The grid's complete runs that recorded no data files (written before they did)."""
-    return [r.run_id for r in grid.runs
-            if store.is_complete(store.run_path(grid.runs_dir, r.run_id))
-            and provenance.read(store.run_path(grid.runs_dir, r.run_id)) is None]
+    return [r.run_id for r in grid.runs if grid.store.is_complete(r.run_id)
+            and provenance.read(grid.store.path(r.run_id)) is None]
 
 
 def provenance_note(grid: Grid) -> str:
@@ -79,10 +64,6 @@ def provenance_note(grid: Grid) -> str:
     return (f"{len(unknown)} complete run(s) were written before runs recorded the digests of "
             f"their data files (unknown provenance): they count as complete and are not "
             f"checked for stale data.")
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?[])", r"[\1]", text)
 
 
 def varying_fields(grid: Grid) -> list[str]:
@@ -104,9 +85,9 @@ def plan_rows(grid: Grid) -> list[dict[str, Any]]:
     rows = []
     for r in grid.runs:
         values = r.config.resolved().to_dict()
-        row = {"run_id": r.run_id, "state": run_state(grid.runs_dir, r.run_id),
+        row = {"run_id": r.run_id, "state": run_state(grid.store, r.run_id),
                **{c: values[c] for c in cols}}
-        changed = stale_files(grid.runs_dir, r) if row["state"] == "complete" else []
+        changed = stale_files(grid.store, r) if row["state"] == "complete" else []
         if changed:
             row.update(state="stale", changed=", ".join(changed))
         rows.append(row)
@@ -126,7 +107,7 @@ def status_rows(grid: Grid) -> list[dict[str, Any]]:
                          for m in STATUS_METRICS},
                "best_epoch": None, "wall_time_s": None, "error": ""}
         if row["state"] in ("complete", "stale"):
-            m = store.read_json(store.run_path(grid.runs_dir, row["run_id"]) / "metrics.json")
+            m = read_json(grid.store.path(row["run_id"]) / "metrics.json")
             for split in ("test", "validation"):
                 scores = m.get(split) or {}
                 row.update({f"{split}_{k}": scores.get(k) for k in STATUS_METRICS})
@@ -135,13 +116,13 @@ def status_rows(grid: Grid) -> list[dict[str, Any]]:
             row["error"] = (f"trained on an older {row['changed']} (changed since); "
                             f"grid run --rerun-stale reruns it")
         elif row["state"] == "failed":
-            f = store.read_failure(grid.runs_dir, row["run_id"]) or {}
+            f = grid.store.read_failure(row["run_id"]) or {}
             row["error"] = f"{f.get('ename', '?')}: {str(f.get('evalue', ''))[:80]}"
         elif row["state"] == "corrupt":
-            folder = store.run_path(grid.runs_dir, row["run_id"])
-            row["error"] = f"{folder}: {store.check_records(folder)} (grid run reruns it)"
+            problem = grid.store.check(row["run_id"])
+            row["error"] = f"{grid.store.path(row['run_id'])}: {problem} (grid run reruns it)"
         elif row["state"] == "running":
-            row["error"] = claims.held_by(grid.runs_dir, row["run_id"]) or "being written"
+            row["error"] = claims.held_by(grid.store, row["run_id"]) or "being written"
         rows.append(row)
     return rows
 

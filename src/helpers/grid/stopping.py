@@ -20,9 +20,10 @@ import signal
 import socket
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import psutil
+
+from helpers.run.store import RunStore
 
 from . import claims
 
@@ -136,16 +137,16 @@ def stop_trees(tops: Iterable[psutil.Process | int], grace: float = GRACE_S) -> 
     return [p.pid for p in procs]
 
 
-def release_claims(runs_dir: str | os.PathLike, run_ids: Iterable[str],
+def release_claims(store: RunStore, run_ids: Iterable[str],
                    pids: Iterable[int]) -> list[str]:
     """Remove the claims that stopped processes (``pids``, on this host) held; return their
     run ids. A claim of a dead pid is stale anyway; this leaves no file that says otherwise."""
     pids = set(pids)
     released = []
     for run_id in run_ids:
-        path = claims.claim_path(runs_dir, run_id)
+        path = store.claim_path(run_id)
         info = claims.read_claim(path)
         if info and info.get("host") == socket.gethostname() and info.get("pid") in pids:
-            Path(path).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             released.append(run_id)
     return released

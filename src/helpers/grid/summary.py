@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 
-from helpers.run import store
-
 from .spec import Grid
 
 
@@ -48,14 +46,14 @@ def format_summary(summary: RunSummary, grid: Grid) -> str:
              + f" ({summary.seconds:.0f}s)"]
     lines += busy_lines(summary)
     for run_id in summary.failed:
-        f = store.read_failure(grid.runs_dir, run_id)
+        f = grid.store.read_failure(run_id)
         if f is None or run_id in summary.disk_full:  # the result says it best
             lines.append(f"  FAILED {run_id}: {summary.errors.get(run_id, '?')}")
             continue
         evalue = str(f.get("evalue") or "").splitlines()
         lines.append(f"  FAILED {run_id}: {f.get('ename')}: {evalue[0][:200] if evalue else ''}"
                      f"\n         log {f.get('log')}"
-                     f"  details {store.failure_path(grid.runs_dir, run_id)}")
+                     f"  details {grid.store.failure_path(run_id)}")
     if summary.disk_full and summary.not_run:
         lines.append(f"not started: {len(summary.not_run)} run(s), the disk being full (see "
                      f"above); free some space, then run the same command again.")

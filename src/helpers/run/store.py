@@ -18,6 +18,7 @@ Layout under the store's ``root`` (default ``runs/``)::
     .claims/<run_id>.lock     who is running it now (helpers.grid.claims)
     .corrupt/<run_id>-<time>/ a run folder whose records did not validate, set aside
     .cache/                   tokenized datasets (``token_cache``), compiled kernels
+    .submitit/<job id>/       submitit's job files (a grid run with a submitit executor)
 
 A folder ``<run_id>/`` is complete when its records parse and validate
 (:func:`helpers.run.records.check_records`, also run before publishing): a truncated file, a
@@ -54,6 +55,7 @@ LOGS_DIR = ".logs"
 CLAIMS_DIR = ".claims"
 CORRUPT_DIR = ".corrupt"
 CACHE_DIR = ".cache"
+SUBMITIT_DIR = ".submitit"
 _ATTEMPT = re.compile(r"\d{8}T\d{6}-\d+\.log")
 _counter = itertools.count()
 
@@ -111,6 +113,11 @@ class RunStore(FailureRecords):
     def token_cache(self) -> Path:
         """helpers.run.batches' tokenized datasets; :meth:`clean_stale` sweeps its debris."""
         return self.cache_dir / "tokenized"
+
+    @property
+    def submitit_dir(self) -> Path:
+        """submitit's job files (helpers.grid.slurm): stdout, stderr, pickled tasks."""
+        return self.root / SUBMITIT_DIR
 
     def claim_path(self, run_id: str) -> Path:
         return self.claims_dir / f"{run_id}.lock"
@@ -266,76 +273,3 @@ def _pid_of(name: str) -> int | None:
 def new_attempt() -> str:
     """A name for one attempt at a run: sortable by time, unique per process."""
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-
-
-# --- TRANSITIONAL: the path-taking functions of before RunStore; removed once every caller
-# --- receives a RunStore (issue 28, item 2). Do not use in new code.
-from .failures import CAUSES, FAILED_DIR, FAILURE_OWNER_ENV, FailureRecord  # noqa: E402,F401
-from .records import (  # noqa: E402,F401
-    HISTORY_COLUMNS,
-    METRIC_KEYS,
-    REQUIRED_FILES,
-    check_records,
-    is_complete,
-    read_json,
-    write_json,
-)
-
-TOKEN_CACHE_DIR = f"{CACHE_DIR}/tokenized"
-_alive = liveness.pid_alive
-
-
-def run_path(runs_dir, run_id):  # noqa: D103
-    return RunStore(runs_dir).path(run_id)
-
-
-def staging(runs_dir, run_id):  # noqa: D103
-    return RunStore(runs_dir).staging(run_id)
-
-
-def clean_stale(runs_dir):  # noqa: D103
-    return RunStore(runs_dir).clean_stale()
-
-
-def complete_runs(runs_dir):  # noqa: D103
-    return RunStore(runs_dir).complete_runs()
-
-
-def log_path(runs_dir, run_id, attempt):  # noqa: D103
-    return RunStore(runs_dir).log_path(run_id, attempt)
-
-
-def attempt_logs(runs_dir, run_id):  # noqa: D103
-    return RunStore(runs_dir).attempt_logs(run_id)
-
-
-def set_aside(runs_dir, run_id, problem):  # noqa: D103
-    return RunStore(runs_dir).set_aside(run_id, problem)
-
-
-def check_writable(runs_dir):  # noqa: D103
-    return RunStore(runs_dir).check_writable().root
-
-
-def failure_path(runs_dir, run_id):  # noqa: D103
-    return RunStore(runs_dir).failure_path(run_id)
-
-
-def record_failure(runs_dir, run_id, info):  # noqa: D103
-    return RunStore(runs_dir).record_failure(run_id, info)
-
-
-def read_failure(runs_dir, run_id):  # noqa: D103
-    return RunStore(runs_dir).read_failure(run_id)
-
-
-def clear_failure(runs_dir, run_id):  # noqa: D103
-    return RunStore(runs_dir).clear_failure(run_id)
-
-
-def failed_runs(runs_dir, run_ids=None):  # noqa: D103
-    return RunStore(runs_dir).failed_runs(run_ids)
-
-
-def failures_note(runs_dir, run_ids=None, limit=3):  # noqa: D103
-    return RunStore(runs_dir).failures_note(run_ids, limit)
