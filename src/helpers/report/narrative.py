@@ -47,7 +47,7 @@ class BannerFacts:
 
     runs: int
     grid: str | None = None
-    runs_dir: str = ""
+    folder: str = ""  # the runs folder, as the banner names it (relative to the project)
     models: list[str] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     datasets: list[DatasetSize] = field(default_factory=list)

@@ -52,7 +52,7 @@ def sweep_facts(grid_file: str | os.PathLike | None, store: RunStore) -> SweepFa
     if sweep is None:
         return out
     try:
-        grid = load_grid(sweep, runs_dir=store.root)
+        grid = load_grid(sweep, runs_dir=store)
         fields = select.swept_fields(grid)
         scores = select.validation_scores(grid)
     except GridError:
