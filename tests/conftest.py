@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder, tiny random models of the real architectures; and a
+"""Shared fixtures: the real data folder, tiny random models of the real architectures, a
+runs store in the test's temporary folder; and a
 check that generated Markdown's lists render as lists."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import mistune
 import pytest
+
+from helpers.run.store import RunStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,3 +161,9 @@ def disk_full(monkeypatch):
             rules.append(lambda p: folder in p.parents)
 
     return full
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    """A runs folder (:class:`RunStore`) in the test's own temporary folder."""
+    return RunStore(tmp_path / "runs")
