@@ -14,6 +14,7 @@ from helpers.grid.spec import load_grid
 from helpers.report.load import AnalysisError, grid_run_ids, require_runs, run_summary
 from helpers.run import provenance, training
 from helpers.run.config import TrainConfig
+from helpers.run.store import RunStore
 
 TINY = {"max_train_samples": 16, "max_eval_samples": 8, "num_train_epochs": 1,
         "max_length": 32, "per_device_train_batch_size": 8, "logging_steps": 1,
@@ -51,8 +52,8 @@ def test_a_touch_r_edit_is_recorded_shown_stale_and_never_averaged(real_data_dir
     assert [line.split()[1] for line in plan.splitlines() if second.name in line] == [
         "complete"]
 
-    summary = run_summary(runs, grid_run_ids(grid_file))
+    summary = run_summary(RunStore(runs), grid_run_ids(grid_file))
     assert len(summary) == 2
     with pytest.raises(AnalysisError, match="trained on different data or model files") as err:
-        require_runs(summary, runs)
+        require_runs(summary, RunStore(runs))
     assert first.name in str(err.value) and second.name in str(err.value)

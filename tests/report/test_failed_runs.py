@@ -90,3 +90,10 @@ def test_a_report_over_failed_runs_only_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no complete runs of the grid g.yaml" in err and "2 failed: " in err, err
     assert all(rid in err for rid in ids) and "grid status" in err, err
+
+
+def test_a_folder_typed_where_a_store_is_expected_says_what_to_pass(tmp_path):
+    from helpers.report import load
+
+    with pytest.raises(TypeError, match=r"pass RunStore.at\("):
+        load.run_summary(str(tmp_path))

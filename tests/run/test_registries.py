@@ -10,6 +10,7 @@ from helpers.grid.spec import load_grid
 from helpers.report import load, tables
 from helpers.run import data, methods, models, sources, training
 from helpers.run.config import ConfigError, TrainConfig
+from helpers.run.store import RunStore
 
 
 def apply_bitfit(model, cfg):
@@ -48,7 +49,7 @@ def test_registered_method_trains_without_editing_other_modules(bitfit, tiny_ber
     assert 0 < expected < metrics["parameters"]["total"]
 
     # the report code lists it with its label (the build's methods only: it alone ran)
-    summary = load.run_summary(tmp_path / "runs")
+    summary = load.run_summary(RunStore(tmp_path / "runs"))
     table = tables.peft_table(summary, model=str(tiny_bert)).shown()
     assert list(table["method"]) == ["BitFit"] and table["n"].iloc[-1] == 1
 

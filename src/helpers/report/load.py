@@ -1,8 +1,8 @@
 """From the runs folder to tidy frames: who ran what, with which settings and scores.
 
-Everything the report states is computed from ``runs/<run_id>/`` (see :mod:`helpers.run.store`),
-so the text stays true when the data changes: :func:`load_runs` (history, one row per run x
-step x split x metric), :func:`run_summary` (one run a row), :func:`load_configs` (its values).
+Everything the report states is computed from the complete runs of a RunStore, so the text
+stays true when the data changes: :func:`load_runs` (history, one row per run x step x split x
+metric), :func:`run_summary` (one run a row), :func:`load_configs` (its values).
 
 Partial grids are normal (a grid still running, a CPU grid with fewer cells): a missing cell
 shows ``—`` and every aggregate (:mod:`helpers.report.stats`) carries its ``n``.
@@ -116,11 +116,12 @@ def order_datasets(datasets: Iterable[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------- loading
 def _run_folders(store: RunStore, run_ids: Iterable[str] | None = None) -> list[Path]:
+    if not isinstance(store, RunStore):  # a folder typed in a notebook: say what to pass
+        raise TypeError(f"expected a RunStore, got {store!r}: pass RunStore.at({str(store)!r})")
     if not store.root.is_dir():
-        raise AnalysisError(
-            f"runs folder {store} does not exist: run a grid first "
-            f"(`make report`, or `python -m helpers grid run params/cpu.yaml`), or pass the "
-            f"folder that holds the runs as runs_dir.")
+        raise AnalysisError(f"runs folder {store} does not exist: run a grid first (`make "
+                            f"report`, or `python -m helpers grid run params/cpu.yaml`), or "
+                            f"pass the folder that holds the runs as runs_dir.")
     folders = store.complete_runs()
     if run_ids is None:
         return folders
@@ -271,8 +272,7 @@ def run_summary(store: RunStore,
     return df
 
 
-def load_configs(store: RunStore,
-                 run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def load_configs(store: RunStore, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Every run's config.json as one row (the values a run actually used)."""
     rows = [_read(folder, "config.json") for folder in _run_folders(store, run_ids)]
     return pd.DataFrame(rows)
